@@ -1,1 +1,624 @@
-//! session
+//! One connection's protocol state, without I/O.
+//!
+//! A [`Session`] owns everything the protocol remembers about a connection: the preamble
+//! exchange, the ids of requests in flight in both directions, keep-alive and idle timers and
+//! the orderly close. The runtime drives it with four method families, in the manner of
+//! quinn-proto's `Connection`:
+//!
+//! 1. **input**: read socket bytes into [`Session::receive_buffer`], then call
+//!    [`Session::handle_received`]; call [`Session::handle_timeout`] when the deadline from
+//!    [`Session::poll_timeout`] passes;
+//! 2. **commands**: [`Session::send_request`], [`Session::send_direct`], [`Session::send_reply`],
+//!    [`Session::cancel_request`], [`Session::close`], [`Session::close_after_drain`];
+//! 3. **events**: drain [`Session::poll_event`] after each input;
+//! 4. **output**: write [`Session::transmit_buffer`] to the socket (and `advance` it by what
+//!    was written); stop when [`Session::is_finished`] and the buffer is empty.
+//!
+//! Time is an argument (`now`); the session never reads a clock.
+//!
+//! The type parameter `T` is whatever the runtime wants back with a reply (typically the
+//! channel to the waiting caller): it is stored with the request and handed back in
+//! [`Event::Reply`], so there is one map of calls in flight, here.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::frame::{
+    self, CloseCode, EncodeError, ErrorCode, Frame, FrameDecoder, FrameError, Payload, RequestId,
+};
+
+/// First bytes of every zserver connection, in both directions.
+pub const PREAMBLE_MAGIC: [u8; 4] = *b"ZSRV";
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Length of the preamble: magic, u16 version, u16 reserved.
+pub const PREAMBLE_SIZE: usize = 8;
+
+/// Protocol limits and timers of one session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Largest frame body accepted from the peer. Bounds the memory one frame can claim.
+    pub max_frame_size: u32,
+    /// Most requests from the peer that may be open (received, not yet answered). Past it the
+    /// runtime stops reading, so a flooding peer slows only itself.
+    pub max_concurrent_requests: usize,
+    /// Send a ping after this long without receiving anything. `None` disables pings.
+    pub keepalive_interval: Option<Duration>,
+    /// Close the connection after this long without receiving anything. `None` disables it.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
+            max_concurrent_requests: 1024,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            idle_timeout: Some(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// Something the runtime must act on.
+#[derive(Debug)]
+pub enum Event<T> {
+    /// The peer asks for a reply; answer with [`Session::send_reply`] exactly once.
+    Request {
+        /// The peer's id for it.
+        id: RequestId,
+        /// Text or DataFrame.
+        payload: Payload,
+        /// Command name.
+        name: String,
+        /// The undecoded payload.
+        body: Bytes,
+    },
+    /// The peer sent a message that takes no reply.
+    Direct {
+        /// Text or DataFrame.
+        payload: Payload,
+        /// Command name.
+        name: String,
+        /// The undecoded payload.
+        body: Bytes,
+    },
+    /// The reply to one of our requests.
+    Reply {
+        /// Our id for the request.
+        id: RequestId,
+        /// What was stored with the request.
+        token: T,
+        /// The reply body, or the peer's error.
+        result: Result<Bytes, RemoteError>,
+    },
+    /// The peer no longer waits for its request `id` (it will ignore the reply).
+    Cancelled {
+        /// The peer's id.
+        id: RequestId,
+    },
+    /// The connection is over; no more events follow. Requests still in flight are
+    /// handed back by [`Session::take_in_flight`].
+    Closed(CloseReason),
+}
+
+/// An error reply from the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    /// Why the request failed.
+    pub code: ErrorCode,
+    /// The peer's message.
+    pub message: String,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// This side closed it.
+    #[error("closed locally ({code}): {reason}")]
+    Local {
+        /// The code sent to the peer.
+        code: CloseCode,
+        /// The reason sent to the peer.
+        reason: String,
+    },
+    /// The peer sent a close frame.
+    #[error("closed by peer ({code}): {reason}")]
+    Peer {
+        /// The peer's code.
+        code: CloseCode,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The peer broke the protocol; the error was sent to it in a close frame.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// Nothing arrived within the idle timeout.
+    #[error("idle timeout: nothing received for {0:?}")]
+    IdleTimeout(Duration),
+}
+
+/// The peer sent something this protocol forbids.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The first bytes are not a zserver preamble.
+    #[error("not a zserver peer: bad preamble {found:02x?}")]
+    BadPreamble {
+        /// The bytes received.
+        found: [u8; 4],
+    },
+    /// No protocol version in common.
+    #[error("peer speaks protocol version {theirs}, this side {ours}")]
+    VersionMismatch {
+        /// Our version.
+        ours: u16,
+        /// Theirs.
+        theirs: u16,
+    },
+    /// A frame failed to decode.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A reply names a request id never sent.
+    #[error("reply to request {id} which was never sent")]
+    UnknownReply {
+        /// The id.
+        id: RequestId,
+    },
+    /// A request reuses the id of one still open.
+    #[error("request id {id} reused while still open")]
+    DuplicateRequest {
+        /// The id.
+        id: RequestId,
+    },
+    /// A request id of zero (reserved for "no request").
+    #[error("request id 0 is reserved")]
+    ZeroRequestId,
+    /// A frame after the peer's close.
+    #[error("data after the close frame")]
+    DataAfterClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the peer's preamble.
+    AwaitingPreamble,
+    Open,
+    /// Closing after the open requests are answered and flushed.
+    Draining,
+    /// Close frame queued or received; nothing more is sent or received.
+    Finished,
+}
+
+/// One connection's protocol state. See the module docs for the driving contract.
+#[derive(Debug)]
+pub struct Session<T> {
+    config: SessionConfig,
+    decoder: FrameDecoder,
+    state: State,
+    receive: BytesMut,
+    transmit: BytesMut,
+    events: VecDeque<Event<T>>,
+    /// Our requests awaiting a reply.
+    in_flight: HashMap<u64, T>,
+    next_request_id: u64,
+    /// The peer's requests we have not answered yet.
+    open_peer_requests: HashSet<u64>,
+    last_received: Instant,
+    ping_sent_at: Option<Instant>,
+    next_ping_nonce: u64,
+    drain_close: Option<(CloseCode, String)>,
+    late_replies: u64,
+}
+
+impl<T> Session<T> {
+    /// A new session; our preamble is queued for transmission at once.
+    pub fn new(config: SessionConfig, now: Instant) -> Self {
+        let mut transmit = BytesMut::with_capacity(8 * 1024);
+        transmit.put_slice(&PREAMBLE_MAGIC);
+        transmit.put_u16_le(PROTOCOL_VERSION);
+        transmit.put_u16_le(0);
+        Self {
+            decoder: FrameDecoder::new(config.max_frame_size),
+            config,
+            state: State::AwaitingPreamble,
+            receive: BytesMut::with_capacity(8 * 1024),
+            transmit,
+            events: VecDeque::new(),
+            in_flight: HashMap::new(),
+            next_request_id: 1,
+            open_peer_requests: HashSet::new(),
+            last_received: now,
+            ping_sent_at: None,
+            next_ping_nonce: 1,
+            drain_close: None,
+            late_replies: 0,
+        }
+    }
+
+    /// The buffer the runtime reads socket bytes into; call [`Self::handle_received`] after.
+    pub fn receive_buffer(&mut self) -> &mut BytesMut {
+        &mut self.receive
+    }
+
+    /// Bytes waiting to be written to the socket. Advance it by what was written.
+    pub fn transmit_buffer(&mut self) -> &mut BytesMut {
+        &mut self.transmit
+    }
+
+    /// True when the peer's requests are below the concurrency limit and the session still
+    /// takes input: the runtime should read from the socket only then.
+    pub fn wants_read(&self) -> bool {
+        self.state != State::Finished
+            && self.open_peer_requests.len() < self.config.max_concurrent_requests
+    }
+
+    /// True when the session is over: flush the transmit buffer, then drop the connection.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Finished
+    }
+
+    /// Our requests awaiting a reply.
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The peer's requests not answered yet.
+    pub fn open_peer_request_count(&self) -> usize {
+        self.open_peer_requests.len()
+    }
+
+    /// Replies that arrived for requests already given up (cancelled or timed out).
+    pub fn late_reply_count(&self) -> u64 {
+        self.late_replies
+    }
+
+    /// The largest frame body the peer accepts (its limit is assumed equal to ours).
+    pub fn max_frame_size(&self) -> u32 {
+        self.config.max_frame_size
+    }
+
+    /// Processes the bytes in the receive buffer: decodes every complete frame and queues
+    /// events. On a protocol error a close frame naming it is queued, the session is finished
+    /// and the error is returned (it also appears as [`Event::Closed`]).
+    pub fn handle_received(&mut self, now: Instant) -> Result<(), ProtocolError> {
+        if self.receive.is_empty() || self.state == State::Finished {
+            return Ok(());
+        }
+        self.last_received = now;
+        self.ping_sent_at = None;
+        match self.process_frames() {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.finish_with_error(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    fn process_frames(&mut self) -> Result<(), ProtocolError> {
+        if self.state == State::AwaitingPreamble {
+            if self.receive.len() < PREAMBLE_SIZE {
+                // Reject a wrong magic as soon as its bytes arrive, not after 8 bytes.
+                let seen = self.receive.len().min(4);
+                if self.receive[..seen] != PREAMBLE_MAGIC[..seen] {
+                    let mut found = [0u8; 4];
+                    found[..seen].copy_from_slice(&self.receive[..seen]);
+                    return Err(ProtocolError::BadPreamble { found });
+                }
+                return Ok(());
+            }
+            let mut found = [0u8; 4];
+            found.copy_from_slice(&self.receive[..4]);
+            if found != PREAMBLE_MAGIC {
+                return Err(ProtocolError::BadPreamble { found });
+            }
+            let theirs = u16::from_le_bytes([self.receive[4], self.receive[5]]);
+            // A newer peer also speaks every older version; the lower one is used.
+            if theirs < PROTOCOL_VERSION {
+                return Err(ProtocolError::VersionMismatch {
+                    ours: PROTOCOL_VERSION,
+                    theirs,
+                });
+            }
+            self.receive.advance(PREAMBLE_SIZE);
+            self.state = State::Open;
+        }
+        while self.state != State::Finished {
+            let Some(frame) = self.decoder.decode(&mut self.receive)? else {
+                break;
+            };
+            self.handle_frame(frame)?;
+        }
+        Ok(())
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        match frame {
+            Frame::Request {
+                id,
+                payload,
+                name,
+                body,
+            } => {
+                if id.0 == 0 {
+                    return Err(ProtocolError::ZeroRequestId);
+                }
+                if self.state == State::Draining {
+                    // Closing: answer at once instead of starting new work.
+                    frame::encode_error_reply(
+                        &mut self.transmit,
+                        id,
+                        ErrorCode::ShuttingDown,
+                        "connection is closing",
+                    );
+                    return Ok(());
+                }
+                if !self.open_peer_requests.insert(id.0) {
+                    return Err(ProtocolError::DuplicateRequest { id });
+                }
+                self.events.push_back(Event::Request {
+                    id,
+                    payload,
+                    name,
+                    body,
+                });
+            }
+            Frame::Direct {
+                payload,
+                name,
+                body,
+            } => {
+                if self.state != State::Draining {
+                    self.events.push_back(Event::Direct {
+                        payload,
+                        name,
+                        body,
+                    });
+                }
+            }
+            Frame::Reply { id, body } => self.complete(id, Ok(body))?,
+            Frame::ErrorReply { id, code, message } => {
+                self.complete(id, Err(RemoteError { code, message }))?;
+            }
+            Frame::Ping { nonce } => frame::encode_pong(&mut self.transmit, nonce),
+            Frame::Pong { .. } => {}
+            Frame::Close { code, reason } => {
+                self.state = State::Finished;
+                self.events
+                    .push_back(Event::Closed(CloseReason::Peer { code, reason }));
+            }
+            Frame::Cancel { id } => {
+                if self.open_peer_requests.contains(&id.0) {
+                    self.events.push_back(Event::Cancelled { id });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self, id: RequestId, result: Result<Bytes, RemoteError>) -> Result<(), ProtocolError> {
+        if id.0 == 0 || id.0 >= self.next_request_id {
+            return Err(ProtocolError::UnknownReply { id });
+        }
+        match self.in_flight.remove(&id.0) {
+            Some(token) => {
+                self.events.push_back(Event::Reply { id, token, result });
+                self.maybe_finish_drain();
+            }
+            // We gave up on it (timeout or cancel); the reply is legitimately late.
+            None => self.late_replies += 1,
+        }
+        Ok(())
+    }
+
+    fn finish_with_error(&mut self, error: ProtocolError) {
+        let code = match error {
+            ProtocolError::VersionMismatch { .. } => CloseCode::VersionMismatch,
+            _ => CloseCode::ProtocolError,
+        };
+        // Tell the peer why, so its user sees a reason instead of a reset.
+        frame::encode_close(&mut self.transmit, code, &error.to_string());
+        self.state = State::Finished;
+        self.events
+            .push_back(Event::Closed(CloseReason::Protocol(error)));
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event<T>> {
+        self.events.pop_front()
+    }
+
+    /// Queues a request; `token` comes back with its reply in [`Event::Reply`] (or from
+    /// [`Self::take_in_flight`] if the connection ends first).
+    pub fn send_request(
+        &mut self,
+        payload: Payload,
+        name: &str,
+        body: &[u8],
+        token: T,
+    ) -> Result<RequestId, SendError<T>> {
+        if self.state == State::Finished || self.drain_close.is_some() {
+            return Err(SendError::Closed(token));
+        }
+        let id = RequestId(self.next_request_id);
+        if let Err(error) = frame::encode_command(
+            &mut self.transmit,
+            Some(id),
+            payload,
+            name,
+            body,
+            self.config.max_frame_size,
+        ) {
+            return Err(SendError::Encode(error, token));
+        }
+        self.next_request_id += 1;
+        self.in_flight.insert(id.0, token);
+        Ok(id)
+    }
+
+    /// Queues a message that takes no reply.
+    pub fn send_direct(&mut self, payload: Payload, name: &str, body: &[u8]) -> Result<(), SendError<()>> {
+        if self.state == State::Finished {
+            return Err(SendError::Closed(()));
+        }
+        frame::encode_command(
+            &mut self.transmit,
+            None,
+            payload,
+            name,
+            body,
+            self.config.max_frame_size,
+        )
+        .map_err(|error| SendError::Encode(error, ()))
+    }
+
+    /// Answers the peer's request `id`. Replies to requests that are not open (already
+    /// answered) are ignored and return `false`. A reply body over the frame limit is turned
+    /// into an error reply saying so.
+    pub fn send_reply(&mut self, id: RequestId, result: Result<&[u8], (ErrorCode, &str)>) -> bool {
+        if !self.open_peer_requests.remove(&id.0) {
+            return false;
+        }
+        if self.state != State::Finished {
+            match result {
+                Ok(body) => {
+                    if let Err(error) =
+                        frame::encode_reply(&mut self.transmit, id, body, self.config.max_frame_size)
+                    {
+                        frame::encode_error_reply(
+                            &mut self.transmit,
+                            id,
+                            ErrorCode::HandlerFailed,
+                            &format!("reply too large: {error}"),
+                        );
+                    }
+                }
+                Err((code, message)) => {
+                    frame::encode_error_reply(&mut self.transmit, id, code, message);
+                }
+            }
+        }
+        self.maybe_finish_drain();
+        true
+    }
+
+    /// Gives up on our request `id` (its caller timed out): the token is returned, the peer
+    /// is told with a cancel frame, and a late reply will be ignored.
+    pub fn cancel_request(&mut self, id: RequestId) -> Option<T> {
+        let token = self.in_flight.remove(&id.0)?;
+        if self.state != State::Finished {
+            frame::encode_cancel(&mut self.transmit, id);
+        }
+        self.maybe_finish_drain();
+        Some(token)
+    }
+
+    /// Closes now: a close frame is queued and nothing more is sent or received.
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        if self.state == State::Finished {
+            return;
+        }
+        frame::encode_close(&mut self.transmit, code, reason);
+        self.state = State::Finished;
+        self.events.push_back(Event::Closed(CloseReason::Local {
+            code,
+            reason: reason.to_owned(),
+        }));
+    }
+
+    /// Closes once every open request — the peer's and ours — is answered: new requests
+    /// from the peer get a `ShuttingDown` error reply, new local requests are refused.
+    pub fn close_after_drain(&mut self, code: CloseCode, reason: &str) {
+        if self.state == State::Finished {
+            return;
+        }
+        self.drain_close = Some((code, reason.to_owned()));
+        if self.state == State::Open {
+            self.state = State::Draining;
+        }
+        self.maybe_finish_drain();
+    }
+
+    fn maybe_finish_drain(&mut self) {
+        if self.state == State::Draining
+            && self.open_peer_requests.is_empty()
+            && self.in_flight.is_empty()
+            && let Some((code, reason)) = self.drain_close.take()
+        {
+            self.close(code, &reason);
+        }
+    }
+
+    /// Hands back every request still waiting for a reply (call after [`Event::Closed`]).
+    pub fn take_in_flight(&mut self) -> impl Iterator<Item = (RequestId, T)> + '_ {
+        self.in_flight
+            .drain()
+            .map(|(id, token)| (RequestId(id), token))
+    }
+
+    /// When [`Self::handle_timeout`] must next be called, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.state == State::Finished {
+            return None;
+        }
+        let idle = self.config.idle_timeout.map(|timeout| self.last_received + timeout);
+        let ping = match (self.config.keepalive_interval, self.ping_sent_at) {
+            (Some(interval), None) => Some(self.last_received + interval),
+            _ => None,
+        };
+        match (idle, ping) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs the timers due at `now`: sends a keep-alive ping, or closes an idle connection.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == State::Finished {
+            return;
+        }
+        let silent_for = now.saturating_duration_since(self.last_received);
+        if let Some(timeout) = self.config.idle_timeout
+            && silent_for >= timeout
+        {
+            frame::encode_close(
+                &mut self.transmit,
+                CloseCode::IdleTimeout,
+                "nothing received within the idle timeout",
+            );
+            self.state = State::Finished;
+            self.events
+                .push_back(Event::Closed(CloseReason::IdleTimeout(timeout)));
+            return;
+        }
+        if let Some(interval) = self.config.keepalive_interval
+            && self.ping_sent_at.is_none()
+            && silent_for >= interval
+        {
+            frame::encode_ping(&mut self.transmit, self.next_ping_nonce);
+            self.next_ping_nonce += 1;
+            self.ping_sent_at = Some(now);
+        }
+    }
+}
+
+/// A frame could not be queued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError<T> {
+    /// The session is closed or closing; the token is handed back.
+    #[error("connection closed")]
+    Closed(T),
+    /// The frame cannot be encoded (too large, bad name); the token is handed back.
+    #[error("{0}")]
+    Encode(EncodeError, T),
+}
+
+#[cfg(test)]
+mod tests;
