@@ -328,14 +328,13 @@ impl FrameDecoder {
             return Ok(None);
         }
         let mut header = Reader::new(&buffer[..HEADER_SIZE]);
-        let (kind_byte, flags, body_len, raw_id) = match (
+        let (Ok(kind_byte), Ok(flags), Ok(body_len), Ok(raw_id)) = (
             header.read_u8(),
             header.read_u8(),
             header.read_u32(),
             header.read_u64(),
-        ) {
-            (Ok(kind), Ok(flags), Ok(len), Ok(id)) => (kind, flags, len, id),
-            _ => return Ok(None),
+        ) else {
+            return Ok(None);
         };
         let kind = FrameKind::from_byte(kind_byte).ok_or(FrameError::UnknownKind { kind: kind_byte })?;
         if flags != 0 {

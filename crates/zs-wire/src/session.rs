@@ -5,7 +5,7 @@
 //! the orderly close. The runtime drives it with four method families, in the manner of
 //! quinn-proto's `Connection`:
 //!
-//! 1. **input**: read socket bytes into [`Session::receive_buffer`], then call
+//! 1. **input**: read socket bytes into a `BytesMut` and pass it to
 //!    [`Session::handle_received`]; call [`Session::handle_timeout`] when the deadline from
 //!    [`Session::poll_timeout`] passes;
 //! 2. **commands**: [`Session::send_request`], [`Session::send_direct`], [`Session::send_reply`],
@@ -201,12 +201,12 @@ pub struct Session<T> {
     config: SessionConfig,
     decoder: FrameDecoder,
     state: State,
-    receive: BytesMut,
     transmit: BytesMut,
     events: VecDeque<Event<T>>,
     /// Our requests awaiting a reply.
     in_flight: HashMap<u64, T>,
-    next_request_id: u64,
+    /// Highest request id sent so far: a reply above it answers nothing we sent.
+    highest_request_id: u64,
     /// The peer's requests we have not answered yet.
     open_peer_requests: HashSet<u64>,
     last_received: Instant,
@@ -227,11 +227,10 @@ impl<T> Session<T> {
             decoder: FrameDecoder::new(config.max_frame_size),
             config,
             state: State::AwaitingPreamble,
-            receive: BytesMut::with_capacity(8 * 1024),
             transmit,
             events: VecDeque::new(),
             in_flight: HashMap::new(),
-            next_request_id: 1,
+            highest_request_id: 0,
             open_peer_requests: HashSet::new(),
             last_received: now,
             ping_sent_at: None,
@@ -241,14 +240,21 @@ impl<T> Session<T> {
         }
     }
 
-    /// The buffer the runtime reads socket bytes into; call [`Self::handle_received`] after.
-    pub fn receive_buffer(&mut self) -> &mut BytesMut {
-        &mut self.receive
-    }
-
-    /// Bytes waiting to be written to the socket. Advance it by what was written.
+    /// The output buffer: bytes waiting to be written to the socket. The runtime may also
+    /// take bytes out of it directly (e.g. `split`) instead of using
+    /// [`Self::transmit_pending`] + [`Self::advance_transmit`].
     pub fn transmit_buffer(&mut self) -> &mut BytesMut {
         &mut self.transmit
+    }
+
+    /// Bytes waiting to be written to the socket.
+    pub fn transmit_pending(&self) -> &[u8] {
+        &self.transmit
+    }
+
+    /// Marks `written` bytes of [`Self::transmit_pending`] as sent.
+    pub fn advance_transmit(&mut self, written: usize) {
+        self.transmit.advance(written.min(self.transmit.len()));
     }
 
     /// True when the peer's requests are below the concurrency limit and the session still
@@ -283,16 +289,19 @@ impl<T> Session<T> {
         self.config.max_frame_size
     }
 
-    /// Processes the bytes in the receive buffer: decodes every complete frame and queues
-    /// events. On a protocol error a close frame naming it is queued, the session is finished
-    /// and the error is returned (it also appears as [`Event::Closed`]).
-    pub fn handle_received(&mut self, now: Instant) -> Result<(), ProtocolError> {
-        if self.receive.is_empty() || self.state == State::Finished {
+    /// Processes received bytes: takes every complete frame off the front of `received`
+    /// (which the runtime owns and reads the socket into; an incomplete frame stays in it)
+    /// and queues events. Frame bodies are zero-copy slices of `received`.
+    ///
+    /// On a protocol error a close frame naming it is queued, the session is finished and the
+    /// error is returned (it also appears as [`Event::Closed`]).
+    pub fn handle_received(&mut self, received: &mut BytesMut, now: Instant) -> Result<(), ProtocolError> {
+        if received.is_empty() || self.state == State::Finished {
             return Ok(());
         }
         self.last_received = now;
         self.ping_sent_at = None;
-        match self.process_frames() {
+        match self.process_frames(received) {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.finish_with_error(error.clone());
@@ -301,24 +310,24 @@ impl<T> Session<T> {
         }
     }
 
-    fn process_frames(&mut self) -> Result<(), ProtocolError> {
+    fn process_frames(&mut self, received: &mut BytesMut) -> Result<(), ProtocolError> {
         if self.state == State::AwaitingPreamble {
-            if self.receive.len() < PREAMBLE_SIZE {
+            if received.len() < PREAMBLE_SIZE {
                 // Reject a wrong magic as soon as its bytes arrive, not after 8 bytes.
-                let seen = self.receive.len().min(4);
-                if self.receive[..seen] != PREAMBLE_MAGIC[..seen] {
+                let seen = received.len().min(4);
+                if received[..seen] != PREAMBLE_MAGIC[..seen] {
                     let mut found = [0u8; 4];
-                    found[..seen].copy_from_slice(&self.receive[..seen]);
+                    found[..seen].copy_from_slice(&received[..seen]);
                     return Err(ProtocolError::BadPreamble { found });
                 }
                 return Ok(());
             }
             let mut found = [0u8; 4];
-            found.copy_from_slice(&self.receive[..4]);
+            found.copy_from_slice(&received[..4]);
             if found != PREAMBLE_MAGIC {
                 return Err(ProtocolError::BadPreamble { found });
             }
-            let theirs = u16::from_le_bytes([self.receive[4], self.receive[5]]);
+            let theirs = u16::from_le_bytes([received[4], received[5]]);
             // A newer peer also speaks every older version; the lower one is used.
             if theirs < PROTOCOL_VERSION {
                 return Err(ProtocolError::VersionMismatch {
@@ -326,11 +335,11 @@ impl<T> Session<T> {
                     theirs,
                 });
             }
-            self.receive.advance(PREAMBLE_SIZE);
+            received.advance(PREAMBLE_SIZE);
             self.state = State::Open;
         }
         while self.state != State::Finished {
-            let Some(frame) = self.decoder.decode(&mut self.receive)? else {
+            let Some(frame) = self.decoder.decode(received)? else {
                 break;
             };
             self.handle_frame(frame)?;
@@ -403,7 +412,7 @@ impl<T> Session<T> {
     }
 
     fn complete(&mut self, id: RequestId, result: Result<Bytes, RemoteError>) -> Result<(), ProtocolError> {
-        if id.0 == 0 || id.0 >= self.next_request_id {
+        if id.0 == 0 || id.0 > self.highest_request_id {
             return Err(ProtocolError::UnknownReply { id });
         }
         match self.in_flight.remove(&id.0) {
@@ -434,10 +443,20 @@ impl<T> Session<T> {
         self.events.pop_front()
     }
 
-    /// Queues a request; `token` comes back with its reply in [`Event::Reply`] (or from
+    /// True once the peer's preamble has arrived and the session is usable.
+    pub fn is_established(&self) -> bool {
+        matches!(self.state, State::Open | State::Draining)
+    }
+
+    /// Queues request `id`; `token` comes back with its reply in [`Event::Reply`] (or from
     /// [`Self::take_in_flight`] if the connection ends first).
+    ///
+    /// Ids are chosen by the caller so that a runtime can hand them out from many tasks at
+    /// once (an atomic counter): they must be non-zero and not in flight, and should grow —
+    /// a reply to an id above the highest one sent is a protocol error.
     pub fn send_request(
         &mut self,
+        id: RequestId,
         payload: Payload,
         name: &str,
         body: &[u8],
@@ -446,7 +465,9 @@ impl<T> Session<T> {
         if self.state == State::Finished || self.drain_close.is_some() {
             return Err(SendError::Closed(token));
         }
-        let id = RequestId(self.next_request_id);
+        if id.0 == 0 || self.in_flight.contains_key(&id.0) {
+            return Err(SendError::BadRequestId(id, token));
+        }
         if let Err(error) = frame::encode_command(
             &mut self.transmit,
             Some(id),
@@ -457,7 +478,7 @@ impl<T> Session<T> {
         ) {
             return Err(SendError::Encode(error, token));
         }
-        self.next_request_id += 1;
+        self.highest_request_id = self.highest_request_id.max(id.0);
         self.in_flight.insert(id.0, token);
         Ok(id)
     }
@@ -618,6 +639,9 @@ pub enum SendError<T> {
     /// The frame cannot be encoded (too large, bad name); the token is handed back.
     #[error("{0}")]
     Encode(EncodeError, T),
+    /// The request id is zero or already in flight; the token is handed back.
+    #[error("request id {0} is zero or already in flight")]
+    BadRequestId(RequestId, T),
 }
 
 #[cfg(test)]

@@ -1,1 +1,67 @@
-//! zs runtime
+//! # zs — zserver's runtime
+//!
+//! The tokio runtime of zserver: it moves bytes and timers for the sans-IO protocol in
+//! [`zs_wire`] and runs your command handlers. It is *not* a protocol implementation of its
+//! own: every wire rule lives in `zs-wire`.
+//!
+//! ## Central types
+//! - [`Server`]: binds, accepts, serves registered commands; [`ServerHandle`] controls it
+//!   (peers, broadcast, statistics, graceful shutdown).
+//! - [`Client`] / [`ClientBuilder`] / [`BlockingClient`]: connect and call; clients register
+//!   commands too, so the server can call them.
+//! - [`Peer`]: a cheap handle to one connection, from either side: call the other end,
+//!   read the per-connection state, close.
+//!
+//! ## Command kinds (ZServer4D names in brackets)
+//! - console [`RegisterConsole`]: text in, text out;
+//! - stream [`RegisterStream`]: [`DataFrame`] in, `DataFrame` out;
+//! - direct console / direct stream [`RegisterDirect*`]: one-way, no reply.
+//!
+//! Many calls may be in flight at once in both directions on one connection; each reply
+//! reaches its own caller. A handler that returns an error produces an error reply with its
+//! message; a handler that panics costs only its own request.
+//!
+//! ```no_run
+//! use zs::{BoxError, Client, Server};
+//! use zs_wire::DataFrame;
+//!
+//! # async fn demo() -> Result<(), BoxError> {
+//! let mut server = Server::bind("127.0.0.1:0").await?;
+//! server.register_stream("add", |_ctx, input: DataFrame| async move {
+//!     let mut reader = input.reader();
+//!     let sum = reader.read_i64()? + reader.read_i64()?;
+//!     Ok::<_, BoxError>(DataFrame::new().with(sum))
+//! });
+//! let addr = server.local_addr()?;
+//! let server = server.spawn();
+//!
+//! let client = Client::connect(addr).await?;
+//! let reply = client.call_stream("add", &DataFrame::new().with(2i64).with(3i64)).await?;
+//! assert_eq!(reply.reader().read_i64()?, 5);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod blocking;
+mod client;
+mod config;
+mod connection;
+mod error;
+mod peer;
+mod registry;
+mod server;
+mod stats;
+
+pub use blocking::BlockingClient;
+pub use client::{Client, ClientBuilder};
+pub use config::{
+    Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SHUTDOWN_GRACE,
+};
+pub use error::{BoxError, CallError, ConnectError, DisconnectReason, SendError};
+pub use peer::{Call, Peer, Reply};
+pub use registry::{Commands, Context};
+pub use server::{Server, ServerHandle};
+pub use stats::CommandStats;
+pub use zs_wire::DataFrame;
+pub use zs_wire::frame::{CloseCode, ErrorCode};

@@ -210,7 +210,7 @@ fn integer_from_json<T: TryFrom<i64> + TryFrom<u64>>(json: &Json, kind: ValueKin
     }
 }
 
-fn array_from_json<'a>(json: &'a Json, kind: ValueKind) -> Result<&'a Vec<Json>, String> {
+fn array_from_json(json: &Json, kind: ValueKind) -> Result<&Vec<Json>, String> {
     match json {
         Json::Array(items) => Ok(items),
         other => Err(format!("{kind} needs an array, found {}", json_type_name(other))),

@@ -2,9 +2,16 @@
 
 use super::*;
 
+fn request<T>(session: &mut Session<T>, payload: Payload, name: &str, body: &[u8], token: T) -> Result<RequestId, SendError<T>> {
+    let id = RequestId(session.highest_request_id + 1);
+    session.send_request(id, payload, name, body, token)
+}
+
 struct Pair {
     client: Session<&'static str>,
     server: Session<&'static str>,
+    client_received: BytesMut,
+    server_received: BytesMut,
     now: Instant,
 }
 
@@ -18,6 +25,8 @@ impl Pair {
         Self {
             client: Session::new(config.clone(), now),
             server: Session::new(config, now),
+            client_received: BytesMut::new(),
+            server_received: BytesMut::new(),
             now,
         }
     }
@@ -30,10 +39,10 @@ impl Pair {
             if to_server.is_empty() && to_client.is_empty() {
                 break;
             }
-            self.server.receive_buffer().extend_from_slice(&to_server);
-            self.client.receive_buffer().extend_from_slice(&to_client);
-            let _ = self.server.handle_received(self.now);
-            let _ = self.client.handle_received(self.now);
+            self.server_received.extend_from_slice(&to_server);
+            self.client_received.extend_from_slice(&to_client);
+            let _ = self.server.handle_received(&mut self.server_received, self.now);
+            let _ = self.client.handle_received(&mut self.client_received, self.now);
         }
     }
 
@@ -51,9 +60,9 @@ fn events<T>(session: &mut Session<T>) -> Vec<Event<T>> {
 #[test]
 fn many_requests_in_flight_in_both_directions_get_their_own_replies() {
     let mut pair = Pair::new();
-    let a = pair.client.send_request(Payload::Console, "echo", b"one", "a").unwrap();
-    let b = pair.client.send_request(Payload::Console, "echo", b"two", "b").unwrap();
-    let c = pair.server.send_request(Payload::Stream, "push", b"three", "c").unwrap();
+    let a = request(&mut pair.client, Payload::Console, "echo", b"one", "a").unwrap();
+    let b = request(&mut pair.client, Payload::Console, "echo", b"two", "b").unwrap();
+    let c = request(&mut pair.server, Payload::Stream, "push", b"three", "c").unwrap();
     pair.drive();
 
     let mut server_requests = events(&mut pair.server);
@@ -109,7 +118,7 @@ fn reply_to_a_request_never_sent_closes_with_a_named_error() {
 #[test]
 fn late_reply_after_cancel_is_ignored() {
     let mut pair = Pair::new();
-    let id = pair.client.send_request(Payload::Console, "slow", b"", "t").unwrap();
+    let id = request(&mut pair.client, Payload::Console, "slow", b"", "t").unwrap();
     pair.drive();
     let [Event::Request { id: server_id, .. }] = events(&mut pair.server)[..] else { panic!() };
     assert_eq!(pair.client.cancel_request(id), Some("t"));
@@ -125,9 +134,9 @@ fn late_reply_after_cancel_is_ignored() {
 #[test]
 fn bad_preamble_is_refused_from_its_first_byte() {
     let mut session: Session<()> = Session::new(SessionConfig::default(), Instant::now());
-    session.receive_buffer().extend_from_slice(b"GET");
+    let mut received = BytesMut::from(&b"GET"[..]);
     assert_eq!(
-        session.handle_received(Instant::now()),
+        session.handle_received(&mut received, Instant::now()),
         Err(ProtocolError::BadPreamble { found: *b"GET\0" })
     );
     assert!(session.is_finished());
@@ -136,9 +145,9 @@ fn bad_preamble_is_refused_from_its_first_byte() {
 #[test]
 fn older_peer_version_is_a_version_mismatch() {
     let mut session: Session<()> = Session::new(SessionConfig::default(), Instant::now());
-    session.receive_buffer().extend_from_slice(b"ZSRV\x00\x00\x00\x00");
+    let mut received = BytesMut::from(&b"ZSRV\x00\x00\x00\x00"[..]);
     assert_eq!(
-        session.handle_received(Instant::now()),
+        session.handle_received(&mut received, Instant::now()),
         Err(ProtocolError::VersionMismatch { ours: 1, theirs: 0 })
     );
 }
@@ -193,13 +202,13 @@ fn idle_timeout_closes_a_silent_connection() {
 #[test]
 fn close_after_drain_waits_for_open_requests_and_refuses_new_ones() {
     let mut pair = Pair::new();
-    pair.client.send_request(Payload::Console, "work", b"", "first").unwrap();
+    request(&mut pair.client, Payload::Console, "work", b"", "first").unwrap();
     pair.drive();
     let [Event::Request { id, .. }] = events(&mut pair.server)[..] else { panic!() };
     pair.server.close_after_drain(CloseCode::ShuttingDown, "bye");
     assert!(!pair.server.is_finished(), "still owes a reply");
 
-    pair.client.send_request(Payload::Console, "work", b"", "second").unwrap();
+    request(&mut pair.client, Payload::Console, "work", b"", "second").unwrap();
     pair.drive();
     assert!(events(&mut pair.server).is_empty(), "new request not delivered while draining");
 
@@ -220,7 +229,7 @@ fn concurrency_limit_stops_reading() {
     };
     let mut pair = Pair::with_config(config);
     for _ in 0..2 {
-        pair.client.send_request(Payload::Console, "x", b"", "t").unwrap();
+        request(&mut pair.client, Payload::Console, "x", b"", "t").unwrap();
     }
     pair.drive();
     assert!(!pair.server.wants_read());

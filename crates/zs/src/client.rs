@@ -1,0 +1,243 @@
+//! [`Client`]: one connection to a server, with its own command table so the server can call
+//! back.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use zs_wire::DataFrame;
+
+use crate::Config;
+use crate::connection::{DriverParts, drive};
+use crate::error::{BoxError, ConnectError, DisconnectReason, SendError};
+use crate::peer::{Call, Peer};
+use crate::registry::{Commands, Context};
+use crate::stats::CommandStats;
+
+/// A connection to a zserver server (ZServer4D `TPhysicsClient`).
+///
+/// Calls go out with [`Client::call_console`] / [`Client::call_stream`]; many may be in
+/// flight at once. Commands registered on the [`ClientBuilder`] answer calls the server makes
+/// to this client. Dropping the client closes the connection.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = zs::Client::connect("127.0.0.1:4920").await?;
+/// assert_eq!(client.call_console("echo", "hello").await?, "hello");
+/// # Ok(()) }
+/// ```
+pub struct Client<S = ()> {
+    peer: Peer<S>,
+    registry: Arc<Commands<S>>,
+    _close_on_drop: DropGuard,
+}
+
+impl<S> std::fmt::Debug for Client<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client<()> {
+    /// Connects with the default configuration and no client-side commands.
+    pub async fn connect(addr: impl ToSocketAddrs) -> Result<Self, ConnectError> {
+        ClientBuilder::new().connect(addr).await
+    }
+
+    /// A builder to set configuration, client-side commands and state before connecting.
+    pub fn builder() -> ClientBuilder<()> {
+        ClientBuilder::new()
+    }
+}
+
+impl<S: Send + Sync + 'static> Client<S> {
+    /// The connection handle (clone it to call from other tasks).
+    pub fn peer(&self) -> &Peer<S> {
+        &self.peer
+    }
+
+    /// See [`Peer::call_console`].
+    pub fn call_console(&self, name: &str, text: &str) -> Call<'_, S, String> {
+        self.peer.call_console(name, text)
+    }
+
+    /// See [`Peer::call_stream`].
+    pub fn call_stream(&self, name: &str, frame: &DataFrame) -> Call<'_, S, DataFrame> {
+        self.peer.call_stream(name, frame)
+    }
+
+    /// See [`Peer::send_direct_console`].
+    pub async fn send_direct_console(&self, name: &str, text: &str) -> Result<(), SendError> {
+        self.peer.send_direct_console(name, text).await
+    }
+
+    /// See [`Peer::send_direct_stream`].
+    pub async fn send_direct_stream(&self, name: &str, frame: &DataFrame) -> Result<(), SendError> {
+        self.peer.send_direct_stream(name, frame).await
+    }
+
+    /// Statistics of the client-side commands.
+    pub fn stats(&self) -> Vec<CommandStats> {
+        self.registry.stats()
+    }
+
+    /// Closes after every request in flight both ways is answered, and waits for the end.
+    pub async fn close(self) -> DisconnectReason {
+        self.peer.close_after_flush("client closed").await;
+        self.peer.closed().await
+    }
+}
+
+/// Configures a [`Client`] before it connects.
+pub struct ClientBuilder<S = ()> {
+    commands: Commands<S>,
+    config: Config,
+    state: S,
+}
+
+impl ClientBuilder<()> {
+    /// A builder with the default configuration and no state.
+    pub fn new() -> Self {
+        Self::with_state(())
+    }
+}
+
+impl Default for ClientBuilder<()> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Send + Sync + 'static> ClientBuilder<S> {
+    /// A builder whose connection carries `state` (reachable as `ctx.state()` in client-side
+    /// handlers and `client.peer().state()`).
+    pub fn with_state(state: S) -> Self {
+        Self {
+            commands: Commands::new(),
+            config: Config::default(),
+            state,
+        }
+    }
+
+    /// The configuration.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// Replaces the configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The command table the server may call.
+    pub fn commands_mut(&mut self) -> &mut Commands<S> {
+        &mut self.commands
+    }
+
+    /// See [`Commands::register_console`].
+    pub fn register_console<F, Fut, E>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Context<S>, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_console(name, handler);
+        self
+    }
+
+    /// See [`Commands::register_stream`].
+    pub fn register_stream<F, Fut, E>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Context<S>, DataFrame) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_stream(name, handler);
+        self
+    }
+
+    /// See [`Commands::register_direct_console`].
+    pub fn register_direct_console<F, Fut, E>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Context<S>, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_direct_console(name, handler);
+        self
+    }
+
+    /// See [`Commands::register_direct_stream`].
+    pub fn register_direct_stream<F, Fut, E>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Context<S>, DataFrame) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_direct_stream(name, handler);
+        self
+    }
+
+    /// Connects over TCP and waits for the server's preamble.
+    pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Client<S>, ConnectError> {
+        let timeout = self.config.connect_timeout;
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ConnectError::Timeout(timeout))??;
+        stream.set_nodelay(true)?;
+        let remote_addr = stream.peer_addr()?;
+        let local_addr = stream.local_addr()?;
+        let (commands_sender, commands) = mpsc::channel(self.config.command_queue);
+        let peer = Peer::new(
+            remote_addr,
+            local_addr,
+            self.state,
+            commands_sender,
+            self.config.call_timeout,
+            self.config.session.max_frame_size,
+        );
+        let registry = Arc::new(self.commands);
+        let abort = CancellationToken::new();
+        let (established_sender, established) = oneshot::channel();
+        let parts = DriverParts {
+            peer: peer.clone(),
+            commands,
+            registry: registry.clone(),
+            tasks: TaskTracker::new(),
+            drain: CancellationToken::new(),
+            abort: abort.clone(),
+            established: Some(established_sender),
+        };
+        let config = self.config;
+        let driver_peer = peer.clone();
+        let span = tracing::info_span!("client", server = %remote_addr);
+        tokio::spawn(
+            async move {
+                let reason = drive(stream, &config, parts).await;
+                tracing::debug!(%reason, "disconnected");
+                driver_peer.mark_closed(reason);
+            }
+            .instrument(span),
+        );
+        match tokio::time::timeout(timeout, established).await {
+            Ok(Ok(Ok(()))) => Ok(Client {
+                peer,
+                registry,
+                _close_on_drop: abort.drop_guard(),
+            }),
+            Ok(Ok(Err(reason))) => Err(ConnectError::Refused(reason)),
+            Ok(Err(_)) => Err(ConnectError::Refused(peer.closed().await)),
+            Err(_) => {
+                abort.cancel();
+                Err(ConnectError::Timeout(timeout))
+            }
+        }
+    }
+}

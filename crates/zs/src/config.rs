@@ -1,0 +1,114 @@
+//! Runtime configuration: limits and timers, with safe defaults.
+
+use std::time::Duration;
+
+use zs_wire::session::SessionConfig;
+
+/// Limits and timers shared by servers and clients.
+///
+/// Every limit exists to bound what one peer can cost: memory (`max_frame_size`,
+/// `max_concurrent_requests`), sockets (`max_connections`) or time (`idle_timeout`).
+/// Defaults suit a public server; raise them for trusted bulk links.
+///
+/// ```
+/// use std::time::Duration;
+/// let mut config = zs::Config::default();
+/// config.max_frame_size(1 << 20).call_timeout(Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) session: SessionConfig,
+    pub(crate) call_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_queue: usize,
+}
+
+/// Default for [`Config::call_timeout`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default for [`Config::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default for [`Config::shutdown_grace`].
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default for [`Config::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            command_queue: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Largest frame body accepted (default 16 MiB). A peer announcing more is disconnected
+    /// before its frame is buffered, so one peer claims at most this much memory per frame.
+    pub fn max_frame_size(&mut self, bytes: u32) -> &mut Self {
+        self.session.max_frame_size = bytes;
+        self
+    }
+
+    /// Requests from one peer that may run at once (default 1024). Past it the connection
+    /// stops reading, so a flooding peer slows down only itself.
+    pub fn max_concurrent_requests(&mut self, count: usize) -> &mut Self {
+        self.session.max_concurrent_requests = count.max(1);
+        self
+    }
+
+    /// Ping the peer after this long without receiving anything (default 15 s; `None` off).
+    pub fn keepalive_interval(&mut self, interval: Option<Duration>) -> &mut Self {
+        self.session.keepalive_interval = interval;
+        self
+    }
+
+    /// Close a connection after this long without receiving anything (default 60 s; `None`
+    /// off). With keep-alive on, only a dead or stuck peer is that silent.
+    pub fn idle_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
+        self.session.idle_timeout = timeout;
+        self
+    }
+
+    /// Default time a call waits for its reply (default 30 s); per call: `.timeout(d)`.
+    pub fn call_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Most connections a server serves at once (default 10,000). Connections past it get a
+    /// "server full" close and are dropped, instead of exhausting file descriptors.
+    pub fn max_connections(&mut self, count: usize) -> &mut Self {
+        self.max_connections = count.max(1);
+        self
+    }
+
+    /// How long a graceful shutdown waits for running handlers (default 10 s) before it
+    /// closes the remaining connections hard.
+    pub fn shutdown_grace(&mut self, grace: Duration) -> &mut Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// How long `Client::connect` waits for the TCP connection and the server's preamble
+    /// (default 10 s).
+    pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest frame body accepted.
+    pub fn get_max_frame_size(&self) -> u32 {
+        self.session.max_frame_size
+    }
+
+    /// The default call timeout.
+    pub fn get_call_timeout(&self) -> Duration {
+        self.call_timeout
+    }
+}

@@ -1,0 +1,446 @@
+//! The connection driver: one task per connection owns its [`Session`] and moves bytes.
+//!
+//! The driver loops: drain the session's events (dispatching requests to handler tasks and
+//! replies to waiting callers), then wait for whichever comes first — socket readable, socket
+//! writable with bytes pending, a command from a [`Peer`] handle, a handler's reply, a timer,
+//! or shutdown. Handlers run in their own tasks, so a slow handler never stalls the
+//! connection, and a panicking one costs only its request.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+use zs_wire::DataFrame;
+use zs_wire::frame::{CloseCode, ErrorCode, Payload, RequestId};
+use zs_wire::session::{Event, SendError as SessionSendError, Session};
+
+use crate::Config;
+use crate::error::{CallError, DisconnectReason};
+use crate::peer::{Command, Peer};
+use crate::registry::{Commands, Context, Handler};
+
+/// Stop taking new commands from handles while this much output is unsent: the socket is
+/// the bottleneck, and queuing more would only grow memory.
+const TRANSMIT_HIGH_WATER: usize = 1024 * 1024;
+
+/// Read size: large enough for many small frames per syscall.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// How long the last bytes (a close frame, final replies) may take to flush at the end.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+type ReplySender = oneshot::Sender<Result<Bytes, CallError>>;
+
+struct HandlerReply {
+    id: RequestId,
+    outcome: Result<Bytes, (ErrorCode, String)>,
+}
+
+/// Everything a driver needs besides the byte stream.
+pub(crate) struct DriverParts<S> {
+    pub(crate) peer: Peer<S>,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) registry: Arc<Commands<S>>,
+    pub(crate) tasks: TaskTracker,
+    /// Cancelled: close after draining (graceful shutdown).
+    pub(crate) drain: CancellationToken,
+    /// Cancelled: close now.
+    pub(crate) abort: CancellationToken,
+    /// Told once the preamble exchange succeeded or failed.
+    pub(crate) established: Option<oneshot::Sender<Result<(), DisconnectReason>>>,
+}
+
+struct Driver<S> {
+    session: Session<ReplySender>,
+    peer: Peer<S>,
+    registry: Arc<Commands<S>>,
+    tasks: TaskTracker,
+    replies: mpsc::UnboundedSender<HandlerReply>,
+    reason: Option<DisconnectReason>,
+}
+
+/// Runs one connection to its end and returns why it ended.
+pub(crate) async fn drive<S, IO>(io: IO, config: &Config, parts: DriverParts<S>) -> DisconnectReason
+where
+    S: Send + Sync + 'static,
+    IO: AsyncRead + AsyncWrite + Send + Unpin,
+{
+    let DriverParts {
+        peer,
+        mut commands,
+        registry,
+        tasks,
+        drain,
+        abort,
+        mut established,
+    } = parts;
+    let (replies, mut reply_receiver) = mpsc::unbounded_channel();
+    let mut driver = Driver {
+        session: Session::new(config.session.clone(), Instant::now().into_std()),
+        peer,
+        registry,
+        tasks,
+        replies,
+        reason: None,
+    };
+    let (mut reader, mut writer) = tokio::io::split(io);
+    let mut received = BytesMut::with_capacity(READ_CHUNK);
+    let timer = tokio::time::sleep_until(next_deadline(&driver.session));
+    tokio::pin!(timer);
+    let mut draining = false;
+
+    loop {
+        driver.process_events();
+        if let Some(sender) =
+            established.take_if(|_| driver.session.is_established() || driver.session.is_finished())
+        {
+            let outcome = match &driver.reason {
+                Some(reason) if driver.session.is_finished() => Err(reason.clone()),
+                _ => Ok(()),
+            };
+            let _ = sender.send(outcome);
+        }
+        if driver.session.is_finished() {
+            break;
+        }
+        let pending = driver.session.transmit_pending();
+        let take_commands = pending.len() < TRANSMIT_HIGH_WATER;
+        tokio::select! {
+            result = reader.read_buf(&mut received), if driver.session.wants_read() => {
+                match result {
+                    Ok(0) => {
+                        driver.lost("peer closed the connection without a close frame");
+                        break;
+                    }
+                    Ok(_) => {
+                        // A protocol error also arrives as Event::Closed; the close frame
+                        // naming it is already queued for the peer.
+                        let _ = driver.session.handle_received(&mut received, Instant::now().into_std());
+                        if received.capacity() - received.len() < READ_CHUNK / 4 {
+                            received.reserve(READ_CHUNK);
+                        }
+                    }
+                    Err(error) => {
+                        driver.lost(&error.to_string());
+                        break;
+                    }
+                }
+            }
+            result = writer.write(pending), if !pending.is_empty() => {
+                match result {
+                    Ok(written) => driver.session.advance_transmit(written),
+                    Err(error) => {
+                        driver.lost(&error.to_string());
+                        break;
+                    }
+                }
+            }
+            command = commands.recv(), if take_commands => {
+                // The driver's own Peer keeps the channel open, so `None` cannot happen
+                // while it runs; treat it as a close anyway.
+                let Some(command) = command else {
+                    driver.session.close(CloseCode::Normal, "all handles dropped");
+                    continue;
+                };
+                driver.handle_command(command);
+                // Batch: take whatever else is queued, up to the high-water mark, so that
+                // one write carries many frames.
+                while driver.session.transmit_pending().len() < TRANSMIT_HIGH_WATER {
+                    let Ok(command) = commands.try_recv() else { break };
+                    driver.handle_command(command);
+                }
+            }
+            Some(reply) = reply_receiver.recv() => {
+                driver.send_reply(reply);
+                while let Ok(reply) = reply_receiver.try_recv() {
+                    driver.send_reply(reply);
+                }
+            }
+            () = &mut timer => {
+                driver.session.handle_timeout(Instant::now().into_std());
+                timer.as_mut().reset(next_deadline(&driver.session));
+            }
+            () = drain.cancelled(), if !draining => {
+                draining = true;
+                driver.session.close_after_drain(CloseCode::ShuttingDown, "server shutting down");
+            }
+            () = abort.cancelled() => {
+                driver.session.close(CloseCode::ShuttingDown, "connection closed");
+            }
+        }
+    }
+
+    // Best effort: deliver the close frame and any final replies, then end the stream.
+    let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, async {
+        writer.write_all(driver.session.transmit_pending()).await?;
+        writer.shutdown().await
+    })
+    .await;
+    driver.process_events();
+    let reason = driver
+        .reason
+        .clone()
+        .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection ended".into()));
+    for (_, waiting) in driver.session.take_in_flight() {
+        let _ = waiting.send(Err(CallError::ConnectionClosed(reason.clone())));
+    }
+    if let Some(sender) = established {
+        let _ = sender.send(Err(reason.clone()));
+    }
+    reason
+}
+
+/// The session's next deadline, or far in the future when it has none.
+fn next_deadline<T>(session: &Session<T>) -> Instant {
+    session.poll_timeout().map_or_else(
+        || Instant::now() + Duration::from_secs(86_400),
+        Instant::from_std,
+    )
+}
+
+impl<S: Send + Sync + 'static> Driver<S> {
+    fn lost(&mut self, why: &str) {
+        if self.reason.is_none() {
+            self.reason = Some(DisconnectReason::ConnectionLost(why.to_owned()));
+        }
+        // Finish the session so nothing more is queued.
+        self.session.close(CloseCode::Normal, why);
+        while self.session.poll_event().is_some() {}
+    }
+
+    fn process_events(&mut self) {
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::Request {
+                    id,
+                    payload,
+                    name,
+                    body,
+                } => self.dispatch(Some(id), payload, &name, body),
+                Event::Direct {
+                    payload,
+                    name,
+                    body,
+                } => self.dispatch(None, payload, &name, body),
+                Event::Reply { token, result, .. } => {
+                    let result = result.map_err(|error| CallError::Remote {
+                        code: error.code,
+                        message: error.message,
+                    });
+                    // The caller may have given up already; that is fine.
+                    let _ = token.send(result);
+                }
+                // Handlers run to completion; the peer ignores the late reply.
+                Event::Cancelled { .. } => {}
+                Event::Closed(reason) => {
+                    let reason = DisconnectReason::from(reason);
+                    match &reason {
+                        DisconnectReason::Protocol(error) => {
+                            tracing::warn!(%error, "protocol error, closing connection")
+                        }
+                        other => tracing::debug!(reason = %other, "connection closing"),
+                    }
+                    if self.reason.is_none() {
+                        self.reason = Some(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Call {
+                id,
+                payload,
+                name,
+                body,
+                reply,
+            } => match self.session.send_request(id, payload, &name, &body, reply) {
+                Ok(_) => {}
+                Err(SessionSendError::Closed(reply)) => {
+                    let reason = self.reason.clone().unwrap_or_else(|| {
+                        DisconnectReason::ConnectionLost("connection is closing".into())
+                    });
+                    let _ = reply.send(Err(CallError::ConnectionClosed(reason)));
+                }
+                Err(SessionSendError::Encode(error, reply)) => {
+                    let _ = reply.send(Err(CallError::Encode(error)));
+                }
+                Err(SessionSendError::BadRequestId(id, reply)) => {
+                    let _ = reply.send(Err(CallError::BadReply(format!("request id {id} in use"))));
+                }
+                Err(_) => {}
+            },
+            Command::Direct {
+                payload,
+                name,
+                body,
+            } => {
+                if let Err(error) = self.session.send_direct(payload, &name, &body) {
+                    tracing::debug!(%error, command = name, "direct message dropped");
+                }
+            }
+            Command::Cancel(id) => {
+                self.session.cancel_request(id);
+            }
+            Command::Close {
+                code,
+                reason,
+                drain,
+            } => {
+                if drain {
+                    self.session.close_after_drain(code, &reason);
+                } else {
+                    self.session.close(code, &reason);
+                }
+            }
+        }
+    }
+
+    fn send_reply(&mut self, reply: HandlerReply) {
+        let result = match &reply.outcome {
+            Ok(body) => Ok(&body[..]),
+            Err((code, message)) => Err((*code, message.as_str())),
+        };
+        self.session.send_reply(reply.id, result);
+    }
+
+    fn dispatch(&mut self, id: Option<RequestId>, payload: Payload, name: &str, body: Bytes) {
+        let Some(entry) = self.registry.get(name) else {
+            match id {
+                Some(id) => {
+                    let message = format!("no command named {name:?}");
+                    self.session
+                        .send_reply(id, Err((ErrorCode::UnknownCommand, &message)));
+                }
+                None => tracing::warn!(command = name, "direct message for an unknown command"),
+            }
+            return;
+        };
+        let expected_direct = id.is_none();
+        if entry.handler.is_direct() != expected_direct || entry.handler.payload() != payload {
+            let message = format!("{name:?} is a {} command", entry.handler.kind_name());
+            match id {
+                Some(id) => {
+                    self.session
+                        .send_reply(id, Err((ErrorCode::BadRequest, &message)));
+                }
+                None => tracing::warn!(command = name, "{message}; message dropped"),
+            }
+            return;
+        }
+        let entry = entry.clone();
+        let context = Context {
+            peer: self.peer.clone(),
+            command: entry.name.clone(),
+            request_id: id,
+        };
+        let replies = self.replies.clone();
+        let span = tracing::debug_span!("handler", command = name);
+        self.tasks.spawn(
+            async move {
+                let started = Instant::now();
+                let bytes_in = body.len();
+                let outcome = run_handler(&entry.handler, context, body).await;
+                let bytes_out = outcome.as_ref().map_or(0, Bytes::len);
+                entry
+                    .counters
+                    .record(bytes_in, bytes_out, started.elapsed(), outcome.is_err());
+                match id {
+                    Some(id) => {
+                        // The driver is gone if this fails: nobody is left to answer.
+                        let _ = replies.send(HandlerReply { id, outcome });
+                    }
+                    None => {
+                        if let Err((_, message)) = outcome {
+                            tracing::warn!(error = message, "direct handler failed");
+                        }
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+async fn run_handler<S: Send + Sync + 'static>(
+    handler: &Handler<S>,
+    context: Context<S>,
+    body: Bytes,
+) -> Result<Bytes, (ErrorCode, String)> {
+    let text = |body: &Bytes| {
+        std::str::from_utf8(body).map(str::to_owned).map_err(|_| {
+            (
+                ErrorCode::BadRequest,
+                "console text is not UTF-8".to_owned(),
+            )
+        })
+    };
+    let frame = |body: &Bytes| {
+        DataFrame::decode(body)
+            .map_err(|error| (ErrorCode::BadRequest, format!("invalid DataFrame: {error}")))
+    };
+    // The handler call itself and its future both run inside catch_unwind: a panic in either
+    // becomes an error reply for this request only.
+    let outcome = match handler {
+        Handler::Console(handler) => {
+            let input = text(&body)?;
+            AssertUnwindSafe(async { handler(context, input).await.map(Bytes::from) })
+                .catch_unwind()
+                .await
+        }
+        Handler::Stream(handler) => {
+            let input = frame(&body)?;
+            AssertUnwindSafe(async {
+                handler(context, input)
+                    .await
+                    .map(|output| Bytes::from(output.encode()))
+            })
+            .catch_unwind()
+            .await
+        }
+        Handler::DirectConsole(handler) => {
+            let input = text(&body)?;
+            AssertUnwindSafe(async { handler(context, input).await.map(|()| Bytes::new()) })
+                .catch_unwind()
+                .await
+        }
+        Handler::DirectStream(handler) => {
+            let input = frame(&body)?;
+            AssertUnwindSafe(async { handler(context, input).await.map(|()| Bytes::new()) })
+                .catch_unwind()
+                .await
+        }
+    };
+    match outcome {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(error)) => Err((ErrorCode::HandlerFailed, error.to_string())),
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(panic = message, "handler panicked; only its request fails");
+            Err((
+                ErrorCode::HandlerPanicked,
+                format!("handler panicked: {message}"),
+            ))
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! [`Peer`]: a cheap, cloneable handle to one connection, for calling the other side.
+
+use std::future::{Future, IntoFuture};
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use zs_wire::DataFrame;
+use zs_wire::frame::{CloseCode, EncodeError, MAX_COMMAND_NAME, Payload, RequestId};
+
+use crate::error::{CallError, DisconnectReason, SendError};
+
+/// What a caller's task sends to the connection's driver task.
+pub(crate) enum Command {
+    Call {
+        id: RequestId,
+        payload: Payload,
+        name: String,
+        body: Bytes,
+        reply: oneshot::Sender<Result<Bytes, CallError>>,
+    },
+    Direct {
+        payload: Payload,
+        name: String,
+        body: Bytes,
+    },
+    Cancel(RequestId),
+    Close {
+        code: CloseCode,
+        reason: String,
+        drain: bool,
+    },
+}
+
+pub(crate) struct PeerShared<S> {
+    id: u64,
+    remote_addr: SocketAddr,
+    local_addr: SocketAddr,
+    state: S,
+    commands: mpsc::Sender<Command>,
+    next_request_id: AtomicU64,
+    closed: CancellationToken,
+    disconnect_reason: OnceLock<DisconnectReason>,
+    call_timeout: Duration,
+    max_frame_size: u32,
+}
+
+/// A handle to one connection: the server's view of a client, or a client's view of its
+/// server. Clones are cheap and all refer to the same connection.
+///
+/// Through it either side calls the other (`call_console`, `call_stream`), sends one-way
+/// messages, reads the per-connection state, and closes. In ZServer4D terms this is the
+/// `TPeerIO`.
+pub struct Peer<S = ()> {
+    shared: Arc<PeerShared<S>>,
+}
+
+impl<S> Clone for Peer<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Peer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("id", &self.shared.id)
+            .field("remote_addr", &self.shared.remote_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+static NEXT_PEER_ID: AtomicU64 = AtomicU64::new(1);
+
+impl<S> Peer<S> {
+    pub(crate) fn new(
+        remote_addr: SocketAddr,
+        local_addr: SocketAddr,
+        state: S,
+        commands: mpsc::Sender<Command>,
+        call_timeout: Duration,
+        max_frame_size: u32,
+    ) -> Self {
+        Self {
+            shared: Arc::new(PeerShared {
+                id: NEXT_PEER_ID.fetch_add(1, Ordering::Relaxed),
+                remote_addr,
+                local_addr,
+                state,
+                commands,
+                next_request_id: AtomicU64::new(1),
+                closed: CancellationToken::new(),
+                disconnect_reason: OnceLock::new(),
+                call_timeout,
+                max_frame_size,
+            }),
+        }
+    }
+
+    /// A process-unique id of this connection (ZServer4D's IO id).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The other side's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.shared.remote_addr
+    }
+
+    /// This side's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// The per-connection user state.
+    pub fn state(&self) -> &S {
+        &self.shared.state
+    }
+
+    /// True once the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled()
+    }
+
+    /// Why the connection ended, once it has.
+    pub fn disconnect_reason(&self) -> Option<DisconnectReason> {
+        self.shared.disconnect_reason.get().cloned()
+    }
+
+    /// Waits until the connection has ended and returns why.
+    pub async fn closed(&self) -> DisconnectReason {
+        self.shared.closed.cancelled().await;
+        self.reason_or_lost()
+    }
+
+    pub(crate) fn mark_closed(&self, reason: DisconnectReason) {
+        let _ = self.shared.disconnect_reason.set(reason);
+        self.shared.closed.cancel();
+    }
+
+    fn reason_or_lost(&self) -> DisconnectReason {
+        self.disconnect_reason()
+            .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection task ended".into()))
+    }
+
+    fn check_size(&self, name: &str, body_len: usize) -> Result<(), EncodeError> {
+        if name.is_empty() || name.len() > MAX_COMMAND_NAME {
+            return Err(EncodeError::BadCommandName { len: name.len() });
+        }
+        let len = 1 + name.len() + body_len;
+        if len as u64 > u64::from(self.shared.max_frame_size) {
+            return Err(EncodeError::FrameTooLarge {
+                len: len as u64,
+                max: self.shared.max_frame_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Calls a console command on the other side: text in, text out (ZServer4D
+    /// `SendConsoleCmd`). Await the returned [`Call`]; `.timeout(d)` overrides the default.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: zs::Client) -> Result<(), zs::CallError> {
+    /// use std::time::Duration;
+    /// let text = client.call_console("echo", "hi").timeout(Duration::from_secs(2)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn call_console(&self, name: &str, text: &str) -> Call<'_, S, String> {
+        self.call(
+            Payload::Console,
+            name,
+            Bytes::copy_from_slice(text.as_bytes()),
+        )
+    }
+
+    /// Calls a stream command on the other side: DataFrame in, DataFrame out (ZServer4D
+    /// `SendStreamCmd`).
+    pub fn call_stream(&self, name: &str, frame: &DataFrame) -> Call<'_, S, DataFrame> {
+        self.call(Payload::Stream, name, Bytes::from(frame.encode()))
+    }
+
+    fn call<T>(&self, payload: Payload, name: &str, body: Bytes) -> Call<'_, S, T> {
+        Call {
+            peer: self,
+            payload,
+            name: name.to_owned(),
+            body,
+            timeout: self.shared.call_timeout,
+            _reply: PhantomData,
+        }
+    }
+
+    /// Sends a one-way console message (ZServer4D `SendDirectConsoleCmd`). Returns once it is
+    /// queued; waits only while the connection's send queue is full.
+    pub async fn send_direct_console(&self, name: &str, text: &str) -> Result<(), SendError> {
+        self.send_direct(
+            Payload::Console,
+            name,
+            Bytes::copy_from_slice(text.as_bytes()),
+        )
+        .await
+    }
+
+    /// Sends a one-way stream message (ZServer4D `SendDirectStreamCmd`).
+    pub async fn send_direct_stream(&self, name: &str, frame: &DataFrame) -> Result<(), SendError> {
+        self.send_direct(Payload::Stream, name, Bytes::from(frame.encode()))
+            .await
+    }
+
+    async fn send_direct(
+        &self,
+        payload: Payload,
+        name: &str,
+        body: Bytes,
+    ) -> Result<(), SendError> {
+        self.check_size(name, body.len())?;
+        let command = Command::Direct {
+            payload,
+            name: name.to_owned(),
+            body,
+        };
+        self.shared
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| SendError::ConnectionClosed(self.reason_or_lost()))
+    }
+
+    /// Closes the connection now; calls still waiting fail with `ConnectionClosed`.
+    pub async fn close(&self, reason: &str) {
+        self.send_close(reason, false).await;
+    }
+
+    /// Closes the connection once every request in flight — both ways — is answered and
+    /// flushed (ZServer4D's delayed close). New requests from the peer are refused meanwhile.
+    pub async fn close_after_flush(&self, reason: &str) {
+        self.send_close(reason, true).await;
+    }
+
+    async fn send_close(&self, reason: &str, drain: bool) {
+        let command = Command::Close {
+            code: CloseCode::Normal,
+            reason: reason.to_owned(),
+            drain,
+        };
+        // An error means the driver is gone: the connection is already closed.
+        let _ = self.shared.commands.send(command).await;
+    }
+}
+
+/// The reply types a call can decode: `String` for console, `DataFrame` for stream commands.
+pub trait Reply: Sized + Send + 'static {
+    /// Decodes a reply body.
+    fn decode(body: Bytes) -> Result<Self, CallError>;
+}
+
+impl Reply for String {
+    fn decode(body: Bytes) -> Result<Self, CallError> {
+        String::from_utf8(body.to_vec())
+            .map_err(|_| CallError::BadReply("console reply is not UTF-8".into()))
+    }
+}
+
+impl Reply for DataFrame {
+    fn decode(body: Bytes) -> Result<Self, CallError> {
+        DataFrame::decode(&body).map_err(|error| CallError::BadReply(error.to_string()))
+    }
+}
+
+/// A call being prepared; `.await` it to send it and wait for the reply.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Call<'a, S, T> {
+    peer: &'a Peer<S>,
+    payload: Payload,
+    name: String,
+    body: Bytes,
+    timeout: Duration,
+    _reply: PhantomData<fn() -> T>,
+}
+
+impl<S, T> Call<'_, S, T> {
+    /// How long to wait for the reply; past it the call fails with [`CallError::Timeout`]
+    /// and the request is cancelled at the peer.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+impl<'a, S: Send + Sync + 'static, T: Reply> IntoFuture for Call<'a, S, T> {
+    type Output = Result<T, CallError>;
+    type IntoFuture = BoxFuture<'a, Result<T, CallError>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.run())
+    }
+}
+
+impl<S: Send + Sync + 'static, T: Reply> Call<'_, S, T> {
+    fn run(self) -> impl Future<Output = Result<T, CallError>> + Send {
+        let peer = self.peer;
+        async move {
+            peer.check_size(&self.name, self.body.len())?;
+            let id = RequestId(peer.shared.next_request_id.fetch_add(1, Ordering::Relaxed));
+            let (reply, receiver) = oneshot::channel();
+            let command = Command::Call {
+                id,
+                payload: self.payload,
+                name: self.name,
+                body: self.body,
+                reply,
+            };
+            if peer.shared.commands.send(command).await.is_err() {
+                return Err(CallError::ConnectionClosed(peer.reason_or_lost()));
+            }
+            match tokio::time::timeout(self.timeout, receiver).await {
+                Ok(Ok(result)) => T::decode(result?),
+                Ok(Err(_)) => Err(CallError::ConnectionClosed(peer.reason_or_lost())),
+                Err(_) => {
+                    let _ = peer.shared.commands.send(Command::Cancel(id)).await;
+                    Err(CallError::Timeout(self.timeout))
+                }
+            }
+        }
+    }
+}

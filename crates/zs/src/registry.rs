@@ -1,0 +1,220 @@
+//! Command registration: named handlers of the four kinds, shared by servers and clients.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use zs_wire::DataFrame;
+use zs_wire::frame::{Payload, RequestId};
+
+use crate::error::BoxError;
+use crate::peer::Peer;
+use crate::stats::{CommandCounters, CommandStats};
+
+/// What a handler receives besides its input: who called, and which request this is.
+#[derive(Debug)]
+pub struct Context<S = ()> {
+    pub(crate) peer: Peer<S>,
+    pub(crate) command: Arc<str>,
+    pub(crate) request_id: Option<RequestId>,
+}
+
+impl<S> Context<S> {
+    /// The connection the request came from; use it to call back or read its state.
+    pub fn peer(&self) -> &Peer<S> {
+        &self.peer
+    }
+
+    /// The per-connection user state (ZServer4D's `UserDefine`).
+    pub fn state(&self) -> &S {
+        self.peer.state()
+    }
+
+    /// The command's name.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// The caller's request id; `None` for direct (one-way) messages.
+    pub fn request_id(&self) -> Option<RequestId> {
+        self.request_id
+    }
+}
+
+type ConsoleFn<S> =
+    dyn Fn(Context<S>, String) -> BoxFuture<'static, Result<String, BoxError>> + Send + Sync;
+type StreamFn<S> =
+    dyn Fn(Context<S>, DataFrame) -> BoxFuture<'static, Result<DataFrame, BoxError>> + Send + Sync;
+type DirectConsoleFn<S> =
+    dyn Fn(Context<S>, String) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
+type DirectStreamFn<S> =
+    dyn Fn(Context<S>, DataFrame) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
+
+pub(crate) enum Handler<S> {
+    Console(Arc<ConsoleFn<S>>),
+    Stream(Arc<StreamFn<S>>),
+    DirectConsole(Arc<DirectConsoleFn<S>>),
+    DirectStream(Arc<DirectStreamFn<S>>),
+}
+
+impl<S> Clone for Handler<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Console(handler) => Self::Console(handler.clone()),
+            Self::Stream(handler) => Self::Stream(handler.clone()),
+            Self::DirectConsole(handler) => Self::DirectConsole(handler.clone()),
+            Self::DirectStream(handler) => Self::DirectStream(handler.clone()),
+        }
+    }
+}
+
+impl<S> Handler<S> {
+    pub(crate) fn payload(&self) -> Payload {
+        match self {
+            Self::Console(_) | Self::DirectConsole(_) => Payload::Console,
+            Self::Stream(_) | Self::DirectStream(_) => Payload::Stream,
+        }
+    }
+
+    pub(crate) fn is_direct(&self) -> bool {
+        matches!(self, Self::DirectConsole(_) | Self::DirectStream(_))
+    }
+
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Console(_) => "console",
+            Self::Stream(_) => "stream",
+            Self::DirectConsole(_) => "direct console",
+            Self::DirectStream(_) => "direct stream",
+        }
+    }
+}
+
+pub(crate) struct Entry<S> {
+    pub(crate) name: Arc<str>,
+    pub(crate) handler: Handler<S>,
+    pub(crate) counters: CommandCounters,
+}
+
+/// The commands one side answers: a name → handler table.
+///
+/// Servers and clients both own one, so a server can call its clients exactly as clients call
+/// it. Registering a name again replaces the earlier handler.
+pub struct Commands<S = ()> {
+    entries: HashMap<String, Arc<Entry<S>>>,
+}
+
+impl<S> Default for Commands<S> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for Commands<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.entries.keys().collect();
+        names.sort();
+        f.debug_struct("Commands").field("names", &names).finish()
+    }
+}
+
+impl<S: Send + Sync + 'static> Commands<S> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn insert(&mut self, name: &str, handler: Handler<S>) -> &mut Self {
+        let entry = Entry {
+            name: Arc::from(name),
+            handler,
+            counters: CommandCounters::default(),
+        };
+        if self
+            .entries
+            .insert(name.to_owned(), Arc::new(entry))
+            .is_some()
+        {
+            tracing::warn!(
+                command = name,
+                "command registered twice; the later handler wins"
+            );
+        }
+        self
+    }
+
+    /// Registers a console command: text in, text out (ZServer4D `RegisterConsole`).
+    pub fn register_console<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
+            let future = handler(context, input);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        });
+        self.insert(name, Handler::Console(handler))
+    }
+
+    /// Registers a stream command: DataFrame in, DataFrame out (ZServer4D `RegisterStream`).
+    pub fn register_stream<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, DataFrame) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
+            let future = handler(context, input);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        });
+        self.insert(name, Handler::Stream(handler))
+    }
+
+    /// Registers a one-way console message (ZServer4D `RegisterDirectConsole`). Errors are
+    /// logged and counted; the sender is not told.
+    pub fn register_direct_console<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
+            let future = handler(context, input);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        });
+        self.insert(name, Handler::DirectConsole(handler))
+    }
+
+    /// Registers a one-way stream message (ZServer4D `RegisterDirectStream`).
+    pub fn register_direct_stream<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, DataFrame) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
+            let future = handler(context, input);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        });
+        self.insert(name, Handler::DirectStream(handler))
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry<S>>> {
+        self.entries.get(name)
+    }
+
+    /// Statistics of every registered command, sorted by name.
+    pub fn stats(&self) -> Vec<CommandStats> {
+        let mut stats: Vec<_> = self
+            .entries
+            .values()
+            .map(|entry| entry.counters.snapshot(&entry.name))
+            .collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
+    }
+}
