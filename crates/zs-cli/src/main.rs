@@ -1,1 +1,62 @@
-fn main() {}
+//! `zs`: the zserver command line — serve, call, bench.
+
+// A binary exports nothing; `pub` inside it only marks what other modules use.
+#![allow(unreachable_pub)]
+
+mod cmd;
+mod config_file;
+
+use clap::{Parser, Subcommand};
+
+/// zserver: command RPC, large data and tunnels over one framed, multiplexed connection.
+#[derive(Debug, Parser)]
+#[command(name = "zs", version, about)]
+struct Cli {
+    /// Log filter (also from RUST_LOG), e.g. `info`, `zs=debug`.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a server with the built-in commands `echo`, `echo_df`, `time` and `stats`.
+    Serve(cmd::serve::ServeArgs),
+    /// Call a command on a server and print the reply.
+    Call(cmd::call::CallArgs),
+    /// Measure performance against a baseline run in the same process.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Call(args) => cmd::call::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the error and its causes.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

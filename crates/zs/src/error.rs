@@ -108,7 +108,7 @@ pub enum SendError {
 #[non_exhaustive]
 pub enum ConnectError {
     /// The TCP connection could not be made.
-    #[error("cannot connect: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The server refused the connection (full, shutting down, version).
     #[error("server refused the connection: {0}")]

@@ -1,0 +1,342 @@
+//! `zs bench rpc`: request rate and latency of `echo` calls, against a raw TCP echo baseline
+//! measured in the same run with the same connections, requests in flight and payload.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{ArgAction, Args, Subcommand};
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use zs::{Client, Server};
+
+/// Arguments of `zs bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub kind: BenchKind,
+}
+
+/// What to measure.
+#[derive(Debug, Subcommand)]
+pub enum BenchKind {
+    /// Console `echo` calls: requests/s and latency, with a raw TCP echo baseline.
+    Rpc(RpcArgs),
+}
+
+/// Arguments of `zs bench rpc`.
+#[derive(Debug, Args)]
+pub struct RpcArgs {
+    /// Server to call; without it an embedded server runs in this process.
+    #[arg(long)]
+    pub connect: Option<String>,
+    /// Connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 16)]
+    pub in_flight: usize,
+    /// Payload bytes per request (and reply).
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Measured seconds per run (after a 1 s warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Also run the raw TCP echo baseline (same connections, in-flight and payload) and
+    /// print the ratio.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    pub baseline: bool,
+}
+
+/// Runs the chosen benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.kind {
+        BenchKind::Rpc(args) => rpc(args).await,
+    }
+}
+
+/// What one run measured.
+struct Measurement {
+    requests: u64,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+}
+
+impl Measurement {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn print(&self, label: &str) {
+        println!(
+            "{label}: {} requests in {:.2} s = {:.0} req/s; latency p50 {} us, p99 {} us, max {} us",
+            self.requests,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.latency.value_at_quantile(0.50),
+            self.latency.value_at_quantile(0.99),
+            self.latency.max(),
+        );
+    }
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")
+}
+
+/// Shared clock of one run: requests that complete during the warm-up are not counted.
+struct Window {
+    measuring: AtomicBool,
+    stopping: AtomicBool,
+}
+
+async fn run_window<F, Fut>(seconds: f64, workers: usize, worker: F) -> anyhow::Result<Measurement>
+where
+    F: Fn(usize, Arc<Window>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(u64, Histogram<u64>)>> + Send + 'static,
+{
+    let window = Arc::new(Window {
+        measuring: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..workers {
+        tasks.spawn(worker(index, window.clone()));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    window.measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    window.stopping.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let mut measurement = Measurement {
+        requests: 0,
+        elapsed,
+        latency: new_histogram()?,
+    };
+    while let Some(result) = tasks.join_next().await {
+        let (requests, latency) = result??;
+        measurement.requests += requests;
+        measurement.latency.add(latency)?;
+    }
+    Ok(measurement)
+}
+
+async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.connections > 0 && args.in_flight > 0,
+        "connections and in-flight must be at least 1"
+    );
+    anyhow::ensure!(
+        args.seconds > 0.0 && args.seconds.is_finite(),
+        "--seconds must be positive"
+    );
+    let (addr, embedded) = match &args.connect {
+        Some(addr) => (addr.clone(), None),
+        None => {
+            let mut server = Server::bind("127.0.0.1:0").await?;
+            server.register_console("echo", |_ctx, text: String| async move {
+                Ok::<_, zs::BoxError>(text)
+            });
+            server.config_mut().max_connections(args.connections + 16);
+            let addr = server.local_addr()?.to_string();
+            (addr, Some(server.spawn()))
+        }
+    };
+    println!(
+        "zs bench rpc: {} connections x {} in flight, {} byte payload, {} s per run, server {}{}",
+        args.connections,
+        args.in_flight,
+        args.payload,
+        args.seconds,
+        addr,
+        if embedded.is_some() {
+            " (embedded)"
+        } else {
+            ""
+        }
+    );
+
+    let mut clients = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        clients.push(Arc::new(
+            Client::connect(&addr)
+                .await
+                .with_context(|| format!("cannot connect to {addr}"))?,
+        ));
+    }
+    let payload: Arc<str> = Arc::from("x".repeat(args.payload));
+    let in_flight = args.in_flight;
+    let rpc = run_window(
+        args.seconds,
+        args.connections * in_flight,
+        |index, window| {
+            let client = clients[index % clients.len()].clone();
+            let payload = payload.clone();
+            async move {
+                let mut latency = new_histogram()?;
+                let mut requests = 0;
+                while !window.stopping.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let reply = client.call_console("echo", &payload).await?;
+                    anyhow::ensure!(
+                        reply.len() == payload.len(),
+                        "echo returned {} bytes",
+                        reply.len()
+                    );
+                    if window.measuring.load(Ordering::Relaxed)
+                        && !window.stopping.load(Ordering::Relaxed)
+                    {
+                        requests += 1;
+                        latency.saturating_record(micros(started.elapsed()));
+                    }
+                }
+                Ok((requests, latency))
+            }
+        },
+    )
+    .await?;
+    drop(clients);
+    if let Some(server) = embedded {
+        server.shutdown().await;
+    }
+    rpc.print("rpc");
+
+    let baseline = if args.baseline {
+        let baseline = raw_echo(&args).await?;
+        baseline.print("baseline (raw TCP echo)");
+        Some(baseline)
+    } else {
+        None
+    };
+    let (baseline_rate, ratio) = match &baseline {
+        Some(baseline) => (
+            format!("{:.0}", baseline.rate()),
+            format!("{:.2}", rpc.rate() / baseline.rate()),
+        ),
+        None => ("n/a".into(), "n/a".into()),
+    };
+    println!(
+        "rpc: {:.0} req/s, p50 {} us, p99 {} us, baseline {} req/s, ratio {}",
+        rpc.rate(),
+        rpc.latency.value_at_quantile(0.50),
+        rpc.latency.value_at_quantile(0.99),
+        baseline_rate,
+        ratio
+    );
+    Ok(())
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The baseline: a plain TCP echo server in this process, and per connection `in_flight`
+/// requests of `payload` bytes kept outstanding, completed in order as their bytes return.
+async fn raw_echo(args: &RpcArgs) -> anyhow::Result<Measurement> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                break;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => {
+                            if stream.write_all(&buffer[..read]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let payload = args.payload.max(1);
+    let in_flight = args.in_flight;
+    let mut streams = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        streams.push(std::sync::Mutex::new(Some(stream)));
+    }
+    let streams = Arc::new(streams);
+    let measurement = run_window(args.seconds, args.connections, |index, window| {
+        let streams = streams.clone();
+        async move {
+            let stream = streams[index]
+                .lock()
+                .map_err(|_| anyhow::anyhow!("poisoned"))?
+                .take()
+                .context("stream taken twice")?;
+            raw_connection(stream, payload, in_flight, window).await
+        }
+    })
+    .await?;
+    server.abort();
+    Ok(measurement)
+}
+
+/// One baseline connection: a writer keeps `in_flight` requests outstanding; the reader
+/// completes the oldest each time `payload` bytes have come back.
+async fn raw_connection(
+    stream: TcpStream,
+    payload: usize,
+    in_flight: usize,
+    window: Arc<Window>,
+) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let (mut reader, mut writer) = stream.into_split();
+    let (sent_sender, mut sent) = tokio::sync::mpsc::channel::<Instant>(in_flight);
+    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let writer_permits = permits.clone();
+    let writer_window = window.clone();
+    let writer_task = tokio::spawn(async move {
+        let request = vec![b'x'; payload];
+        while !writer_window.stopping.load(Ordering::Relaxed) {
+            let Ok(permit) = writer_permits.acquire().await else {
+                break;
+            };
+            permit.forget();
+            if sent_sender.send(Instant::now()).await.is_err()
+                || writer.write_all(&request).await.is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut latency = new_histogram()?;
+    let mut requests = 0u64;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut partial = 0usize;
+    while !window.stopping.load(Ordering::Relaxed) {
+        let read = tokio::time::timeout(Duration::from_millis(200), reader.read(&mut buffer)).await;
+        let read = match read {
+            Ok(Ok(0)) => break,
+            Ok(Ok(read)) => read,
+            Ok(Err(error)) => return Err(error.into()),
+            Err(_) => continue,
+        };
+        partial += read;
+        while partial >= payload {
+            partial -= payload;
+            let Some(started) = sent.recv().await else {
+                break;
+            };
+            if window.measuring.load(Ordering::Relaxed) && !window.stopping.load(Ordering::Relaxed)
+            {
+                requests += 1;
+                latency.saturating_record(micros(started.elapsed()));
+            }
+            permits.add_permits(1);
+        }
+    }
+    writer_task.abort();
+    Ok((requests, latency))
+}

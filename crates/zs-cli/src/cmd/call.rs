@@ -1,0 +1,75 @@
+//! `zs call`: one call, reply on stdout.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use zs::{Client, DataFrame};
+
+/// Arguments of `zs call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// Server address.
+    #[arg(long, default_value = crate::config_file::DEFAULT_LISTEN)]
+    pub connect: String,
+    /// Seconds to wait for the reply.
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    #[command(subcommand)]
+    pub kind: CallKind,
+}
+
+/// The kind of command to call.
+#[derive(Debug, Subcommand)]
+pub enum CallKind {
+    /// A console command: TEXT in, text out.
+    Console {
+        /// Command name.
+        name: String,
+        /// Text argument.
+        #[arg(default_value = "")]
+        text: String,
+    },
+    /// A stream command: a DataFrame as JSON in (e.g. '["alice", 42]' or
+    /// '[{"u8": 7}]'), its reply as typed JSON out.
+    Stream {
+        /// Command name.
+        name: String,
+        /// The DataFrame's JSON form.
+        #[arg(default_value = "[]")]
+        json: String,
+    },
+}
+
+/// Makes the call and prints the reply.
+pub async fn run(args: CallArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.timeout.is_finite() && args.timeout > 0.0,
+        "--timeout must be a positive number of seconds"
+    );
+    let timeout = Duration::from_secs_f64(args.timeout);
+    let client = Client::connect(&args.connect)
+        .await
+        .with_context(|| format!("cannot connect to {}", args.connect))?;
+    match args.kind {
+        CallKind::Console { name, text } => {
+            let reply = client
+                .call_console(&name, &text)
+                .timeout(timeout)
+                .await
+                .with_context(|| format!("console call {name:?} failed"))?;
+            println!("{reply}");
+        }
+        CallKind::Stream { name, json } => {
+            let frame = DataFrame::from_json_str(&json)
+                .context("argument is not a DataFrame in JSON form")?;
+            let reply = client
+                .call_stream(&name, &frame)
+                .timeout(timeout)
+                .await
+                .with_context(|| format!("stream call {name:?} failed"))?;
+            println!("{}", reply.to_json_string());
+        }
+    }
+    Ok(())
+}

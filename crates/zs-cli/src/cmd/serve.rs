@@ -1,0 +1,97 @@
+//! `zs serve`: a server with the built-in commands.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::Args;
+use zs::{BoxError, DataFrame, Server, ServerHandle};
+
+use crate::config_file::ConfigFile;
+
+/// Arguments of `zs serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:4920, or `server.listen` from the config).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// TOML configuration file; every field is optional.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Registers `echo`, `echo_df` and `time` (and `stats` once the handle exists).
+pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHandle>>>) {
+    server
+        .register_console("echo", |_ctx, text: String| async move {
+            Ok::<_, BoxError>(text)
+        })
+        .register_stream("echo_df", |_ctx, frame: DataFrame| async move {
+            Ok::<_, BoxError>(frame)
+        })
+        .register_console("time", |_ctx, _text: String| async move {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+            Ok::<_, BoxError>(format!("{}.{:03}", now.as_secs(), now.subsec_millis()))
+        })
+        .register_console("stats", move |_ctx, _text: String| {
+            let handle = handle.clone();
+            async move {
+                let handle = handle.get().ok_or("server not started")?;
+                let report = serde_json::json!({
+                    "connections": handle.connection_count(),
+                    "commands": handle.stats(),
+                });
+                Ok::<_, BoxError>(report.to_string())
+            }
+        });
+}
+
+/// Runs the server until Ctrl-C or SIGTERM, then shuts down gracefully.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| file.server.listen.to_string());
+    let mut server = Server::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    *server.config_mut() = file.server.to_config();
+    let slot = Arc::new(OnceLock::new());
+    register_builtins(&mut server, slot.clone());
+    let addr = server.local_addr()?;
+    let handle = Arc::new(server.spawn());
+    let _ = slot.set(handle.clone());
+    println!("zs: listening on {addr}");
+    tracing::info!(%addr, "serving: echo, echo_df, time, stats");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

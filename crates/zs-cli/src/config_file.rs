@@ -1,0 +1,144 @@
+//! The TOML configuration file of `zs serve`. Every field is optional.
+//!
+//! ```toml
+//! [server]
+//! listen = "127.0.0.1:4920"      # address to listen on (IPv4 or IPv6)
+//! max_connections = 10000        # connections past this get a "server full" close
+//! max_frame_size = 16777216      # largest frame body accepted, bytes
+//! max_concurrent_requests = 1024 # requests from one peer running at once
+//! keepalive_secs = 15            # ping after this much silence (0 = off)
+//! idle_timeout_secs = 60         # close after this much silence (0 = off)
+//! shutdown_grace_secs = 10       # graceful shutdown waits this long for handlers
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// Address `zs serve` listens on without configuration.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4920";
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Server settings.
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+/// `[server]`: every field defaults to the library default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Most connections served at once.
+    pub max_connections: usize,
+    /// Largest frame body accepted, in bytes.
+    pub max_frame_size: u32,
+    /// Requests from one peer that may run at once.
+    pub max_concurrent_requests: usize,
+    /// Seconds of silence before a keep-alive ping; 0 disables.
+    pub keepalive_secs: u64,
+    /// Seconds of silence before the connection is closed; 0 disables.
+    pub idle_timeout_secs: u64,
+    /// Seconds a graceful shutdown waits for running handlers.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4920))),
+            max_connections: zs::DEFAULT_MAX_CONNECTIONS,
+            max_frame_size: zs_wire::frame::DEFAULT_MAX_FRAME_SIZE,
+            max_concurrent_requests: 1024,
+            keepalive_secs: 15,
+            idle_timeout_secs: 60,
+            shutdown_grace_secs: zs::DEFAULT_SHUTDOWN_GRACE.as_secs(),
+        }
+    }
+}
+
+impl ConfigFile {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let file: Self = toml::from_str(text)?;
+        anyhow::ensure!(
+            file.server.max_connections > 0,
+            "server.max_connections must be at least 1"
+        );
+        anyhow::ensure!(
+            file.server.max_frame_size >= 1024,
+            "server.max_frame_size must be at least 1024"
+        );
+        anyhow::ensure!(
+            file.server.max_concurrent_requests > 0,
+            "server.max_concurrent_requests must be at least 1"
+        );
+        Ok(file)
+    }
+}
+
+impl ServerSection {
+    /// The library configuration these settings describe.
+    pub fn to_config(&self) -> zs::Config {
+        let seconds = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        let mut config = zs::Config::default();
+        config
+            .max_connections(self.max_connections)
+            .max_frame_size(self.max_frame_size)
+            .max_concurrent_requests(self.max_concurrent_requests)
+            .keepalive_interval(seconds(self.keepalive_secs))
+            .idle_timeout(seconds(self.idle_timeout_secs))
+            .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs));
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_defaults() {
+        let file = ConfigFile::parse("").unwrap();
+        assert_eq!(file.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(file.server.max_connections, zs::DEFAULT_MAX_CONNECTIONS);
+    }
+
+    #[test]
+    fn example_in_the_docs_parses() {
+        let doc = include_str!("config_file.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|line| !line.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|line| !line.starts_with("//! ```"))
+            .map(|line| line.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = ConfigFile::parse(&example).unwrap();
+        assert_eq!(file.server.max_frame_size, 16_777_216);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(ConfigFile::parse("[server]\nlisten_on = \"x\"").is_err());
+        assert!(ConfigFile::parse("[server]\nmax_connections = 0").is_err());
+        assert!(ConfigFile::parse("[server]\nlisten = \"not an address\"").is_err());
+    }
+}
