@@ -33,7 +33,7 @@ mod value;
 
 pub use binary::{DecodeError, MAX_NESTING_DEPTH};
 pub use json::JsonError;
-pub use serde_bridge::SerdeError;
+pub use serde_bridge::{SerdeError, from_value, to_value};
 pub use value::{FromValue, Value, ValueKind};
 
 /// An ordered list of typed [`Value`]s.
