@@ -336,7 +336,8 @@ impl FrameDecoder {
         ) else {
             return Ok(None);
         };
-        let kind = FrameKind::from_byte(kind_byte).ok_or(FrameError::UnknownKind { kind: kind_byte })?;
+        let kind =
+            FrameKind::from_byte(kind_byte).ok_or(FrameError::UnknownKind { kind: kind_byte })?;
         if flags != 0 {
             return Err(FrameError::UnknownFlags {
                 kind: kind_byte,
@@ -713,7 +714,10 @@ mod tests {
                 max: 1024
             })
         );
-        assert!(buffer.capacity() < 1025, "nothing was reserved for the body");
+        assert!(
+            buffer.capacity() < 1025,
+            "nothing was reserved for the body"
+        );
     }
 
     #[test]

@@ -35,8 +35,12 @@ pub const PREAMBLE_MAGIC: [u8; 4] = *b"ZSRV";
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u16 = 1;
 
-/// Length of the preamble: magic, u16 version, u16 reserved.
-pub const PREAMBLE_SIZE: usize = 8;
+/// Length of the preamble: magic, u16 version, u16 flags (reserved, zero), u32 largest frame
+/// body this side accepts.
+pub const PREAMBLE_SIZE: usize = 12;
+
+/// Smallest frame limit a peer may announce; below it even error replies would not fit.
+pub const MIN_FRAME_SIZE: u32 = 1024;
 
 /// Protocol limits and timers of one session.
 #[derive(Debug, Clone)]
@@ -176,6 +180,12 @@ pub enum ProtocolError {
         /// The id.
         id: RequestId,
     },
+    /// The peer announced a frame limit too small to be usable.
+    #[error("peer accepts frames of at most {max} bytes; the minimum is {MIN_FRAME_SIZE}")]
+    FrameLimitTooSmall {
+        /// The announced limit.
+        max: u32,
+    },
     /// A request id of zero (reserved for "no request").
     #[error("request id 0 is reserved")]
     ZeroRequestId,
@@ -214,6 +224,8 @@ pub struct Session<T> {
     next_ping_nonce: u64,
     drain_close: Option<(CloseCode, String)>,
     late_replies: u64,
+    /// The largest frame body the peer accepts, from its preamble.
+    peer_max_frame_size: Option<u32>,
 }
 
 impl<T> Session<T> {
@@ -223,6 +235,7 @@ impl<T> Session<T> {
         transmit.put_slice(&PREAMBLE_MAGIC);
         transmit.put_u16_le(PROTOCOL_VERSION);
         transmit.put_u16_le(0);
+        transmit.put_u32_le(config.max_frame_size);
         Self {
             decoder: FrameDecoder::new(config.max_frame_size),
             config,
@@ -237,6 +250,7 @@ impl<T> Session<T> {
             next_ping_nonce: 1,
             drain_close: None,
             late_replies: 0,
+            peer_max_frame_size: None,
         }
     }
 
@@ -284,9 +298,15 @@ impl<T> Session<T> {
         self.late_replies
     }
 
-    /// The largest frame body the peer accepts (its limit is assumed equal to ours).
-    pub fn max_frame_size(&self) -> u32 {
-        self.config.max_frame_size
+    /// The largest frame body the peer accepts, once its preamble has arrived.
+    pub fn peer_max_frame_size(&self) -> Option<u32> {
+        self.peer_max_frame_size
+    }
+
+    /// The limit for frames we send: the peer's, or ours until we know the peer's.
+    fn send_limit(&self) -> u32 {
+        self.peer_max_frame_size
+            .unwrap_or(self.config.max_frame_size)
     }
 
     /// Processes received bytes: takes every complete frame off the front of `received`
@@ -295,7 +315,11 @@ impl<T> Session<T> {
     ///
     /// On a protocol error a close frame naming it is queued, the session is finished and the
     /// error is returned (it also appears as [`Event::Closed`]).
-    pub fn handle_received(&mut self, received: &mut BytesMut, now: Instant) -> Result<(), ProtocolError> {
+    pub fn handle_received(
+        &mut self,
+        received: &mut BytesMut,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
         if received.is_empty() || self.state == State::Finished {
             return Ok(());
         }
@@ -335,6 +359,12 @@ impl<T> Session<T> {
                     theirs,
                 });
             }
+            let peer_limit =
+                u32::from_le_bytes([received[8], received[9], received[10], received[11]]);
+            if peer_limit < MIN_FRAME_SIZE {
+                return Err(ProtocolError::FrameLimitTooSmall { max: peer_limit });
+            }
+            self.peer_max_frame_size = Some(peer_limit);
             received.advance(PREAMBLE_SIZE);
             self.state = State::Open;
         }
@@ -411,7 +441,11 @@ impl<T> Session<T> {
         Ok(())
     }
 
-    fn complete(&mut self, id: RequestId, result: Result<Bytes, RemoteError>) -> Result<(), ProtocolError> {
+    fn complete(
+        &mut self,
+        id: RequestId,
+        result: Result<Bytes, RemoteError>,
+    ) -> Result<(), ProtocolError> {
         if id.0 == 0 || id.0 > self.highest_request_id {
             return Err(ProtocolError::UnknownReply { id });
         }
@@ -468,14 +502,10 @@ impl<T> Session<T> {
         if id.0 == 0 || self.in_flight.contains_key(&id.0) {
             return Err(SendError::BadRequestId(id, token));
         }
-        if let Err(error) = frame::encode_command(
-            &mut self.transmit,
-            Some(id),
-            payload,
-            name,
-            body,
-            self.config.max_frame_size,
-        ) {
+        let limit = self.send_limit();
+        if let Err(error) =
+            frame::encode_command(&mut self.transmit, Some(id), payload, name, body, limit)
+        {
             return Err(SendError::Encode(error, token));
         }
         self.highest_request_id = self.highest_request_id.max(id.0);
@@ -484,19 +514,18 @@ impl<T> Session<T> {
     }
 
     /// Queues a message that takes no reply.
-    pub fn send_direct(&mut self, payload: Payload, name: &str, body: &[u8]) -> Result<(), SendError<()>> {
+    pub fn send_direct(
+        &mut self,
+        payload: Payload,
+        name: &str,
+        body: &[u8],
+    ) -> Result<(), SendError<()>> {
         if self.state == State::Finished {
             return Err(SendError::Closed(()));
         }
-        frame::encode_command(
-            &mut self.transmit,
-            None,
-            payload,
-            name,
-            body,
-            self.config.max_frame_size,
-        )
-        .map_err(|error| SendError::Encode(error, ()))
+        let limit = self.send_limit();
+        frame::encode_command(&mut self.transmit, None, payload, name, body, limit)
+            .map_err(|error| SendError::Encode(error, ()))
     }
 
     /// Answers the peer's request `id`. Replies to requests that are not open (already
@@ -509,9 +538,8 @@ impl<T> Session<T> {
         if self.state != State::Finished {
             match result {
                 Ok(body) => {
-                    if let Err(error) =
-                        frame::encode_reply(&mut self.transmit, id, body, self.config.max_frame_size)
-                    {
+                    let limit = self.send_limit();
+                    if let Err(error) = frame::encode_reply(&mut self.transmit, id, body, limit) {
                         frame::encode_error_reply(
                             &mut self.transmit,
                             id,
@@ -588,7 +616,10 @@ impl<T> Session<T> {
         if self.state == State::Finished {
             return None;
         }
-        let idle = self.config.idle_timeout.map(|timeout| self.last_received + timeout);
+        let idle = self
+            .config
+            .idle_timeout
+            .map(|timeout| self.last_received + timeout);
         let ping = match (self.config.keepalive_interval, self.ping_sent_at) {
             (Some(interval), None) => Some(self.last_received + interval),
             _ => None,

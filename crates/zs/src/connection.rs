@@ -106,6 +106,9 @@ where
                 Some(reason) if driver.session.is_finished() => Err(reason.clone()),
                 _ => Ok(()),
             };
+            if let Some(max) = driver.session.peer_max_frame_size() {
+                driver.peer.set_peer_max_frame_size(max);
+            }
             let _ = sender.send(outcome);
         }
         if driver.session.is_finished() {

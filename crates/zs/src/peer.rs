@@ -3,7 +3,7 @@
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -48,7 +48,9 @@ pub(crate) struct PeerShared<S> {
     closed: CancellationToken,
     disconnect_reason: OnceLock<DisconnectReason>,
     call_timeout: Duration,
-    max_frame_size: u32,
+    /// The peer's frame limit (from its preamble; ours until then), checked before queuing
+    /// so an oversize call fails locally instead of costing the connection.
+    max_frame_size: AtomicU32,
 }
 
 /// A handle to one connection: the server's view of a client, or a client's view of its
@@ -100,7 +102,7 @@ impl<S> Peer<S> {
                 closed: CancellationToken::new(),
                 disconnect_reason: OnceLock::new(),
                 call_timeout,
-                max_frame_size,
+                max_frame_size: AtomicU32::new(max_frame_size),
             }),
         }
     }
@@ -151,15 +153,20 @@ impl<S> Peer<S> {
             .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection task ended".into()))
     }
 
+    pub(crate) fn set_peer_max_frame_size(&self, max: u32) {
+        self.shared.max_frame_size.store(max, Ordering::Relaxed);
+    }
+
     fn check_size(&self, name: &str, body_len: usize) -> Result<(), EncodeError> {
         if name.is_empty() || name.len() > MAX_COMMAND_NAME {
             return Err(EncodeError::BadCommandName { len: name.len() });
         }
         let len = 1 + name.len() + body_len;
-        if len as u64 > u64::from(self.shared.max_frame_size) {
+        let max = self.shared.max_frame_size.load(Ordering::Relaxed);
+        if len as u64 > u64::from(max) {
             return Err(EncodeError::FrameTooLarge {
                 len: len as u64,
-                max: self.shared.max_frame_size,
+                max,
             });
         }
         Ok(())

@@ -9,7 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zs::{BoxError, Client, DataFrame, Server, ServerHandle};
 use zs_wire::frame::{self, CloseCode, ErrorCode, Frame, FrameDecoder, Payload, RequestId};
-use zs_wire::session::{PREAMBLE_MAGIC, PROTOCOL_VERSION};
+use zs_wire::session::{PREAMBLE_MAGIC, PREAMBLE_SIZE, PROTOCOL_VERSION};
 
 async fn server() -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
@@ -31,6 +31,7 @@ fn preamble() -> Vec<u8> {
     let mut bytes = PREAMBLE_MAGIC.to_vec();
     bytes.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
     bytes.extend_from_slice(&[0, 0]);
+    bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
     bytes
 }
 
@@ -46,7 +47,7 @@ async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<Frame> {
         received.starts_with(&PREAMBLE_MAGIC),
         "server sends its preamble first"
     );
-    let mut buffer = BytesMut::from(&received[8..]);
+    let mut buffer = BytesMut::from(&received[PREAMBLE_SIZE..]);
     let decoder = FrameDecoder::new(u32::MAX);
     let mut frames = Vec::new();
     while let Ok(Some(frame)) = decoder.decode(&mut buffer) {
@@ -183,8 +184,8 @@ async fn malformed_dataframe_is_an_error_reply_not_a_disconnect() {
             .unwrap();
         assert_ne!(read, 0, "server closed the connection");
         buffer.put_slice(&chunk[..read]);
-        if frames.is_empty() && buffer.len() >= 8 {
-            let _ = buffer.split_to(8);
+        if frames.is_empty() && buffer.len() >= PREAMBLE_SIZE {
+            let _ = buffer.split_to(PREAMBLE_SIZE);
             frames.push(Frame::Ping { nonce: 0 }); // placeholder for the preamble
         }
         while let Some(frame) = decoder.decode(&mut buffer).unwrap() {
@@ -233,10 +234,10 @@ async fn garbage_after_a_valid_exchange_closes_only_that_peer() {
     )
     .unwrap();
     stream.write_all(&bytes).await.unwrap();
-    // Preamble (8) + reply header (14) + "ok" (2).
-    let mut first = [0u8; 24];
+    // Preamble + reply header (14) + "ok" (2).
+    let mut first = [0u8; PREAMBLE_SIZE + 16];
     stream.read_exact(&mut first).await.unwrap();
-    let mut reply = BytesMut::from(&first[8..]);
+    let mut reply = BytesMut::from(&first[PREAMBLE_SIZE..]);
     assert_eq!(
         FrameDecoder::default().decode(&mut reply).unwrap(),
         Some(Frame::Reply {

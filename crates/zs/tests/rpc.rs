@@ -521,16 +521,24 @@ async fn statistics_count_calls_errors_bytes_and_time() {
 }
 
 #[tokio::test]
-async fn oversize_request_is_refused_before_sending() {
-    let (server, addr) = echo_server(|_| {}).await;
-    let mut builder = Client::builder();
-    builder.config_mut().max_frame_size(1024);
-    let client = builder.connect(addr).await.unwrap();
+async fn request_over_the_servers_announced_limit_fails_locally() {
+    let (server, addr) = echo_server(|server| {
+        server.config_mut().max_frame_size(1024);
+    })
+    .await;
+    // The client's own limit is the 16 MiB default; it learns the server's from its preamble.
+    let client = Client::connect(addr).await.unwrap();
     let error = client
         .call_console("echo", &"x".repeat(2000))
         .await
         .unwrap_err();
-    assert!(matches!(error, CallError::Encode(_)), "{error:?}");
+    assert!(
+        matches!(
+            error,
+            CallError::Encode(zs_wire::frame::EncodeError::FrameTooLarge { max: 1024, .. })
+        ),
+        "{error:?}"
+    );
     assert_eq!(client.call_console("echo", "small").await.unwrap(), "small");
     server.shutdown().await;
 }

@@ -113,7 +113,9 @@ fn value_to_json(value: &Value) -> Json {
                 .map(|item| float_to_json(item.to_string().parse().unwrap_or(f64::NAN)))
                 .collect(),
         ),
-        Value::ArrayF64(items) => Json::Array(items.iter().map(|item| float_to_json(*item)).collect()),
+        Value::ArrayF64(items) => {
+            Json::Array(items.iter().map(|item| float_to_json(*item)).collect())
+        }
         Value::Frame(frame) => frame.to_json(),
         Value::Json(json) => json.clone(),
     };
@@ -194,7 +196,10 @@ fn float_from_json(json: &Json) -> Result<f64, String> {
     }
 }
 
-fn integer_from_json<T: TryFrom<i64> + TryFrom<u64>>(json: &Json, kind: ValueKind) -> Result<T, String> {
+fn integer_from_json<T: TryFrom<i64> + TryFrom<u64>>(
+    json: &Json,
+    kind: ValueKind,
+) -> Result<T, String> {
     let out_of_range = || format!("{json} is out of range for {kind}");
     match json {
         Json::Number(number) => {
@@ -206,14 +211,20 @@ fn integer_from_json<T: TryFrom<i64> + TryFrom<u64>>(json: &Json, kind: ValueKin
                 Err(format!("{number} is not an integer"))
             }
         }
-        other => Err(format!("expected an integer, found {}", json_type_name(other))),
+        other => Err(format!(
+            "expected an integer, found {}",
+            json_type_name(other)
+        )),
     }
 }
 
 fn array_from_json(json: &Json, kind: ValueKind) -> Result<&Vec<Json>, String> {
     match json {
         Json::Array(items) => Ok(items),
-        other => Err(format!("{kind} needs an array, found {}", json_type_name(other))),
+        other => Err(format!(
+            "{kind} needs an array, found {}",
+            json_type_name(other)
+        )),
     }
 }
 
@@ -236,7 +247,12 @@ fn typed_from_json(kind: ValueKind, json: &Json, depth: usize) -> Result<Value, 
     Ok(match kind {
         ValueKind::Null => match json {
             Json::Null => Value::Null,
-            other => return Err(format!("null must hold null, found {}", json_type_name(other))),
+            other => {
+                return Err(format!(
+                    "null must hold null, found {}",
+                    json_type_name(other)
+                ));
+            }
         },
         ValueKind::Bool => match json {
             Json::Bool(flag) => Value::Bool(*flag),
@@ -254,7 +270,12 @@ fn typed_from_json(kind: ValueKind, json: &Json, depth: usize) -> Result<Value, 
         ValueKind::F64 => Value::F64(float_from_json(json)?),
         ValueKind::String => match json {
             Json::String(text) => Value::String(text.clone()),
-            other => return Err(format!("expected a string, found {}", json_type_name(other))),
+            other => {
+                return Err(format!(
+                    "expected a string, found {}",
+                    json_type_name(other)
+                ));
+            }
         },
         ValueKind::Bytes => match json {
             Json::String(text) => Value::Bytes(
@@ -262,7 +283,12 @@ fn typed_from_json(kind: ValueKind, json: &Json, depth: usize) -> Result<Value, 
                     .decode(text)
                     .map_err(|error| format!("bytes are not base64: {error}"))?,
             ),
-            other => return Err(format!("expected base64 text, found {}", json_type_name(other))),
+            other => {
+                return Err(format!(
+                    "expected base64 text, found {}",
+                    json_type_name(other)
+                ));
+            }
         },
         ValueKind::ArrayI8 => integer_array!(ArrayI8),
         ValueKind::ArrayI16 => integer_array!(ArrayI16),
@@ -317,8 +343,12 @@ mod tests {
             .map(|value| match value {
                 Value::F32(x) => Value::F32(fix32(*x)),
                 Value::F64(x) => Value::F64(fix64(*x)),
-                Value::ArrayF32(items) => Value::ArrayF32(items.iter().map(|x| fix32(*x)).collect()),
-                Value::ArrayF64(items) => Value::ArrayF64(items.iter().map(|x| fix64(*x)).collect()),
+                Value::ArrayF32(items) => {
+                    Value::ArrayF32(items.iter().map(|x| fix32(*x)).collect())
+                }
+                Value::ArrayF64(items) => {
+                    Value::ArrayF64(items.iter().map(|x| fix64(*x)).collect())
+                }
                 Value::Frame(inner) => Value::Frame(canonical_nans(inner)),
                 other => other.clone(),
             })
@@ -327,7 +357,8 @@ mod tests {
 
     #[test]
     fn plain_json_is_accepted_for_hand_written_input() {
-        let frame = DataFrame::from_json_str(r#"["alice", 42, 1.5, true, null, {"k": [1]}]"#).unwrap();
+        let frame =
+            DataFrame::from_json_str(r#"["alice", 42, 1.5, true, null, {"k": [1]}]"#).unwrap();
         let expected = DataFrame::new()
             .with("alice")
             .with(42i64)

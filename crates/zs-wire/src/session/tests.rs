@@ -2,7 +2,13 @@
 
 use super::*;
 
-fn request<T>(session: &mut Session<T>, payload: Payload, name: &str, body: &[u8], token: T) -> Result<RequestId, SendError<T>> {
+fn request<T>(
+    session: &mut Session<T>,
+    payload: Payload,
+    name: &str,
+    body: &[u8],
+    token: T,
+) -> Result<RequestId, SendError<T>> {
     let id = RequestId(session.highest_request_id + 1);
     session.send_request(id, payload, name, body, token)
 }
@@ -41,8 +47,12 @@ impl Pair {
             }
             self.server_received.extend_from_slice(&to_server);
             self.client_received.extend_from_slice(&to_client);
-            let _ = self.server.handle_received(&mut self.server_received, self.now);
-            let _ = self.client.handle_received(&mut self.client_received, self.now);
+            let _ = self
+                .server
+                .handle_received(&mut self.server_received, self.now);
+            let _ = self
+                .client
+                .handle_received(&mut self.client_received, self.now);
         }
     }
 
@@ -72,11 +82,16 @@ fn many_requests_in_flight_in_both_directions_get_their_own_replies() {
     // Answer out of order: b before a.
     server_requests.reverse();
     for event in server_requests {
-        let Event::Request { id, body, .. } = event else { panic!("expected a request") };
+        let Event::Request { id, body, .. } = event else {
+            panic!("expected a request")
+        };
         assert!(pair.server.send_reply(id, Ok(&body)));
     }
-    let Event::Request { id, .. } = &client_requests[0] else { panic!("expected a request") };
-    pair.client.send_reply(*id, Err((ErrorCode::HandlerFailed, "nope")));
+    let Event::Request { id, .. } = &client_requests[0] else {
+        panic!("expected a request")
+    };
+    pair.client
+        .send_reply(*id, Err((ErrorCode::HandlerFailed, "nope")));
     pair.drive();
 
     let replies: Vec<_> = events(&mut pair.client)
@@ -88,9 +103,14 @@ fn many_requests_in_flight_in_both_directions_get_their_own_replies() {
         .collect();
     assert_eq!(
         replies,
-        vec![(b, "b", Bytes::from_static(b"two")), (a, "a", Bytes::from_static(b"one"))]
+        vec![
+            (b, "b", Bytes::from_static(b"two")),
+            (a, "a", Bytes::from_static(b"one"))
+        ]
     );
-    let Some(Event::Reply { id, token, result }) = pair.server.poll_event() else { panic!() };
+    let Some(Event::Reply { id, token, result }) = pair.server.poll_event() else {
+        panic!()
+    };
     assert_eq!((id, token), (c, "c"));
     assert_eq!(result.unwrap_err().code, ErrorCode::HandlerFailed);
 }
@@ -104,7 +124,9 @@ fn reply_to_a_request_never_sent_closes_with_a_named_error() {
     let closed = events(&mut pair.client);
     assert!(matches!(
         closed.as_slice(),
-        [Event::Closed(CloseReason::Protocol(ProtocolError::UnknownReply { id: RequestId(77) }))]
+        [Event::Closed(CloseReason::Protocol(
+            ProtocolError::UnknownReply { id: RequestId(77) }
+        ))]
     ));
     assert!(pair.client.is_finished());
     // The peer was told why.
@@ -120,10 +142,15 @@ fn late_reply_after_cancel_is_ignored() {
     let mut pair = Pair::new();
     let id = request(&mut pair.client, Payload::Console, "slow", b"", "t").unwrap();
     pair.drive();
-    let [Event::Request { id: server_id, .. }] = events(&mut pair.server)[..] else { panic!() };
+    let [Event::Request { id: server_id, .. }] = events(&mut pair.server)[..] else {
+        panic!()
+    };
     assert_eq!(pair.client.cancel_request(id), Some("t"));
     pair.drive();
-    assert!(matches!(events(&mut pair.server)[..], [Event::Cancelled { .. }]));
+    assert!(matches!(
+        events(&mut pair.server)[..],
+        [Event::Cancelled { .. }]
+    ));
     pair.server.send_reply(server_id, Ok(b"late"));
     pair.drive();
     assert!(events(&mut pair.client).is_empty());
@@ -145,10 +172,50 @@ fn bad_preamble_is_refused_from_its_first_byte() {
 #[test]
 fn older_peer_version_is_a_version_mismatch() {
     let mut session: Session<()> = Session::new(SessionConfig::default(), Instant::now());
-    let mut received = BytesMut::from(&b"ZSRV\x00\x00\x00\x00"[..]);
+    let mut received = BytesMut::from(&b"ZSRV\x00\x00\x00\x00\x00\x00\x01\x00"[..]);
     assert_eq!(
         session.handle_received(&mut received, Instant::now()),
         Err(ProtocolError::VersionMismatch { ours: 1, theirs: 0 })
+    );
+}
+
+#[test]
+fn each_side_sends_within_the_limit_the_other_announced() {
+    let mut pair = Pair::new();
+    pair.server = Session::new(
+        SessionConfig {
+            max_frame_size: 2048,
+            ..SessionConfig::default()
+        },
+        pair.now,
+    );
+    pair.drive();
+    assert_eq!(pair.client.peer_max_frame_size(), Some(2048));
+    let error = request(
+        &mut pair.client,
+        Payload::Console,
+        "echo",
+        &[0; 4096],
+        "big",
+    )
+    .unwrap_err();
+    assert!(matches!(
+        error,
+        SendError::Encode(EncodeError::FrameTooLarge { max: 2048, .. }, "big")
+    ));
+    assert!(
+        !pair.client.is_finished(),
+        "refused locally; the connection lives"
+    );
+}
+
+#[test]
+fn peer_announcing_a_tiny_frame_limit_is_refused() {
+    let mut session: Session<()> = Session::new(SessionConfig::default(), Instant::now());
+    let mut received = BytesMut::from(&b"ZSRV\x01\x00\x00\x00\x10\x00\x00\x00"[..]);
+    assert_eq!(
+        session.handle_received(&mut received, Instant::now()),
+        Err(ProtocolError::FrameLimitTooSmall { max: 16 })
     );
 }
 
@@ -157,14 +224,23 @@ fn duplicate_open_request_id_is_a_protocol_error() {
     let mut pair = Pair::new();
     pair.drive();
     for _ in 0..2 {
-        frame::encode_command(pair.client.transmit_buffer(), Some(RequestId(5)), Payload::Console, "x", b"", 1024)
-            .unwrap();
+        frame::encode_command(
+            pair.client.transmit_buffer(),
+            Some(RequestId(5)),
+            Payload::Console,
+            "x",
+            b"",
+            1024,
+        )
+        .unwrap();
     }
     pair.drive();
     let server_events = events(&mut pair.server);
     assert!(matches!(
         server_events.last(),
-        Some(Event::Closed(CloseReason::Protocol(ProtocolError::DuplicateRequest { .. })))
+        Some(Event::Closed(CloseReason::Protocol(
+            ProtocolError::DuplicateRequest { .. }
+        )))
     ));
 }
 
@@ -193,10 +269,17 @@ fn idle_timeout_closes_a_silent_connection() {
     };
     let mut session: Session<()> = Session::new(config, Instant::now());
     let start = Instant::now();
-    assert!(session.poll_timeout().is_some_and(|due| due <= start + Duration::from_secs(10)));
+    assert!(
+        session
+            .poll_timeout()
+            .is_some_and(|due| due <= start + Duration::from_secs(10))
+    );
     session.handle_timeout(start + Duration::from_secs(11));
     assert!(session.is_finished());
-    assert!(matches!(session.poll_event(), Some(Event::Closed(CloseReason::IdleTimeout(_)))));
+    assert!(matches!(
+        session.poll_event(),
+        Some(Event::Closed(CloseReason::IdleTimeout(_)))
+    ));
 }
 
 #[test]
@@ -204,21 +287,50 @@ fn close_after_drain_waits_for_open_requests_and_refuses_new_ones() {
     let mut pair = Pair::new();
     request(&mut pair.client, Payload::Console, "work", b"", "first").unwrap();
     pair.drive();
-    let [Event::Request { id, .. }] = events(&mut pair.server)[..] else { panic!() };
-    pair.server.close_after_drain(CloseCode::ShuttingDown, "bye");
+    let [Event::Request { id, .. }] = events(&mut pair.server)[..] else {
+        panic!()
+    };
+    pair.server
+        .close_after_drain(CloseCode::ShuttingDown, "bye");
     assert!(!pair.server.is_finished(), "still owes a reply");
 
     request(&mut pair.client, Payload::Console, "work", b"", "second").unwrap();
     pair.drive();
-    assert!(events(&mut pair.server).is_empty(), "new request not delivered while draining");
+    assert!(
+        events(&mut pair.server).is_empty(),
+        "new request not delivered while draining"
+    );
 
     pair.server.send_reply(id, Ok(b"done"));
     assert!(pair.server.is_finished());
     pair.drive();
     let client_events = events(&mut pair.client);
-    assert!(matches!(&client_events[0], Event::Reply { token: "second", result: Err(RemoteError { code: ErrorCode::ShuttingDown, .. }), .. }));
-    assert!(matches!(&client_events[1], Event::Reply { token: "first", result: Ok(_), .. }));
-    assert!(matches!(&client_events[2], Event::Closed(CloseReason::Peer { code: CloseCode::ShuttingDown, .. })));
+    assert!(matches!(
+        &client_events[0],
+        Event::Reply {
+            token: "second",
+            result: Err(RemoteError {
+                code: ErrorCode::ShuttingDown,
+                ..
+            }),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &client_events[1],
+        Event::Reply {
+            token: "first",
+            result: Ok(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &client_events[2],
+        Event::Closed(CloseReason::Peer {
+            code: CloseCode::ShuttingDown,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -233,7 +345,9 @@ fn concurrency_limit_stops_reading() {
     }
     pair.drive();
     assert!(!pair.server.wants_read());
-    let Some(Event::Request { id, .. }) = pair.server.poll_event() else { panic!() };
+    let Some(Event::Request { id, .. }) = pair.server.poll_event() else {
+        panic!()
+    };
     pair.server.send_reply(id, Ok(b""));
     assert!(pair.server.wants_read());
 }
