@@ -1,5 +1,7 @@
 //! The `zs` binary end to end: `zs serve` in a child process, `zs call` against it.
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 

@@ -1,6 +1,8 @@
 //! A misbehaving peer costs at most its own connection: each kind of bad input gets a clear,
 //! named error (sent to the peer in a close frame) while other connections keep working.
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! End-to-end behaviour of servers and clients over real loopback sockets.
 
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
