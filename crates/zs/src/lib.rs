@@ -65,3 +65,8 @@ pub use server::{Server, ServerHandle};
 pub use stats::CommandStats;
 pub use zs_wire::DataFrame;
 pub use zs_wire::frame::{CloseCode, ErrorCode};
+
+/// The README's library example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;
