@@ -150,6 +150,8 @@ pub enum CloseCode {
     ShuttingDown,
     /// No common protocol version.
     VersionMismatch,
+    /// The peer failed authentication (wrong token, unpinned key).
+    Unauthorized,
     /// A code this version does not know.
     Other(u16),
 }
@@ -164,6 +166,7 @@ impl CloseCode {
             Self::ServerFull => 3,
             Self::ShuttingDown => 4,
             Self::VersionMismatch => 5,
+            Self::Unauthorized => 6,
             Self::Other(code) => code,
         }
     }
@@ -177,6 +180,7 @@ impl CloseCode {
             3 => Self::ServerFull,
             4 => Self::ShuttingDown,
             5 => Self::VersionMismatch,
+            6 => Self::Unauthorized,
             other => Self::Other(other),
         }
     }
@@ -191,6 +195,7 @@ impl std::fmt::Display for CloseCode {
             Self::ServerFull => f.write_str("server full"),
             Self::ShuttingDown => f.write_str("shutting down"),
             Self::VersionMismatch => f.write_str("version mismatch"),
+            Self::Unauthorized => f.write_str("unauthorized"),
             Self::Other(code) => write!(f, "close code {code}"),
         }
     }
@@ -660,7 +665,7 @@ mod tests {
             }),
             any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
             any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
-            (0..6u16, ".{0,40}").prop_map(|(code, reason)| Frame::Close {
+            (0..7u16, ".{0,40}").prop_map(|(code, reason)| Frame::Close {
                 code: CloseCode::from_u16(code),
                 reason
             }),

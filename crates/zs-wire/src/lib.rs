@@ -6,7 +6,7 @@
 //! runtime crate `zs` moves bytes and timers for it.
 //!
 //! ## Layout
-//! - [`dataframe`]: the [`DataFrame`](dataframe::DataFrame), an ordered list of typed values,
+//! - [`dataframe`]: the [`DataFrame`], an ordered list of typed values,
 //!   with its binary codec, JSON form and serde bridge — the payload of stream commands.
 //! - [`frame`]: the frames on a connection (requests, replies, pings, close) and their
 //!   length-bounded decoder.

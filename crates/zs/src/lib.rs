@@ -12,10 +12,10 @@
 //! - [`Peer`]: a cheap handle to one connection, from either side: call the other end,
 //!   read the per-connection state, close.
 //!
-//! ## Command kinds (ZServer4D names in brackets)
-//! - console [`RegisterConsole`]: text in, text out;
-//! - stream [`RegisterStream`]: [`DataFrame`] in, `DataFrame` out;
-//! - direct console / direct stream [`RegisterDirect*`]: one-way, no reply.
+//! ## Command kinds (ZServer4D names in parentheses)
+//! - console (`RegisterConsole`): text in, text out;
+//! - stream (`RegisterStream`): [`DataFrame`] in, `DataFrame` out;
+//! - direct console / direct stream (`RegisterDirectConsole`, `RegisterDirectStream`): one-way, no reply.
 //!
 //! Many calls may be in flight at once in both directions on one connection; each reply
 //! reaches its own caller. A handler that returns an error produces an error reply with its
