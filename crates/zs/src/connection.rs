@@ -96,6 +96,7 @@ where
     let timer = tokio::time::sleep_until(next_deadline(&driver.session));
     tokio::pin!(timer);
     let mut draining = false;
+    let mut unflushed = false;
 
     loop {
         driver.process_events();
@@ -137,9 +138,15 @@ where
                     }
                 }
             }
-            result = writer.write(pending), if !pending.is_empty() => {
+            // Write pending bytes; once there are none, flush streams that buffer (the record
+            // layer). For a bare TCP stream the flush is a no-op.
+            result = write_or_flush(&mut writer, pending), if !pending.is_empty() || unflushed => {
                 match result {
-                    Ok(written) => driver.session.advance_transmit(written),
+                    Ok(Some(written)) => {
+                        driver.session.advance_transmit(written);
+                        unflushed = true;
+                    }
+                    Ok(None) => unflushed = false,
                     Err(error) => {
                         driver.lost(&error.to_string());
                         break;
@@ -184,6 +191,7 @@ where
     // Best effort: deliver the close frame and any final replies, then end the stream.
     let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, async {
         writer.write_all(driver.session.transmit_pending()).await?;
+        writer.flush().await?;
         writer.shutdown().await
     })
     .await;
@@ -199,6 +207,18 @@ where
         let _ = sender.send(Err(reason.clone()));
     }
     reason
+}
+
+/// Writes some of `pending`, or flushes when nothing is pending (`None`).
+async fn write_or_flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    pending: &[u8],
+) -> std::io::Result<Option<usize>> {
+    if pending.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write(pending).await.map(Some)
+    }
 }
 
 /// The session's next deadline, or far in the future when it has none.
