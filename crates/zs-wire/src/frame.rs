@@ -376,6 +376,9 @@ fn split_name(kind: FrameKind, mut body: Bytes) -> Result<(String, Bytes), Frame
         return Err(malformed(kind, "missing command name length"));
     };
     let name_len = name_len as usize;
+    if name_len == 0 {
+        return Err(malformed(kind, "empty command name"));
+    }
     if body.len() < 1 + name_len {
         return Err(malformed(kind, "command name runs past the frame"));
     }
@@ -739,6 +742,19 @@ mod tests {
             Err(FrameError::UnknownFlags {
                 kind: 0x07,
                 flags: 0x80
+            })
+        );
+    }
+
+    #[test]
+    fn empty_command_name_is_malformed() {
+        // Found by the frame_decode fuzz target: the encoder refuses it, so must the decoder.
+        let mut buffer = BytesMut::from(&[1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        assert_eq!(
+            FrameDecoder::default().decode(&mut buffer),
+            Err(FrameError::Malformed {
+                kind: FrameKind::ConsoleRequest,
+                problem: "empty command name"
             })
         );
     }

@@ -286,6 +286,12 @@ fn decode_value(reader: &mut Reader<'_>, depth: usize) -> Result<Value, DecodeEr
                 offset: offset + 5,
                 message: error.to_string(),
             })?;
+            if !super::value::json_depth_ok(&json) {
+                return Err(DecodeError::InvalidJson {
+                    offset: offset + 5,
+                    message: format!("nested deeper than {}", super::MAX_JSON_DEPTH),
+                });
+            }
             Value::Json(json)
         }
     };

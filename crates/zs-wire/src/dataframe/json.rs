@@ -177,8 +177,19 @@ fn value_from_json(json: &Json, depth: usize) -> Result<Value, String> {
             }
         }
         Json::String(text) => Value::String(text.clone()),
-        other => Value::Json(other.clone()),
+        other => json_value(other)?,
     })
+}
+
+fn json_value(json: &Json) -> Result<Value, String> {
+    if super::value::json_depth_ok(json) {
+        Ok(Value::Json(json.clone()))
+    } else {
+        Err(format!(
+            "JSON value nested deeper than {}",
+            super::MAX_JSON_DEPTH
+        ))
+    }
 }
 
 fn float_from_json(json: &Json) -> Result<f64, String> {
@@ -312,13 +323,14 @@ fn typed_from_json(kind: ValueKind, json: &Json, depth: usize) -> Result<Value, 
         ValueKind::Frame => {
             Value::Frame(frame_from_json(json, depth + 1).map_err(|error| error.to_string())?)
         }
-        ValueKind::Json => Value::Json(json.clone()),
+        ValueKind::Json => json_value(json)?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataframe::MAX_JSON_DEPTH;
     use proptest::prelude::*;
 
     proptest! {
@@ -367,6 +379,17 @@ mod tests {
             .with(())
             .with(serde_json::json!({"k": [1]}));
         assert_eq!(frame, expected);
+    }
+
+    #[test]
+    fn deep_json_is_refused_so_own_output_always_parses_back() {
+        // Found by the dataframe_json fuzz target: 127 nested arrays parsed, but the typed
+        // output (one more level) exceeded serde_json's recursion limit.
+        let deep = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        assert!(DataFrame::from_json_str(&deep).is_err());
+        let ok = format!("[{}{}]", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+        let frame = DataFrame::from_json_str(&ok).unwrap();
+        assert_eq!(DataFrame::from_json_str(&frame.to_json_string()).unwrap(), frame);
     }
 
     #[test]

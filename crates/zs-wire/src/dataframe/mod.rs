@@ -34,7 +34,7 @@ mod value;
 pub use binary::{DecodeError, MAX_NESTING_DEPTH};
 pub use json::JsonError;
 pub use serde_bridge::{SerdeError, from_value, to_value};
-pub use value::{FromValue, Value, ValueKind};
+pub use value::{FromValue, MAX_JSON_DEPTH, Value, ValueKind};
 
 /// An ordered list of typed [`Value`]s.
 #[derive(Debug, Clone, Default, PartialEq)]

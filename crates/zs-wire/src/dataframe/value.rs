@@ -234,6 +234,28 @@ impl Value {
     }
 }
 
+/// Deepest nesting of arrays and objects accepted inside a JSON value.
+///
+/// Bounded so that a frame's JSON form (which wraps each value in an object and each nested
+/// frame in two more levels) always stays within the 128 levels JSON parsers accept.
+pub const MAX_JSON_DEPTH: usize = 48;
+
+/// True when `json` nests arrays/objects no deeper than [`MAX_JSON_DEPTH`].
+pub(crate) fn json_depth_ok(json: &serde_json::Value) -> bool {
+    fn depth_ok(json: &serde_json::Value, budget: usize) -> bool {
+        match json {
+            serde_json::Value::Array(items) => {
+                budget > 0 && items.iter().all(|item| depth_ok(item, budget - 1))
+            }
+            serde_json::Value::Object(map) => {
+                budget > 0 && map.values().all(|item| depth_ok(item, budget - 1))
+            }
+            _ => true,
+        }
+    }
+    depth_ok(json, MAX_JSON_DEPTH)
+}
+
 /// Conversions between Rust types and [`Value`], used by the generic
 /// [`DataFrame::push`](super::DataFrame::push) and [`DataFrameReader::read`](super::DataFrameReader::read).
 pub trait FromValue: Sized {
