@@ -27,6 +27,10 @@ enum Command {
     Call(cmd::call::CallArgs),
     /// Measure performance against a baseline run in the same process.
     Bench(cmd::bench::BenchArgs),
+    /// Encrypt or decrypt one 16-byte block (raw ECB) with a named cipher.
+    Cipher(cmd::crypto::CipherArgs),
+    /// Print the SHA-3 / SHAKE digest of a file or standard input.
+    Hash(cmd::crypto::HashArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -49,6 +53,8 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Call(args) => cmd::call::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
+            Command::Cipher(args) => cmd::crypto::cipher(args),
+            Command::Hash(args) => cmd::crypto::hash(args),
         }
     });
     match result {

@@ -2,4 +2,5 @@
 
 pub mod bench;
 pub mod call;
+pub mod crypto;
 pub mod serve;
