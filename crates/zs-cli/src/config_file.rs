@@ -9,6 +9,15 @@
 //! keepalive_secs = 15            # ping after this much silence (0 = off)
 //! idle_timeout_secs = 60         # close after this much silence (0 = off)
 //! shutdown_grace_secs = 10       # graceful shutdown waits this long for handlers
+//!
+//! [security]
+//! suites = ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "rc6-gcm", "twofish-gcm", "serpent-gcm", "mars-gcm"]
+//! random_suite = false           # pick a random allowed suite per connection
+//! allow_plain = false            # allow the unencrypted "plain" suite if listed
+//! key_file = "zs-server.key"     # server identity; created on first start
+//! token = ""                     # clients must present this token (empty = none)
+//! rekey_after_bytes = 1073741824 # rotate each direction's key after this many bytes
+//! rekey_after_secs = 3600        # ... or after this many seconds
 //! ```
 
 use std::net::SocketAddr;
@@ -28,6 +37,97 @@ pub struct ConfigFile {
     /// Server settings.
     #[serde(default)]
     pub server: ServerSection,
+    /// Security settings.
+    #[serde(default)]
+    pub security: SecuritySection,
+}
+
+/// Default path of the server's key file, relative to the working directory.
+pub const DEFAULT_KEY_FILE: &str = "zs-server.key";
+
+/// `[security]`: every field defaults to the library default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySection {
+    /// Allowed cipher suites, in preference order.
+    pub suites: Vec<String>,
+    /// Pick a random allowed suite per connection.
+    pub random_suite: bool,
+    /// Allow the unencrypted `plain` suite when listed.
+    pub allow_plain: bool,
+    /// The server's key file; created on first start.
+    pub key_file: std::path::PathBuf,
+    /// A token clients must present; empty means none.
+    pub token: MaskedString,
+    /// Rotate each direction's key after this many bytes.
+    pub rekey_after_bytes: u64,
+    /// Rotate each direction's key after this many seconds.
+    pub rekey_after_secs: u64,
+}
+
+impl Default for SecuritySection {
+    fn default() -> Self {
+        Self {
+            suites: zs::Suite::DEFAULT_SUITES
+                .iter()
+                .map(|suite| suite.name().to_owned())
+                .collect(),
+            random_suite: false,
+            allow_plain: false,
+            key_file: DEFAULT_KEY_FILE.into(),
+            token: MaskedString::default(),
+            rekey_after_bytes: zs::DEFAULT_REKEY_AFTER_BYTES,
+            rekey_after_secs: zs::DEFAULT_REKEY_AFTER.as_secs(),
+        }
+    }
+}
+
+/// A secret from the config file: never printed by `Debug`.
+#[derive(Default, Deserialize)]
+#[serde(transparent)]
+pub struct MaskedString(pub String);
+
+impl std::fmt::Debug for MaskedString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "\"<hidden>\""
+        })
+    }
+}
+
+/// Parses suite names (as on the command line and in the config file).
+pub fn parse_suites(names: &[String]) -> anyhow::Result<Vec<zs::Suite>> {
+    anyhow::ensure!(!names.is_empty(), "the suite list is empty");
+    names
+        .iter()
+        .map(|name| {
+            zs::Suite::from_name(name).ok_or_else(|| {
+                let known: Vec<_> = zs::Suite::ALL.iter().map(|suite| suite.name()).collect();
+                anyhow::anyhow!(
+                    "unknown cipher suite {name:?} (known: {})",
+                    known.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+impl SecuritySection {
+    /// Applies these settings to a library configuration (everything but the key file).
+    pub fn apply(&self, security: &mut zs::Security) -> anyhow::Result<()> {
+        security
+            .suites(parse_suites(&self.suites)?)
+            .random_suite(self.random_suite)
+            .allow_plain(self.allow_plain)
+            .rekey_after_bytes(self.rekey_after_bytes)
+            .rekey_after(Duration::from_secs(self.rekey_after_secs.max(1)));
+        if !self.token.0.is_empty() {
+            security.token(self.token.0.as_bytes().to_vec());
+        }
+        Ok(())
+    }
 }
 
 /// `[server]`: every field defaults to the library default.
@@ -89,6 +189,7 @@ impl ConfigFile {
             file.server.max_concurrent_requests > 0,
             "server.max_concurrent_requests must be at least 1"
         );
+        parse_suites(&file.security.suites).context("security.suites")?;
         Ok(file)
     }
 }
@@ -133,6 +234,18 @@ mod tests {
             .join("\n");
         let file = ConfigFile::parse(&example).unwrap();
         assert_eq!(file.server.max_frame_size, 16_777_216);
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let file = ConfigFile::parse("[security]\ntoken = \"hunter2\"").unwrap();
+        assert!(!format!("{file:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_suites_are_refused_with_the_known_names() {
+        let error = ConfigFile::parse("[security]\nsuites = [\"des\"]").unwrap_err();
+        assert!(format!("{error:#}").contains("mars-gcm"), "{error:#}");
     }
 
     #[test]

@@ -31,6 +31,8 @@ enum Command {
     Cipher(cmd::crypto::CipherArgs),
     /// Print the SHA-3 / SHAKE digest of a file or standard input.
     Hash(cmd::crypto::HashArgs),
+    /// Write a new server key pair and print its fingerprint.
+    Keygen(cmd::keygen::KeygenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,6 +57,7 @@ fn main() -> std::process::ExitCode {
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Cipher(args) => cmd::crypto::cipher(args),
             Command::Hash(args) => cmd::crypto::hash(args),
+            Command::Keygen(args) => cmd::keygen::run(args),
         }
     });
     match result {

@@ -5,15 +5,33 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+static NEXT_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct ServeProcess {
     child: Child,
     addr: String,
+    fingerprint: String,
+    dir: std::path::PathBuf,
 }
 
 impl ServeProcess {
     fn start(extra: &[&str]) -> Self {
+        // Each server gets its own key file in a fresh directory, never the source tree.
+        let dir = std::env::temp_dir().join(format!(
+            "zs-serve-{}-{}",
+            std::process::id(),
+            NEXT_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("server.key");
         let mut child = Command::new(env!("CARGO_BIN_EXE_zs"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--key",
+                key.to_str().unwrap(),
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -21,7 +39,8 @@ impl ServeProcess {
             .expect("zs serve starts");
         let stdout = child.stdout.take().expect("stdout piped");
         let mut line = String::new();
-        BufReader::new(stdout)
+        let mut reader = BufReader::new(stdout);
+        reader
             .read_line(&mut line)
             .expect("zs serve prints its address");
         let addr = line
@@ -29,7 +48,28 @@ impl ServeProcess {
             .strip_prefix("zs: listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
-        Self { child, addr }
+        let mut second = String::new();
+        reader
+            .read_line(&mut second)
+            .expect("zs serve prints its fingerprint");
+        let fingerprint = second
+            .trim()
+            .strip_prefix("zs: fingerprint ")
+            .unwrap_or_else(|| panic!("unexpected second line {second:?}"))
+            .to_owned();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("server.key"))
+                .map(|text| text.contains("private"))
+                .ok(),
+            Some(true),
+            "zs serve created its key file"
+        );
+        Self {
+            child,
+            addr,
+            fingerprint,
+            dir,
+        }
     }
 
     fn call(&self, args: &[&str]) -> (bool, String, String) {
@@ -54,7 +94,84 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+#[test]
+fn call_pins_the_printed_fingerprint_and_fails_clearly_on_a_mismatch() {
+    let server = ServeProcess::start(&[]);
+    assert_eq!(
+        server.call(&["--pin", &server.fingerprint, "console", "echo", "pinned"]),
+        (true, "pinned".into(), String::new())
+    );
+    let other = format!("sha3-256:{}", "ab".repeat(32));
+    let (ok, stdout, stderr) = server.call(&["--pin", &other, "console", "echo", "x"]);
+    assert!(!ok && stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("fingerprint mismatch") && stderr.contains(&server.fingerprint),
+        "{stderr}"
+    );
+    for suite in [
+        "aes-256-gcm",
+        "chacha20-poly1305",
+        "serpent-gcm",
+        "mars-gcm",
+        "rc6-gcm",
+    ] {
+        let (ok, stdout, stderr) = server.call(&["--suite", suite, "console", "echo", suite]);
+        assert!(ok, "{suite}: {stderr}");
+        assert_eq!(stdout, suite);
+    }
+}
+
+#[test]
+fn keygen_writes_a_key_that_serve_uses() {
+    let dir = std::env::temp_dir().join(format!("zs-keygen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("k.key");
+    let output = Command::new(env!("CARGO_BIN_EXE_zs"))
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let printed = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("fingerprint: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    // Refuses to overwrite.
+    let again = Command::new(env!("CARGO_BIN_EXE_zs"))
+        .args(["keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    // `zs serve --key` uses it: the printed fingerprints agree.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zs"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(line.trim(), format!("zs: fingerprint {printed}"));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -21,6 +21,7 @@ pub mod codec;
 pub mod crypto;
 pub mod dataframe;
 pub mod frame;
+pub mod handshake;
 pub mod session;
 
 pub use dataframe::{DataFrame, Value, ValueKind};

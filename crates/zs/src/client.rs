@@ -10,12 +10,15 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
+use zs_wire::handshake::ClientHandshake;
 
 use crate::Config;
 use crate::connection::{DriverParts, drive};
 use crate::error::{BoxError, ConnectError, DisconnectReason, SendError};
-use crate::peer::{Call, Peer};
+use crate::peer::{Call, Peer, SecurityInfo};
 use crate::registry::{Commands, Context};
+use crate::secure::SecureStream;
+use crate::security::{SecurityError, run_handshake};
 use crate::stats::CommandStats;
 
 /// A connection to a zserver server (ZServer4D `TPhysicsClient`).
@@ -185,15 +188,32 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         self
     }
 
-    /// Connects over TCP and waits for the server's preamble.
+    /// Connects over TCP, runs the secure handshake (verifying a pinned fingerprint if one is
+    /// set) and waits for the server's preamble.
     pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Client<S>, ConnectError> {
         let timeout = self.config.connect_timeout;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout(timeout))??;
         stream.set_nodelay(true)?;
         let remote_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
+        let security = &self.config.security;
+        let handshake =
+            ClientHandshake::new(security.client_config()).map_err(SecurityError::from)?;
+        let handshake_timeout = security.handshake_timeout;
+        let (outcome, leftover) =
+            tokio::time::timeout(handshake_timeout, run_handshake(&mut stream, handshake))
+                .await
+                .map_err(|_| SecurityError::Timeout(handshake_timeout))??;
+        let info = SecurityInfo {
+            suite: outcome.suite,
+            peer_fingerprint: outcome.peer_fingerprint(),
+        };
+        tracing::debug!(suite = %info.suite, server = %info.peer_fingerprint, "handshake done");
+        let stream = SecureStream::new(stream, &outcome, leftover, security.rekey_policy())
+            .map_err(SecurityError::from)?;
+        drop(outcome);
         let (commands_sender, commands) = mpsc::channel(self.config.command_queue);
         let peer = Peer::new(
             remote_addr,
@@ -202,6 +222,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             commands_sender,
             self.config.call_timeout,
             self.config.session.max_frame_size,
+            info,
         );
         let registry = Arc::new(self.commands);
         let abort = CancellationToken::new();

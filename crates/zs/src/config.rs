@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use zs_wire::session::SessionConfig;
 
+use crate::security::Security;
+
 /// Limits and timers shared by servers and clients.
 ///
 /// Every limit exists to bound what one peer can cost: memory (`max_frame_size`,
@@ -23,6 +25,7 @@ pub struct Config {
     pub(crate) shutdown_grace: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_queue: usize,
+    pub(crate) security: Security,
 }
 
 /// Default for [`Config::call_timeout`].
@@ -43,6 +46,7 @@ impl Default for Config {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_queue: 1024,
+            security: Security::default(),
         }
     }
 }
@@ -100,6 +104,11 @@ impl Config {
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.connect_timeout = timeout;
         self
+    }
+
+    /// Security settings: suites, key rotation, token, pinning, server key.
+    pub fn security(&mut self) -> &mut Security {
+        &mut self.security
     }
 
     /// The largest frame body accepted.

@@ -133,7 +133,7 @@ where
                         }
                     }
                     Err(error) => {
-                        driver.lost(&error.to_string());
+                        driver.io_failed(&error);
                         break;
                     }
                 }
@@ -148,7 +148,7 @@ where
                     }
                     Ok(None) => unflushed = false,
                     Err(error) => {
-                        driver.lost(&error.to_string());
+                        driver.io_failed(&error);
                         break;
                     }
                 }
@@ -230,6 +230,21 @@ fn next_deadline<T>(session: &Session<T>) -> Instant {
 }
 
 impl<S: Send + Sync + 'static> Driver<S> {
+    /// The transport failed: a record-layer violation is a security event, anything else a
+    /// lost connection.
+    fn io_failed(&mut self, error: &std::io::Error) {
+        let violation = error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<crate::secure::RecordViolation>());
+        if let Some(violation) = violation {
+            tracing::warn!(%violation, "closing connection: record layer violation");
+            if self.reason.is_none() {
+                self.reason = Some(DisconnectReason::Security(violation.to_string()));
+            }
+        }
+        self.lost(&error.to_string());
+    }
+
     fn lost(&mut self, why: &str) {
         if self.reason.is_none() {
             self.reason = Some(DisconnectReason::ConnectionLost(why.to_owned()));

@@ -38,6 +38,10 @@ pub enum DisconnectReason {
     /// The transport ended without a close frame (peer crashed, cable pulled, reset).
     #[error("connection lost: {0}")]
     ConnectionLost(String),
+    /// The record layer refused what arrived: an altered, replayed, reordered or oversize
+    /// record. The connection is closed at once; nothing more is trusted.
+    #[error("security violation: {0}")]
+    Security(String),
 }
 
 impl From<CloseReason> for DisconnectReason {
@@ -74,7 +78,7 @@ pub enum CallError {
     #[error("malformed reply: {0}")]
     BadReply(String),
     /// The request cannot be sent (too large, bad name).
-    #[error("request not sent: {0}")]
+    #[error(transparent)]
     Encode(#[from] EncodeError),
 }
 
@@ -99,7 +103,7 @@ pub enum SendError {
     #[error("connection closed: {0}")]
     ConnectionClosed(DisconnectReason),
     /// The message cannot be encoded (too large, bad name).
-    #[error("message not sent: {0}")]
+    #[error(transparent)]
     Encode(#[from] EncodeError),
 }
 
@@ -113,7 +117,10 @@ pub enum ConnectError {
     /// The server refused the connection (full, shutting down, version).
     #[error("server refused the connection: {0}")]
     Refused(DisconnectReason),
-    /// The server did not complete the protocol preamble in time.
-    #[error("no protocol preamble from the server within {0:?}")]
+    /// The server did not complete the handshake and preamble in time.
+    #[error("no handshake from the server within {0:?}")]
     Timeout(Duration),
+    /// The secure handshake failed (no common suite, pinned fingerprint mismatch, ...).
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
 }

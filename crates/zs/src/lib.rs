@@ -49,6 +49,8 @@ mod connection;
 mod error;
 mod peer;
 mod registry;
+mod secure;
+mod security;
 mod server;
 mod stats;
 
@@ -61,10 +63,16 @@ pub use config::{
 pub use error::{BoxError, CallError, ConnectError, DisconnectReason, SendError};
 pub use peer::{Call, Peer, Reply};
 pub use registry::{Commands, Context};
+pub use security::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_BYTES, Security,
+    SecurityError,
+};
 pub use server::{Server, ServerHandle};
 pub use stats::CommandStats;
 pub use zs_wire::DataFrame;
+pub use zs_wire::crypto::record::Suite;
 pub use zs_wire::frame::{CloseCode, ErrorCode};
+pub use zs_wire::handshake::{Fingerprint, StaticKeypair};
 
 /// The README's library example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

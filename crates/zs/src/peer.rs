@@ -12,7 +12,9 @@ use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use zs_wire::DataFrame;
+use zs_wire::crypto::record::Suite;
 use zs_wire::frame::{CloseCode, EncodeError, MAX_COMMAND_NAME, Payload, RequestId};
+use zs_wire::handshake::Fingerprint;
 
 use crate::error::{CallError, DisconnectReason, SendError};
 
@@ -48,6 +50,7 @@ pub(crate) struct PeerShared<S> {
     closed: CancellationToken,
     disconnect_reason: OnceLock<DisconnectReason>,
     call_timeout: Duration,
+    security: SecurityInfo,
     /// The peer's frame limit (from its preamble; ours until then), checked before queuing
     /// so an oversize call fails locally instead of costing the connection.
     max_frame_size: AtomicU32,
@@ -80,6 +83,13 @@ impl<S> std::fmt::Debug for Peer<S> {
     }
 }
 
+/// What the handshake established for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SecurityInfo {
+    pub(crate) suite: Suite,
+    pub(crate) peer_fingerprint: Fingerprint,
+}
+
 static NEXT_PEER_ID: AtomicU64 = AtomicU64::new(1);
 
 impl<S> Peer<S> {
@@ -90,6 +100,7 @@ impl<S> Peer<S> {
         commands: mpsc::Sender<Command>,
         call_timeout: Duration,
         max_frame_size: u32,
+        security: SecurityInfo,
     ) -> Self {
         Self {
             shared: Arc::new(PeerShared {
@@ -102,6 +113,7 @@ impl<S> Peer<S> {
                 closed: CancellationToken::new(),
                 disconnect_reason: OnceLock::new(),
                 call_timeout,
+                security,
                 max_frame_size: AtomicU32::new(max_frame_size),
             }),
         }
@@ -120,6 +132,17 @@ impl<S> Peer<S> {
     /// This side's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The cipher suite protecting this connection.
+    pub fn suite(&self) -> Suite {
+        self.shared.security.suite
+    }
+
+    /// The fingerprint of the other side's static key (a server's identity, as a client
+    /// pins it).
+    pub fn peer_fingerprint(&self) -> Fingerprint {
+        self.shared.security.peer_fingerprint
     }
 
     /// The per-connection user state.

@@ -6,21 +6,24 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
 use zs_wire::frame::CloseCode;
+use zs_wire::handshake::{Fingerprint, ServerHandshake, StaticKeypair};
 use zs_wire::session::Session;
 
 use crate::connection::{DriverParts, drive};
 use crate::error::{BoxError, DisconnectReason};
-use crate::peer::Peer;
+use crate::peer::{Peer, SecurityInfo};
 use crate::registry::{Commands, Context};
+use crate::secure::SecureStream;
+use crate::security::run_handshake;
 use crate::stats::CommandStats;
 use crate::{Config, SendError};
 
@@ -44,6 +47,7 @@ type StateFactory<S> = Arc<dyn Fn(SocketAddr) -> S + Send + Sync>;
 /// ZServer4D: `TPhysicsServer` + `StartService`.
 pub struct Server<S = ()> {
     listener: TcpListener,
+    keypair: StaticKeypair,
     commands: Commands<S>,
     config: Config,
     state_factory: StateFactory<S>,
@@ -65,22 +69,35 @@ impl<S: Send + Sync + 'static> Server<S> {
         addr: impl ToSocketAddrs,
         state: impl Fn(SocketAddr) -> S + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
-        Ok(Self::from_listener(TcpListener::bind(addr).await?, state))
+        Self::from_listener(TcpListener::bind(addr).await?, state)
     }
 
-    /// Serves on an already bound listener.
+    /// Serves on an already bound listener. A fresh static key is generated; set one with
+    /// `config_mut().security().keypair(..)` to keep the server's identity across restarts.
     pub fn from_listener(
         listener: TcpListener,
         state: impl Fn(SocketAddr) -> S + Send + Sync + 'static,
-    ) -> Self {
-        Self {
+    ) -> std::io::Result<Self> {
+        let keypair = StaticKeypair::generate().map_err(std::io::Error::other)?;
+        Ok(Self {
             listener,
+            keypair,
             commands: Commands::new(),
             config: Config::default(),
             state_factory: Arc::new(state),
             on_connected: None,
             on_disconnected: None,
-        }
+        })
+    }
+
+    /// The fingerprint of the server's static key, which clients may pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.config
+            .security
+            .keypair
+            .as_ref()
+            .unwrap_or(&self.keypair)
+            .fingerprint()
     }
 
     /// The bound address (useful after binding port 0).
@@ -165,7 +182,9 @@ impl<S: Send + Sync + 'static> Server<S> {
             .listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let keypair = self.config.security.keypair.clone().unwrap_or(self.keypair);
         let shared = Arc::new(Shared {
+            keypair,
             registry: Arc::new(self.commands),
             config: self.config,
             peers: Mutex::new(HashMap::new()),
@@ -194,6 +213,7 @@ impl<S: Send + Sync + 'static> Server<S> {
 }
 
 struct Shared<S> {
+    keypair: StaticKeypair,
     registry: Arc<Commands<S>>,
     config: Config,
     peers: Mutex<HashMap<u64, Peer<S>>>,
@@ -223,46 +243,103 @@ async fn accept_loop<S: Send + Sync + 'static>(listener: TcpListener, shared: Ar
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        // Over the limit the connection still gets a handshake, so the client learns why it
+        // is refused ("server full") instead of seeing a reset.
+        let permit = permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
             tracing::warn!(peer = %remote_addr, limit = shared.config.max_connections, "refusing connection: server full");
-            let config = shared.config.clone();
-            shared.tasks.spawn(refuse(stream, config));
-            continue;
-        };
+        }
         let shared_for_task = shared.clone();
         let span = tracing::info_span!("connection", peer = %remote_addr);
         shared.tasks.spawn(
             async move {
-                serve_connection(stream, remote_addr, shared_for_task).await;
-                drop(permit);
+                serve_connection(stream, remote_addr, shared_for_task, permit).await;
             }
             .instrument(span),
         );
     }
 }
 
-/// Tells a connection over the limit why it is dropped: preamble, then a close frame.
-async fn refuse(mut stream: TcpStream, config: Config) {
-    let mut session: Session<()> = Session::new(config.session, std::time::Instant::now());
-    session.close(
-        CloseCode::ServerFull,
-        &format!("server full ({} connections)", config.max_connections),
-    );
+/// Tells a connection why it is dropped: its preamble, then a close frame.
+async fn refuse<W: AsyncWrite + Unpin>(
+    mut stream: W,
+    config: &Config,
+    code: CloseCode,
+    reason: &str,
+) {
+    let mut session: Session<()> = Session::new(config.session.clone(), std::time::Instant::now());
+    session.close(code, reason);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         stream.write_all(session.transmit_pending()).await?;
+        stream.flush().await?;
         stream.shutdown().await
     })
     .await;
 }
 
 async fn serve_connection<S: Send + Sync + 'static>(
-    stream: TcpStream,
+    mut stream: TcpStream,
     remote_addr: SocketAddr,
     shared: Arc<Shared<S>>,
+    permit: Option<OwnedSemaphorePermit>,
 ) {
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let local_addr = stream.local_addr().unwrap_or(remote_addr);
+    let security = &shared.config.security;
+    let handshake = match ServerHandshake::new(security.server_config(shared.keypair.clone())) {
+        Ok(handshake) => handshake,
+        Err(error) => {
+            tracing::error!(%error, "cannot start a handshake");
+            return;
+        }
+    };
+    let timeout = security.handshake_timeout;
+    let (outcome, leftover) =
+        match tokio::time::timeout(timeout, run_handshake(&mut stream, handshake)).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "handshake failed; connection dropped");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(?timeout, "handshake timed out; connection dropped");
+                return;
+            }
+        };
+    let info = SecurityInfo {
+        suite: outcome.suite,
+        peer_fingerprint: outcome.peer_fingerprint(),
+    };
+    let token_ok = outcome.client_token_ok;
+    let stream = match SecureStream::new(stream, &outcome, leftover, security.rekey_policy()) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::error!(%error, "record layer refused the negotiated keys");
+            return;
+        }
+    };
+    drop(outcome);
+    if !token_ok {
+        tracing::warn!("client token rejected");
+        refuse(
+            stream,
+            &shared.config,
+            CloseCode::Unauthorized,
+            "client token rejected",
+        )
+        .await;
+        return;
+    }
+    let Some(permit) = permit else {
+        let reason = format!(
+            "server full ({} connections)",
+            shared.config.max_connections
+        );
+        refuse(stream, &shared.config, CloseCode::ServerFull, &reason).await;
+        return;
+    };
+    tracing::debug!(suite = %info.suite, "handshake done");
     let (commands_sender, commands) = mpsc::channel(shared.config.command_queue);
     let peer = Peer::new(
         remote_addr,
@@ -271,6 +348,7 @@ async fn serve_connection<S: Send + Sync + 'static>(
         commands_sender,
         shared.config.call_timeout,
         shared.config.session.max_frame_size,
+        info,
     );
     shared
         .peers
@@ -312,6 +390,7 @@ async fn serve_connection<S: Send + Sync + 'static>(
     if was_established && let Some(hook) = &shared.on_disconnected {
         hook(&peer, &reason);
     }
+    drop(permit);
 }
 
 /// Controls a running server: peers, broadcast, statistics, shutdown.
@@ -354,6 +433,11 @@ impl<S: Send + Sync + 'static> ServerHandle<S> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&id)
             .cloned()
+    }
+
+    /// The fingerprint of the server's static key, which clients may pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.shared.keypair.fingerprint()
     }
 
     /// Number of connected peers.

@@ -1,17 +1,21 @@
 //! A misbehaving peer costs at most its own connection: each kind of bad input gets a clear,
-//! named error (sent to the peer in a close frame) while other connections keep working.
+//! named error (sent to the peer in a close frame when the channel is still trustworthy) while
+//! other connections keep working. Garbage inside the encrypted channel is sent through a
+//! hand-driven client that completes the real handshake ([`common::RawClient`]).
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use common::{RawClient, preamble};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zs::{BoxError, Client, DataFrame, Server, ServerHandle};
-use zs_wire::frame::{self, CloseCode, ErrorCode, Frame, FrameDecoder, Payload, RequestId};
-use zs_wire::session::{PREAMBLE_MAGIC, PREAMBLE_SIZE, PROTOCOL_VERSION};
+use zs_wire::frame::{self, CloseCode, ErrorCode, Frame, Payload, RequestId};
 
 async fn server() -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
@@ -29,35 +33,6 @@ async fn server() -> (ServerHandle, SocketAddr) {
     (server.spawn(), addr)
 }
 
-fn preamble() -> Vec<u8> {
-    let mut bytes = PREAMBLE_MAGIC.to_vec();
-    bytes.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
-    bytes.extend_from_slice(&[0, 0]);
-    bytes.extend_from_slice(&(1u32 << 20).to_le_bytes());
-    bytes
-}
-
-/// Sends `bytes` on a raw connection and returns every frame the server sent until it closed.
-async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<Frame> {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    let mut received = Vec::new();
-    let read =
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received)).await;
-    assert!(read.is_ok(), "server did not close the connection");
-    assert!(
-        received.starts_with(&PREAMBLE_MAGIC),
-        "server sends its preamble first"
-    );
-    let mut buffer = BytesMut::from(&received[PREAMBLE_SIZE..]);
-    let decoder = FrameDecoder::new(u32::MAX);
-    let mut frames = Vec::new();
-    while let Ok(Some(frame)) = decoder.decode(&mut buffer) {
-        frames.push(frame);
-    }
-    frames
-}
-
 fn close_reason(frames: &[Frame]) -> (CloseCode, String) {
     match frames.last() {
         Some(Frame::Close { code, reason }) => (*code, reason.clone()),
@@ -73,15 +48,40 @@ async fn assert_others_unaffected(client: &Client) {
     );
 }
 
+/// Sends raw bytes on a fresh TCP connection and waits for the server to hang up.
+async fn raw_tcp_until_hangup(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut received = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "server did not close the connection");
+    received
+}
+
 #[tokio::test]
-async fn random_bytes_close_only_that_connection() {
+async fn random_bytes_instead_of_a_handshake_close_only_that_connection() {
     let (server, addr) = server().await;
     let bystander = Client::connect(addr).await.unwrap();
-    let frames = send_raw(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
-    let (code, reason) = close_reason(&frames);
+    let answer = raw_tcp_until_hangup(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(
+        answer.is_empty(),
+        "nothing is said to a peer that never authenticated"
+    );
+    let answer = raw_tcp_until_hangup(addr, &[0xff; 4096]).await;
+    assert!(answer.is_empty());
+    assert_others_unaffected(&bystander).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_session_preamble_inside_the_channel_is_named() {
+    let (server, addr) = server().await;
+    let mut raw = RawClient::connect(addr).await;
+    raw.send(b"GET / HTTP/1.1\r\n\r\n").await;
+    let (code, reason) = close_reason(&raw.frames_until_close().await);
     assert_eq!(code, CloseCode::ProtocolError);
     assert!(reason.contains("bad preamble"), "{reason}");
-    assert_others_unaffected(&bystander).await;
     server.shutdown().await;
 }
 
@@ -89,12 +89,14 @@ async fn random_bytes_close_only_that_connection() {
 async fn oversize_length_is_refused_before_buffering() {
     let (server, addr) = server().await;
     let bystander = Client::connect(addr).await.unwrap();
+    let mut raw = RawClient::connect(addr).await;
     let mut bytes = preamble();
     bytes.push(0x05); // reply
     bytes.push(0);
     bytes.extend_from_slice(&(1u32 << 30).to_le_bytes()); // 1 GiB announced
     bytes.extend_from_slice(&1u64.to_le_bytes());
-    let (code, reason) = close_reason(&send_raw(addr, &bytes).await);
+    raw.send(&bytes).await;
+    let (code, reason) = close_reason(&raw.frames_until_close().await);
     assert_eq!(code, CloseCode::ProtocolError);
     assert_eq!(
         reason,
@@ -107,9 +109,11 @@ async fn oversize_length_is_refused_before_buffering() {
 #[tokio::test]
 async fn unknown_frame_kind_is_named() {
     let (server, addr) = server().await;
+    let mut raw = RawClient::connect(addr).await;
     let mut bytes = preamble();
     bytes.extend_from_slice(&[0xEE, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    let (code, reason) = close_reason(&send_raw(addr, &bytes).await);
+    raw.send(&bytes).await;
+    let (code, reason) = close_reason(&raw.frames_until_close().await);
     assert_eq!(code, CloseCode::ProtocolError);
     assert_eq!(reason, "unknown frame kind 0xee");
     server.shutdown().await;
@@ -118,9 +122,11 @@ async fn unknown_frame_kind_is_named() {
 #[tokio::test]
 async fn reply_to_an_unknown_request_id_is_a_protocol_error() {
     let (server, addr) = server().await;
+    let mut raw = RawClient::connect(addr).await;
     let mut bytes = BytesMut::from(&preamble()[..]);
     frame::encode_reply(&mut bytes, RequestId(99), b"who asked?", 1024).unwrap();
-    let (code, reason) = close_reason(&send_raw(addr, &bytes).await);
+    raw.send(&bytes).await;
+    let (code, reason) = close_reason(&raw.frames_until_close().await);
     assert_eq!(code, CloseCode::ProtocolError);
     assert_eq!(reason, "reply to request #99 which was never sent");
     server.shutdown().await;
@@ -130,6 +136,7 @@ async fn reply_to_an_unknown_request_id_is_a_protocol_error() {
 async fn truncated_frame_then_hangup_costs_only_that_connection() {
     let (server, addr) = server().await;
     let bystander = Client::connect(addr).await.unwrap();
+    let mut raw = RawClient::connect(addr).await;
     let mut bytes = BytesMut::from(&preamble()[..]);
     frame::encode_command(
         &mut bytes,
@@ -141,9 +148,8 @@ async fn truncated_frame_then_hangup_costs_only_that_connection() {
     )
     .unwrap();
     let cut = bytes.len() - 4;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(&bytes[..cut]).await.unwrap();
-    drop(stream);
+    raw.send(&bytes[..cut]).await;
+    drop(raw);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_others_unaffected(&bystander).await;
     server.shutdown().await;
@@ -152,7 +158,7 @@ async fn truncated_frame_then_hangup_costs_only_that_connection() {
 #[tokio::test]
 async fn malformed_dataframe_is_an_error_reply_not_a_disconnect() {
     let (server, addr) = server().await;
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut raw = RawClient::connect(addr).await;
     let mut bytes = BytesMut::from(&preamble()[..]);
     // Count says 5 values, body holds none.
     frame::encode_command(
@@ -173,39 +179,8 @@ async fn malformed_dataframe_is_an_error_reply_not_a_disconnect() {
         1024,
     )
     .unwrap();
-    stream.write_all(&bytes).await.unwrap();
-
-    let mut buffer = BytesMut::new();
-    let decoder = FrameDecoder::default();
-    let mut frames = Vec::new();
-    while frames.len() < 2 {
-        let mut chunk = [0u8; 1024];
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_ne!(read, 0, "server closed the connection");
-        buffer.put_slice(&chunk[..read]);
-        if frames.is_empty() && buffer.len() >= PREAMBLE_SIZE {
-            let _ = buffer.split_to(PREAMBLE_SIZE);
-            frames.push(Frame::Ping { nonce: 0 }); // placeholder for the preamble
-        }
-        while let Some(frame) = decoder.decode(&mut buffer).unwrap() {
-            frames.push(frame);
-        }
-    }
-    while frames.len() < 3 {
-        let mut chunk = [0u8; 1024];
-        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .unwrap()
-            .unwrap();
-        buffer.put_slice(&chunk[..read]);
-        while let Some(frame) = decoder.decode(&mut buffer).unwrap() {
-            frames.push(frame);
-        }
-    }
-    let mut replies: Vec<_> = frames.into_iter().skip(1).collect();
+    raw.send(&bytes).await;
+    let mut replies = raw.frames(2).await;
     replies.sort_by_key(|frame| match frame {
         Frame::Reply { id, .. } | Frame::ErrorReply { id, .. } => id.0,
         _ => u64::MAX,
@@ -224,7 +199,7 @@ async fn malformed_dataframe_is_an_error_reply_not_a_disconnect() {
 async fn garbage_after_a_valid_exchange_closes_only_that_peer() {
     let (server, addr) = server().await;
     let bystander = Client::connect(addr).await.unwrap();
-    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut raw = RawClient::connect(addr).await;
     let mut bytes = BytesMut::from(&preamble()[..]);
     frame::encode_command(
         &mut bytes,
@@ -235,36 +210,26 @@ async fn garbage_after_a_valid_exchange_closes_only_that_peer() {
         1024,
     )
     .unwrap();
-    stream.write_all(&bytes).await.unwrap();
-    // Preamble + reply header (14) + "ok" (2).
-    let mut first = [0u8; PREAMBLE_SIZE + 16];
-    stream.read_exact(&mut first).await.unwrap();
-    let mut reply = BytesMut::from(&first[PREAMBLE_SIZE..]);
+    raw.send(&bytes).await;
+    let first = raw.frames(1).await;
     assert_eq!(
-        FrameDecoder::default().decode(&mut reply).unwrap(),
-        Some(Frame::Reply {
+        first,
+        vec![Frame::Reply {
             id: RequestId(1),
             body: bytes::Bytes::from_static(b"ok")
-        })
+        }]
     );
 
-    stream
-        .write_all(&[0x01, 0xff, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0, 0, 0, 0, 0])
-        .await
-        .unwrap();
-    let mut rest = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
-        .await
-        .unwrap()
-        .unwrap();
-    let mut rest = BytesMut::from(&rest[..]);
-    let closing = FrameDecoder::default().decode(&mut rest).unwrap().unwrap();
+    let mut garbage = BytesMut::new();
+    garbage.put_slice(&[0x01, 0xff, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0, 0, 0, 0, 0]);
+    raw.send(&garbage).await;
+    let rest = raw.frames_until_close().await;
     assert_eq!(
-        closing,
-        Frame::Close {
+        rest.last(),
+        Some(&Frame::Close {
             code: CloseCode::ProtocolError,
             reason: "unknown frame flags 0xff on kind 0x01".into()
-        }
+        })
     );
     assert_others_unaffected(&bystander).await;
     server.shutdown().await;

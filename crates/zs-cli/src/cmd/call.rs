@@ -15,6 +15,19 @@ pub struct CallArgs {
     /// Seconds to wait for the reply.
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
+    /// Refuse the server unless its key has this fingerprint (`sha3-256:<hex>`, as printed
+    /// by `zs serve` and `zs keygen`).
+    #[arg(long)]
+    pub pin: Option<zs::Fingerprint>,
+    /// Token to present to a server that requires one.
+    #[arg(long, env = "ZS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Cipher suites to offer, comma-separated, in preference order.
+    #[arg(long, value_delimiter = ',')]
+    pub suite: Vec<String>,
+    /// Allow the unencrypted `plain` suite (only if also offered with --suite plain).
+    #[arg(long)]
+    pub allow_plain: bool,
     #[command(subcommand)]
     pub kind: CallKind,
 }
@@ -48,7 +61,20 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
         "--timeout must be a positive number of seconds"
     );
     let timeout = Duration::from_secs_f64(args.timeout);
-    let client = Client::connect(&args.connect)
+    let mut builder = Client::builder();
+    let security = builder.config_mut().security();
+    if let Some(pin) = args.pin {
+        security.pin(pin);
+    }
+    if let Some(token) = &args.token {
+        security.token(token.as_bytes().to_vec());
+    }
+    if !args.suite.is_empty() {
+        security.suites(crate::config_file::parse_suites(&args.suite)?);
+    }
+    security.allow_plain(args.allow_plain);
+    let client = builder
+        .connect(&args.connect)
         .await
         .with_context(|| format!("cannot connect to {}", args.connect))?;
     match args.kind {

@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod call;
 pub mod crypto;
+pub mod keygen;
 pub mod serve;

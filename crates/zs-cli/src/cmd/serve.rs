@@ -19,6 +19,29 @@ pub struct ServeArgs {
     /// TOML configuration file; every field is optional.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The server's key file (default `security.key_file`, else `zs-server.key`); created
+    /// with a new key on first start.
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+/// Loads the server key, or creates the file with a new key (owner-only permissions).
+pub fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<(zs::StaticKeypair, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let keypair = zs::StaticKeypair::from_text(&text)
+                .with_context(|| format!("invalid key file {}", path.display()))?;
+            Ok((keypair, false))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let keypair = zs::StaticKeypair::generate()?;
+            crate::cmd::keygen::write_private(path, &keypair)?;
+            Ok((keypair, true))
+        }
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot read key file {}", path.display()))
+        }
+    }
 }
 
 /// Registers `echo`, `echo_df` and `time` (and `stats` once the handle exists).
@@ -61,12 +84,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     *server.config_mut() = file.server.to_config();
+    file.security.apply(server.config_mut().security())?;
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| file.security.key_file.clone());
+    let (keypair, created) = load_or_create_key(&key_path)?;
+    if created {
+        tracing::info!(path = %key_path.display(), "created a new server key");
+    }
+    server.config_mut().security().keypair(keypair);
     let slot = Arc::new(OnceLock::new());
     register_builtins(&mut server, slot.clone());
     let addr = server.local_addr()?;
     let handle = Arc::new(server.spawn());
     let _ = slot.set(handle.clone());
     println!("zs: listening on {addr}");
+    println!("zs: fingerprint {}", handle.fingerprint());
     tracing::info!(%addr, "serving: echo, echo_df, time, stats");
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -38,6 +38,7 @@ use cipher::{BlockCipherDecrypt, BlockCipherEncrypt, BlockSizeUser, KeyInit};
 pub mod hash;
 mod mars;
 mod mars_sbox;
+pub mod record;
 
 #[cfg(test)]
 mod gcm_tests;

@@ -387,9 +387,16 @@ mod tests {
         // output (one more level) exceeded serde_json's recursion limit.
         let deep = format!("{}{}", "[".repeat(127), "]".repeat(127));
         assert!(DataFrame::from_json_str(&deep).is_err());
-        let ok = format!("[{}{}]", "[".repeat(MAX_JSON_DEPTH), "]".repeat(MAX_JSON_DEPTH));
+        let ok = format!(
+            "[{}{}]",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
         let frame = DataFrame::from_json_str(&ok).unwrap();
-        assert_eq!(DataFrame::from_json_str(&frame.to_json_string()).unwrap(), frame);
+        assert_eq!(
+            DataFrame::from_json_str(&frame.to_json_string()).unwrap(),
+            frame
+        );
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! The record layer as a byte stream: [`SecureStream`] wraps a transport after the handshake
+//! and seals everything written into AEAD records, opens everything read.
+//!
+//! The connection driver does not know it is there: it reads and writes plaintext through
+//! `AsyncRead + AsyncWrite`, and flushes when it has nothing more to write. Keys rotate after
+//! a number of bytes (inside [`Sealer`]) or an interval (checked here on each write), without
+//! pausing traffic.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::Instant;
+use zs_wire::crypto::record::{Opener, RecordError, Sealer};
+use zs_wire::handshake::HandshakeOutcome;
+
+/// Stop accepting plaintext while this much ciphertext is unsent.
+const CIPHER_HIGH_WATER: usize = 256 * 1024;
+/// Plaintext sealed per `poll_write` call.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Read size from the transport.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// When to rotate the sending key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RekeyPolicy {
+    pub(crate) after_bytes: u64,
+    pub(crate) after_time: Duration,
+}
+
+/// A transport carrying AEAD records: plaintext in and out, records on the wire.
+pub(crate) struct SecureStream<IO> {
+    io: IO,
+    sealer: Sealer,
+    opener: Opener,
+    /// Ciphertext read but not yet opened (an incomplete record).
+    cipher_in: BytesMut,
+    /// Plaintext opened but not yet read by the driver.
+    plain_in: BytesMut,
+    /// Sealed records not yet written.
+    cipher_out: BytesMut,
+    rekey_interval: Duration,
+    next_time_rekey: Instant,
+    eof: bool,
+}
+
+/// The peer broke the record layer: an altered, replayed, reordered or oversize record.
+#[derive(Debug, thiserror::Error)]
+#[error("record layer: {0}")]
+pub(crate) struct RecordViolation(pub(crate) RecordError);
+
+impl<IO> SecureStream<IO> {
+    /// Wraps `io` with the keys of a finished handshake; `leftover` holds bytes read past the
+    /// handshake (the peer's first records).
+    pub(crate) fn new(
+        io: IO,
+        outcome: &HandshakeOutcome,
+        leftover: BytesMut,
+        policy: RekeyPolicy,
+    ) -> Result<Self, RecordError> {
+        Ok(Self {
+            io,
+            sealer: Sealer::new(outcome.suite, outcome.send_secret, policy.after_bytes)?,
+            opener: Opener::new(outcome.suite, outcome.receive_secret)?,
+            cipher_in: leftover,
+            plain_in: BytesMut::new(),
+            cipher_out: BytesMut::with_capacity(WRITE_CHUNK + 1024),
+            rekey_interval: policy.after_time,
+            next_time_rekey: Instant::now() + policy.after_time,
+            eof: false,
+        })
+    }
+}
+
+fn violation(error: RecordError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, RecordViolation(error))
+}
+
+impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
+    /// Writes sealed records until none are left or the transport would block.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.cipher_out.is_empty() {
+            let written = ready!(Pin::new(&mut self.io).poll_write(cx, &self.cipher_out))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.cipher_out.advance(written);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.plain_in.is_empty() {
+                let len = this.plain_in.len().min(buf.remaining());
+                buf.put_slice(&this.plain_in[..len]);
+                this.plain_in.advance(len);
+                return Poll::Ready(Ok(()));
+            }
+            if !this.cipher_in.is_empty() {
+                let before = this.cipher_in.len();
+                this.opener
+                    .open(&mut this.cipher_in, &mut this.plain_in)
+                    .map_err(violation)?;
+                if !this.plain_in.is_empty() || this.cipher_in.len() != before {
+                    continue;
+                }
+            }
+            if this.eof {
+                if this.cipher_in.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection ended inside a record",
+                )));
+            }
+            this.cipher_in.reserve(READ_CHUNK);
+            let read = ready!(tokio_util::io::poll_read_buf(
+                Pin::new(&mut this.io),
+                cx,
+                &mut this.cipher_in
+            ))?;
+            if read == 0 {
+                this.eof = true;
+            }
+        }
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for SecureStream<IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.cipher_out.len() >= CIPHER_HIGH_WATER {
+            ready!(this.poll_drain(cx))?;
+        }
+        if Instant::now() >= this.next_time_rekey {
+            this.sealer
+                .force_key_update(&mut this.cipher_out)
+                .map_err(violation)?;
+            this.next_time_rekey = Instant::now() + this.rekey_interval;
+        }
+        let len = buf.len().min(WRITE_CHUNK);
+        this.sealer
+            .seal(&buf[..len], &mut this.cipher_out)
+            .map_err(violation)?;
+        // Start sending now; whatever the transport does not take waits for the next write
+        // or flush.
+        if let Poll::Ready(Err(error)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Poll::Ready(Ok(len))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// Writes all of `bytes` (handshake messages) to a transport.
+pub(crate) async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
+}
