@@ -39,6 +39,9 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// body this side accepts.
 pub const PREAMBLE_SIZE: usize = 12;
 
+/// Preamble flag: "run my requests in order".
+pub const FLAG_ORDERED_REQUESTS: u16 = 0x0001;
+
 /// Smallest frame limit a peer may announce; below it even error replies would not fit.
 pub const MIN_FRAME_SIZE: u32 = 1024;
 
@@ -54,6 +57,9 @@ pub struct SessionConfig {
     pub keepalive_interval: Option<Duration>,
     /// Close the connection after this long without receiving anything. `None` disables it.
     pub idle_timeout: Option<Duration>,
+    /// Ask the peer to run this side's requests strictly in order: each one starts after the
+    /// previous one's reply (ZServer4D's serialized command queue). Sent in the preamble.
+    pub ordered_requests: bool,
 }
 
 impl Default for SessionConfig {
@@ -63,6 +69,7 @@ impl Default for SessionConfig {
             max_concurrent_requests: 1024,
             keepalive_interval: Some(Duration::from_secs(15)),
             idle_timeout: Some(Duration::from_secs(60)),
+            ordered_requests: false,
         }
     }
 }
@@ -226,6 +233,8 @@ pub struct Session<T> {
     late_replies: u64,
     /// The largest frame body the peer accepts, from its preamble.
     peer_max_frame_size: Option<u32>,
+    /// The peer asked for its requests to run in order.
+    peer_wants_order: bool,
 }
 
 impl<T> Session<T> {
@@ -234,7 +243,12 @@ impl<T> Session<T> {
         let mut transmit = BytesMut::with_capacity(8 * 1024);
         transmit.put_slice(&PREAMBLE_MAGIC);
         transmit.put_u16_le(PROTOCOL_VERSION);
-        transmit.put_u16_le(0);
+        let flags = if config.ordered_requests {
+            FLAG_ORDERED_REQUESTS
+        } else {
+            0
+        };
+        transmit.put_u16_le(flags);
         transmit.put_u32_le(config.max_frame_size);
         Self {
             decoder: FrameDecoder::new(config.max_frame_size),
@@ -251,6 +265,7 @@ impl<T> Session<T> {
             drain_close: None,
             late_replies: 0,
             peer_max_frame_size: None,
+            peer_wants_order: false,
         }
     }
 
@@ -296,6 +311,13 @@ impl<T> Session<T> {
     /// Replies that arrived for requests already given up (cancelled or timed out).
     pub fn late_reply_count(&self) -> u64 {
         self.late_replies
+    }
+
+    /// True when the peer's preamble asked for its requests to run strictly in order; the
+    /// runtime then starts each of its requests only after the previous one is answered.
+    /// Unknown flag bits are ignored (reserved for future versions).
+    pub fn peer_wants_order(&self) -> bool {
+        self.peer_wants_order
     }
 
     /// The largest frame body the peer accepts, once its preamble has arrived.
@@ -352,6 +374,8 @@ impl<T> Session<T> {
                 return Err(ProtocolError::BadPreamble { found });
             }
             let theirs = u16::from_le_bytes([received[4], received[5]]);
+            let flags = u16::from_le_bytes([received[6], received[7]]);
+            self.peer_wants_order = flags & FLAG_ORDERED_REQUESTS != 0;
             // A newer peer also speaks every older version; the lower one is used.
             if theirs < PROTOCOL_VERSION {
                 return Err(ProtocolError::VersionMismatch {

@@ -214,14 +214,13 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         let stream = SecureStream::new(stream, &outcome, leftover, security.rekey_policy())
             .map_err(SecurityError::from)?;
         drop(outcome);
-        let (commands_sender, commands) = mpsc::channel(self.config.command_queue);
+        let (commands_sender, commands) = mpsc::unbounded_channel();
         let peer = Peer::new(
             remote_addr,
             local_addr,
             self.state,
             commands_sender,
-            self.config.call_timeout,
-            self.config.session.max_frame_size,
+            &self.config,
             info,
         );
         let registry = Arc::new(self.commands);
@@ -235,6 +234,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             drain: CancellationToken::new(),
             abort: abort.clone(),
             established: Some(established_sender),
+            offload: Arc::new(tokio::sync::Semaphore::new(self.config.max_offload)),
         };
         let config = self.config;
         let driver_peer = peer.clone();

@@ -26,6 +26,7 @@ pub struct Config {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_queue: usize,
     pub(crate) security: Security,
+    pub(crate) max_offload: usize,
 }
 
 /// Default for [`Config::call_timeout`].
@@ -47,6 +48,7 @@ impl Default for Config {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_queue: 1024,
             security: Security::default(),
+            max_offload: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }
@@ -103,6 +105,22 @@ impl Config {
     /// (default 10 s).
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Ask the peer to run this side's requests strictly in order, each after the previous
+    /// one's reply (ZServer4D's serialized command queue). Default off: requests run
+    /// concurrently. See `docs/ORDERING.md`.
+    pub fn ordered_requests(&mut self, ordered: bool) -> &mut Self {
+        self.session.ordered_requests = ordered;
+        self
+    }
+
+    /// Most [`Context::offload`](crate::Context::offload) jobs running at once (default: the
+    /// number of CPUs); further jobs wait for a slot, so heavy handlers cannot exhaust the
+    /// blocking thread pool.
+    pub fn max_offload(&mut self, jobs: usize) -> &mut Self {
+        self.max_offload = jobs.max(1);
         self
     }
 

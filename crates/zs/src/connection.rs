@@ -57,7 +57,7 @@ struct HandlerReply {
 /// Everything a driver needs besides the byte stream.
 pub(crate) struct DriverParts<S> {
     pub(crate) peer: Peer<S>,
-    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
     pub(crate) registry: Arc<Commands<S>>,
     pub(crate) tasks: TaskTracker,
     /// Cancelled: close after draining (graceful shutdown).
@@ -66,6 +66,8 @@ pub(crate) struct DriverParts<S> {
     pub(crate) abort: CancellationToken,
     /// Told once the preamble exchange succeeded or failed.
     pub(crate) established: Option<oneshot::Sender<Result<(), DisconnectReason>>>,
+    /// Slots for `Context::offload` jobs.
+    pub(crate) offload: Arc<tokio::sync::Semaphore>,
 }
 
 struct Driver<S> {
@@ -73,8 +75,13 @@ struct Driver<S> {
     peer: Peer<S>,
     registry: Arc<Commands<S>>,
     tasks: TaskTracker,
-    /// Request handlers in progress; each yields the reply to send.
-    running: FuturesUnordered<BoxFuture<'static, HandlerReply>>,
+    /// Handlers in progress; each yields the reply to send (`None` for one-way messages,
+    /// which run here only in ordered mode).
+    running: FuturesUnordered<BoxFuture<'static, Option<HandlerReply>>>,
+    /// When the peer asked for strict order, handlers wait here and run one at a time.
+    queue: std::collections::VecDeque<BoxFuture<'static, Option<HandlerReply>>>,
+    queue_limit: usize,
+    offload: Arc<tokio::sync::Semaphore>,
     reason: Option<DisconnectReason>,
 }
 
@@ -92,6 +99,7 @@ where
         drain,
         abort,
         mut established,
+        offload,
     } = parts;
     let mut driver = Driver {
         session: Session::new(config.session.clone(), Instant::now().into_std()),
@@ -99,6 +107,9 @@ where
         registry,
         tasks,
         running: FuturesUnordered::new(),
+        queue: std::collections::VecDeque::new(),
+        queue_limit: config.session.max_concurrent_requests,
+        offload,
         reason: None,
     };
     let (mut reader, mut writer) = tokio::io::split(io);
@@ -130,6 +141,7 @@ where
         if driver.session.is_finished() {
             break;
         }
+
         let pending = driver.session.transmit_pending();
         let take_commands = pending.len() < TRANSMIT_HIGH_WATER;
         // Biased, in this order: finish handlers, take commands, read, timers, and write
@@ -139,10 +151,10 @@ where
         tokio::select! {
             biased;
             Some(reply) = driver.running.next(), if !driver.running.is_empty() => {
-                driver.send_reply(reply);
+                driver.finished(reply);
                 // Take every other finished handler too, so their replies share one write.
                 while let Some(Some(reply)) = driver.running.next().now_or_never() {
-                    driver.send_reply(reply);
+                    driver.finished(reply);
                 }
             }
             command = commands.recv(), if take_commands => {
@@ -153,14 +165,17 @@ where
                     continue;
                 };
                 driver.handle_command(command);
+                let mut taken = 1;
                 // Batch: take whatever else is queued, up to the high-water mark, so that
                 // one write carries many frames.
                 while driver.session.transmit_pending().len() < TRANSMIT_HIGH_WATER {
                     let Ok(command) = commands.try_recv() else { break };
                     driver.handle_command(command);
+                    taken += 1;
                 }
+                driver.peer.release_credit(taken);
             }
-            result = reader.read_buf(&mut received), if driver.session.wants_read() => {
+            result = reader.read_buf(&mut received), if driver.session.wants_read() && driver.queue.len() < driver.queue_limit => {
                 match result {
                     Ok(0) => {
                         driver.lost("peer closed the connection without a close frame");
@@ -221,6 +236,7 @@ where
         .reason
         .clone()
         .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection ended".into()));
+    driver.peer.close_queue();
     for (_, waiting) in driver.session.take_in_flight() {
         let _ = waiting.send(Err(CallError::ConnectionClosed(reason.clone())));
     }
@@ -365,6 +381,19 @@ impl<S: Send + Sync + 'static> Driver<S> {
         }
     }
 
+    /// A handler finished: send its reply, and in ordered mode start the next one.
+    fn finished(&mut self, reply: Option<HandlerReply>) {
+        if let Some(reply) = reply {
+            self.send_reply(reply);
+        }
+        if self.session.peer_wants_order()
+            && self.running.is_empty()
+            && let Some(next) = self.queue.pop_front()
+        {
+            self.running.push(next);
+        }
+    }
+
     fn send_reply(&mut self, reply: HandlerReply) {
         let result = match &reply.outcome {
             Ok(body) => Ok(&body[..]),
@@ -402,6 +431,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
             peer: self.peer.clone(),
             command: entry.name.clone(),
             request_id: id,
+            offload: self.offload.clone(),
         };
         let span = tracing::debug_span!("handler", command = name);
         let run = async move {
@@ -415,17 +445,28 @@ impl<S: Send + Sync + 'static> Driver<S> {
             outcome
         }
         .instrument(span);
-        match id {
-            Some(id) => self.running.push(Box::pin(
-                run.map(move |outcome| HandlerReply { id, outcome }),
-            )),
-            None => {
-                self.tasks.spawn(async move {
-                    if let Err((_, message)) = run.await {
-                        tracing::warn!(error = message, "direct handler failed");
-                    }
-                });
+        let job: BoxFuture<'static, Option<HandlerReply>> = match id {
+            Some(id) => Box::pin(run.map(move |outcome| Some(HandlerReply { id, outcome }))),
+            None => Box::pin(run.map(|outcome| {
+                if let Err((_, message)) = outcome {
+                    tracing::warn!(error = message, "direct handler failed");
+                }
+                None
+            })),
+        };
+        if self.session.peer_wants_order() {
+            // Strict order (the peer's request): one handler at a time, in arrival order,
+            // one-way messages included.
+            if self.running.is_empty() {
+                self.running.push(job);
+            } else {
+                self.queue.push_back(job);
             }
+        } else if id.is_some() {
+            self.running.push(job);
+        } else {
+            // Nobody waits for a one-way message: run it beside the connection.
+            self.tasks.spawn(job);
         }
     }
 }

@@ -49,6 +49,7 @@ mod connection;
 mod error;
 mod peer;
 mod registry;
+mod responder;
 mod secure;
 mod security;
 mod server;
@@ -62,7 +63,8 @@ pub use config::{
 };
 pub use error::{BoxError, CallError, ConnectError, DisconnectReason, SendError};
 pub use peer::{Call, Peer, Reply};
-pub use registry::{Commands, Context};
+pub use registry::{Commands, Context, OffloadError};
+pub use responder::{PendingReply, RequestGone, Responder, deferred};
 pub use security::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_BYTES, Security,
     SecurityError,

@@ -45,7 +45,13 @@ pub(crate) struct PeerShared<S> {
     remote_addr: SocketAddr,
     local_addr: SocketAddr,
     state: S,
-    commands: mpsc::Sender<Command>,
+    /// Unbounded so that commands keep the order in which callers issued them (a bounded
+    /// channel orders waiting senders by wake-up, not by arrival); `credit` bounds it.
+    commands: mpsc::UnboundedSender<Command>,
+    /// Back-pressure: each queued command takes a permit *after* it is queued, and the
+    /// driver returns one per command it takes. The queue therefore holds at most
+    /// `command_queue` commands plus one per caller still waiting for a permit.
+    credit: Arc<tokio::sync::Semaphore>,
     next_request_id: AtomicU64,
     closed: CancellationToken,
     disconnect_reason: OnceLock<DisconnectReason>,
@@ -97,9 +103,8 @@ impl<S> Peer<S> {
         remote_addr: SocketAddr,
         local_addr: SocketAddr,
         state: S,
-        commands: mpsc::Sender<Command>,
-        call_timeout: Duration,
-        max_frame_size: u32,
+        commands: mpsc::UnboundedSender<Command>,
+        config: &crate::Config,
         security: SecurityInfo,
     ) -> Self {
         Self {
@@ -109,12 +114,13 @@ impl<S> Peer<S> {
                 local_addr,
                 state,
                 commands,
+                credit: Arc::new(tokio::sync::Semaphore::new(config.command_queue)),
                 next_request_id: AtomicU64::new(1),
                 closed: CancellationToken::new(),
                 disconnect_reason: OnceLock::new(),
-                call_timeout,
+                call_timeout: config.call_timeout,
                 security,
-                max_frame_size: AtomicU32::new(max_frame_size),
+                max_frame_size: AtomicU32::new(config.session.max_frame_size),
             }),
         }
     }
@@ -174,6 +180,25 @@ impl<S> Peer<S> {
     fn reason_or_lost(&self) -> DisconnectReason {
         self.disconnect_reason()
             .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection task ended".into()))
+    }
+
+    /// Queues a command for the driver, then waits for queue space (see `credit`).
+    async fn enqueue(&self, command: Command) -> Result<(), ()> {
+        self.shared.commands.send(command).map_err(|_| ())?;
+        if let Ok(permit) = self.shared.credit.acquire().await {
+            permit.forget();
+        }
+        Ok(())
+    }
+
+    /// The driver took `count` commands off the queue.
+    pub(crate) fn release_credit(&self, count: usize) {
+        self.shared.credit.add_permits(count);
+    }
+
+    /// The driver is gone: wake every caller waiting for queue space.
+    pub(crate) fn close_queue(&self) {
+        self.shared.credit.close();
     }
 
     pub(crate) fn set_peer_max_frame_size(&self, max: u32) {
@@ -258,11 +283,9 @@ impl<S> Peer<S> {
             name: name.to_owned(),
             body,
         };
-        self.shared
-            .commands
-            .send(command)
+        self.enqueue(command)
             .await
-            .map_err(|_| SendError::ConnectionClosed(self.reason_or_lost()))
+            .map_err(|()| SendError::ConnectionClosed(self.reason_or_lost()))
     }
 
     /// Closes the connection now; calls still waiting fail with `ConnectionClosed`.
@@ -283,7 +306,7 @@ impl<S> Peer<S> {
             drain,
         };
         // An error means the driver is gone: the connection is already closed.
-        let _ = self.shared.commands.send(command).await;
+        let _ = self.enqueue(command).await;
     }
 }
 
@@ -349,14 +372,14 @@ impl<S: Send + Sync + 'static, T: Reply> Call<'_, S, T> {
                 body: self.body,
                 reply,
             };
-            if peer.shared.commands.send(command).await.is_err() {
+            if peer.enqueue(command).await.is_err() {
                 return Err(CallError::ConnectionClosed(peer.reason_or_lost()));
             }
             match tokio::time::timeout(self.timeout, receiver).await {
                 Ok(Ok(result)) => T::decode(result?),
                 Ok(Err(_)) => Err(CallError::ConnectionClosed(peer.reason_or_lost())),
                 Err(_) => {
-                    let _ = peer.shared.commands.send(Command::Cancel(id)).await;
+                    let _ = peer.enqueue(Command::Cancel(id)).await;
                     Err(CallError::Timeout(self.timeout))
                 }
             }

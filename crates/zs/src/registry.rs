@@ -18,6 +18,7 @@ pub struct Context<S = ()> {
     pub(crate) peer: Peer<S>,
     pub(crate) command: Arc<str>,
     pub(crate) request_id: Option<RequestId>,
+    pub(crate) offload: Arc<tokio::sync::Semaphore>,
 }
 
 impl<S> Context<S> {
@@ -40,6 +41,55 @@ impl<S> Context<S> {
     pub fn request_id(&self) -> Option<RequestId> {
         self.request_id
     }
+
+    /// Runs CPU-heavy work on the blocking thread pool and returns its result, so the
+    /// connection keeps serving meanwhile (ZServer4D's HPC offload, `RunHPC_Stream`).
+    ///
+    /// At most `Config::max_offload` jobs run at once across the server; others wait for a
+    /// slot. If the request is dropped first (the peer disconnected), the result is dropped
+    /// when the job ends. A panicking job is an error, not a crash.
+    ///
+    /// ```no_run
+    /// # async fn demo(ctx: zs::Context) -> Result<(), zs::BoxError> {
+    /// let digest = ctx.offload(|| (0..10_000_000u64).fold(0u64, |acc, x| acc ^ x.wrapping_mul(31))).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn offload<R, F>(&self, job: F) -> Result<R, OffloadError>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let permit = self
+            .offload
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| OffloadError::Closed)?;
+        let handle = tokio::task::spawn_blocking(move || {
+            let result = job();
+            drop(permit);
+            result
+        });
+        handle.await.map_err(|error| {
+            if error.is_panic() {
+                OffloadError::Panicked
+            } else {
+                OffloadError::Closed
+            }
+        })
+    }
+}
+
+/// An offloaded job did not produce a result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OffloadError {
+    /// The job panicked.
+    #[error("offloaded job panicked")]
+    Panicked,
+    /// The runtime is shutting down.
+    #[error("runtime shutting down")]
+    Closed,
 }
 
 type ConsoleFn<S> =

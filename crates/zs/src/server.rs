@@ -185,6 +185,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         let keypair = self.config.security.keypair.clone().unwrap_or(self.keypair);
         let shared = Arc::new(Shared {
             keypair,
+            offload: Arc::new(Semaphore::new(self.config.max_offload)),
             registry: Arc::new(self.commands),
             config: self.config,
             peers: Mutex::new(HashMap::new()),
@@ -214,6 +215,7 @@ impl<S: Send + Sync + 'static> Server<S> {
 
 struct Shared<S> {
     keypair: StaticKeypair,
+    offload: Arc<Semaphore>,
     registry: Arc<Commands<S>>,
     config: Config,
     peers: Mutex<HashMap<u64, Peer<S>>>,
@@ -340,14 +342,13 @@ async fn serve_connection<S: Send + Sync + 'static>(
         return;
     };
     tracing::debug!(suite = %info.suite, "handshake done");
-    let (commands_sender, commands) = mpsc::channel(shared.config.command_queue);
+    let (commands_sender, commands) = mpsc::unbounded_channel();
     let peer = Peer::new(
         remote_addr,
         local_addr,
         (shared.state_factory)(remote_addr),
         commands_sender,
-        shared.config.call_timeout,
-        shared.config.session.max_frame_size,
+        &shared.config,
         info,
     );
     shared
@@ -377,6 +378,7 @@ async fn serve_connection<S: Send + Sync + 'static>(
         drain: shared.drain.clone(),
         abort: shared.abort.clone(),
         established: Some(established_sender),
+        offload: shared.offload.clone(),
     };
     let (reason, was_established) =
         tokio::join!(drive(stream, &shared.config, parts), connected_hook);
