@@ -66,6 +66,15 @@ pub enum FrameKind {
     Close = 0x09,
     /// The sender no longer waits for the reply to one of its requests.
     Cancel = 0x0A,
+    /// Opens a BigStream / CompleteBuffer transfer: a request whose body follows in
+    /// `StreamData` frames.
+    StreamOpen = 0x0B,
+    /// A chunk of an open transfer.
+    StreamData = 0x0C,
+    /// The sender has sent every chunk of the transfer.
+    StreamEnd = 0x0D,
+    /// The receiver grants the sender more bytes of window for a transfer.
+    StreamCredit = 0x0E,
 }
 
 impl FrameKind {
@@ -81,6 +90,10 @@ impl FrameKind {
             0x08 => Self::Pong,
             0x09 => Self::Close,
             0x0A => Self::Cancel,
+            0x0B => Self::StreamOpen,
+            0x0C => Self::StreamData,
+            0x0D => Self::StreamEnd,
+            0x0E => Self::StreamCredit,
             _ => return None,
         })
     }
@@ -201,6 +214,64 @@ impl std::fmt::Display for CloseCode {
     }
 }
 
+/// How the receiver treats a transfer's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamMode {
+    /// Delivered to the handler chunk by chunk (ZServer4D's BigStream).
+    Chunks,
+    /// Collected and delivered as one buffer (ZServer4D's CompleteBuffer); `total` is
+    /// known and bounded by the receiver's limit.
+    Complete,
+}
+
+/// Compression of a transfer's bytes (CompleteBuffer only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Compression {
+    /// Sent as is.
+    None,
+    /// LZ4 block format.
+    Lz4,
+    /// Zstandard frame.
+    Zstd,
+}
+
+impl Compression {
+    fn to_u8(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Lz4 => 1,
+            Self::Zstd => 2,
+        }
+    }
+
+    fn from_u8(byte: u8) -> Option<Self> {
+        Some(match byte {
+            0 => Self::None,
+            1 => Self::Lz4,
+            2 => Self::Zstd,
+            _ => return None,
+        })
+    }
+}
+
+/// What a `StreamOpen` frame announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamInfo {
+    /// Bytes that will follow on the wire, if known.
+    pub total: Option<u64>,
+    /// Where in the source these bytes start (resumed transfers); informational.
+    pub offset: u64,
+    /// Chunks or one buffer.
+    pub mode: StreamMode,
+    /// How the bytes are compressed.
+    pub compression: Compression,
+    /// Size after decompression (equals `total` when not compressed).
+    pub original_len: u64,
+}
+
+/// Size of a `StreamOpen` body after the name.
+const STREAM_INFO_SIZE: usize = 8 + 8 + 1 + 1 + 8;
+
 /// One decoded frame. Bodies are zero-copy slices of the receive buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
@@ -262,6 +333,34 @@ pub enum Frame {
     Cancel {
         /// The request given up.
         id: RequestId,
+    },
+    /// Opens transfer `id` (a request answered by `Reply`/`ErrorReply` once consumed).
+    StreamOpen {
+        /// The sender's request id for the transfer.
+        id: RequestId,
+        /// The handler's name.
+        name: String,
+        /// Size, offset, mode, compression.
+        info: StreamInfo,
+    },
+    /// A chunk of transfer `id`.
+    StreamData {
+        /// The transfer.
+        id: RequestId,
+        /// The bytes.
+        body: Bytes,
+    },
+    /// Transfer `id` has no more chunks.
+    StreamEnd {
+        /// The transfer.
+        id: RequestId,
+    },
+    /// The receiver of transfer `id` accepts `credit` more bytes.
+    StreamCredit {
+        /// The transfer.
+        id: RequestId,
+        /// Additional bytes the sender may send.
+        credit: u32,
     },
 }
 
@@ -459,6 +558,55 @@ fn parse_body(kind: FrameKind, id: RequestId, body: Bytes) -> Result<Frame, Fram
             }
         }
         FrameKind::Cancel => no_body(Frame::Cancel { id })?,
+        FrameKind::StreamOpen => {
+            let (name, rest) = split_name(kind, body)?;
+            if rest.len() != STREAM_INFO_SIZE {
+                return Err(malformed(kind, "stream description has the wrong size"));
+            }
+            let mut reader = Reader::new(&rest);
+            let (Ok(total), Ok(offset), Ok(mode), Ok(compression), Ok(original_len)) = (
+                reader.read_u64(),
+                reader.read_u64(),
+                reader.read_u8(),
+                reader.read_u8(),
+                reader.read_u64(),
+            ) else {
+                return Err(malformed(kind, "stream description has the wrong size"));
+            };
+            let mode = match mode {
+                0 => StreamMode::Chunks,
+                1 => StreamMode::Complete,
+                _ => return Err(malformed(kind, "unknown stream mode")),
+            };
+            let compression =
+                Compression::from_u8(compression).ok_or(malformed(kind, "unknown compression"))?;
+            let total = (total != u64::MAX).then_some(total);
+            if mode == StreamMode::Complete && total.is_none() {
+                return Err(malformed(kind, "a complete buffer must announce its size"));
+            }
+            Frame::StreamOpen {
+                id,
+                name,
+                info: StreamInfo {
+                    total,
+                    offset,
+                    mode,
+                    compression,
+                    original_len,
+                },
+            }
+        }
+        FrameKind::StreamData => Frame::StreamData { id, body },
+        FrameKind::StreamEnd => no_body(Frame::StreamEnd { id })?,
+        FrameKind::StreamCredit => {
+            if body.len() != 4 {
+                return Err(malformed(kind, "credit must be 4 bytes"));
+            }
+            Frame::StreamCredit {
+                id,
+                credit: u32::from_le_bytes([body[0], body[1], body[2], body[3]]),
+            }
+        }
     })
 }
 
@@ -591,6 +739,59 @@ pub fn encode_cancel(out: &mut BytesMut, id: RequestId) {
     put_header(out, FrameKind::Cancel, 0, id.0);
 }
 
+/// Appends a transfer's opening frame.
+pub fn encode_stream_open(
+    out: &mut BytesMut,
+    id: RequestId,
+    name: &str,
+    info: &StreamInfo,
+) -> Result<(), EncodeError> {
+    if name.is_empty() || name.len() > MAX_COMMAND_NAME {
+        return Err(EncodeError::BadCommandName { len: name.len() });
+    }
+    put_header(
+        out,
+        FrameKind::StreamOpen,
+        1 + name.len() + STREAM_INFO_SIZE,
+        id.0,
+    );
+    out.put_u8(name.len() as u8);
+    out.put_slice(name.as_bytes());
+    out.put_u64_le(info.total.unwrap_or(u64::MAX));
+    out.put_u64_le(info.offset);
+    out.put_u8(match info.mode {
+        StreamMode::Chunks => 0,
+        StreamMode::Complete => 1,
+    });
+    out.put_u8(info.compression.to_u8());
+    out.put_u64_le(info.original_len);
+    Ok(())
+}
+
+/// Appends a chunk of transfer `id`.
+pub fn encode_stream_data(
+    out: &mut BytesMut,
+    id: RequestId,
+    chunk: &[u8],
+    max_frame_size: u32,
+) -> Result<(), EncodeError> {
+    check_len(chunk.len(), max_frame_size)?;
+    put_header(out, FrameKind::StreamData, chunk.len(), id.0);
+    out.put_slice(chunk);
+    Ok(())
+}
+
+/// Appends the end of transfer `id`.
+pub fn encode_stream_end(out: &mut BytesMut, id: RequestId) {
+    put_header(out, FrameKind::StreamEnd, 0, id.0);
+}
+
+/// Appends a credit grant for transfer `id`.
+pub fn encode_stream_credit(out: &mut BytesMut, id: RequestId, credit: u32) {
+    put_header(out, FrameKind::StreamCredit, 4, id.0);
+    out.put_u32_le(credit);
+}
+
 impl Frame {
     /// Appends this frame's encoding (used by tests and tools; the runtime uses the
     /// `encode_*` functions to avoid building a `Frame`).
@@ -626,6 +827,16 @@ impl Frame {
             }
             Frame::Cancel { id } => {
                 encode_cancel(out, *id);
+                Ok(())
+            }
+            Frame::StreamOpen { id, name, info } => encode_stream_open(out, *id, name, info),
+            Frame::StreamData { id, body } => encode_stream_data(out, *id, body, u32::MAX),
+            Frame::StreamEnd { id } => {
+                encode_stream_end(out, *id);
+                Ok(())
+            }
+            Frame::StreamCredit { id, credit } => {
+                encode_stream_credit(out, *id, *credit);
                 Ok(())
             }
         }
@@ -673,6 +884,49 @@ mod tests {
                 reason
             }),
             any::<u64>().prop_map(|id| Frame::Cancel { id: RequestId(id) }),
+            (
+                any::<u64>(),
+                "[a-z]{1,9}",
+                proptest::option::of(0..u64::MAX),
+                any::<u64>(),
+                any::<bool>(),
+                0..3u8,
+                any::<u64>()
+            )
+                .prop_map(
+                    |(id, name, total, offset, complete, compression, original_len)| {
+                        Frame::StreamOpen {
+                            id: RequestId(id),
+                            name,
+                            info: StreamInfo {
+                                total: if complete {
+                                    Some(total.unwrap_or(0))
+                                } else {
+                                    total
+                                },
+                                offset,
+                                mode: if complete {
+                                    StreamMode::Complete
+                                } else {
+                                    StreamMode::Chunks
+                                },
+                                compression: Compression::from_u8(compression).unwrap(),
+                                original_len,
+                            },
+                        }
+                    }
+                ),
+            (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(id, body)| {
+                Frame::StreamData {
+                    id: RequestId(id),
+                    body: Bytes::from(body),
+                }
+            }),
+            any::<u64>().prop_map(|id| Frame::StreamEnd { id: RequestId(id) }),
+            (any::<u64>(), any::<u32>()).prop_map(|(id, credit)| Frame::StreamCredit {
+                id: RequestId(id),
+                credit
+            }),
         ]
     }
 

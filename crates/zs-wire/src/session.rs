@@ -27,6 +27,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::frame::{
     self, CloseCode, EncodeError, ErrorCode, Frame, FrameDecoder, FrameError, Payload, RequestId,
+    StreamInfo,
 };
 
 /// First bytes of every zserver connection, in both directions.
@@ -38,6 +39,11 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// Length of the preamble: magic, u16 version, u16 flags (reserved, zero), u32 largest frame
 /// body this side accepts.
 pub const PREAMBLE_SIZE: usize = 12;
+
+/// Bytes a transfer's sender may send before the receiver grants more: the initial window of
+/// every BigStream / CompleteBuffer transfer. Bounds what one transfer can make its receiver
+/// buffer.
+pub const INITIAL_STREAM_WINDOW: u64 = 1024 * 1024;
 
 /// Preamble flag: "run my requests in order".
 pub const FLAG_ORDERED_REQUESTS: u16 = 0x0001;
@@ -105,6 +111,36 @@ pub enum Event<T> {
         token: T,
         /// The reply body, or the peer's error.
         result: Result<Bytes, RemoteError>,
+    },
+    /// The peer opens a transfer (a request whose body follows as [`Event::StreamData`]);
+    /// answer it with [`Session::send_reply`] once consumed, and grant window with
+    /// [`Session::grant_stream_credit`] as chunks are consumed.
+    StreamOpen {
+        /// The peer's request id for the transfer.
+        id: RequestId,
+        /// Handler name.
+        name: String,
+        /// Size, offset, mode, compression.
+        info: StreamInfo,
+    },
+    /// A chunk of an open inbound transfer.
+    StreamData {
+        /// The transfer.
+        id: RequestId,
+        /// The bytes.
+        body: Bytes,
+    },
+    /// An inbound transfer has no more chunks.
+    StreamEnd {
+        /// The transfer.
+        id: RequestId,
+    },
+    /// The peer granted more window to one of our outbound transfers.
+    StreamCredit {
+        /// The transfer.
+        id: RequestId,
+        /// Additional bytes we may send.
+        credit: u32,
     },
     /// The peer no longer waits for its request `id` (it will ignore the reply).
     Cancelled {
@@ -187,6 +223,20 @@ pub enum ProtocolError {
         /// The id.
         id: RequestId,
     },
+    /// The peer sent more of a transfer than the window it was granted.
+    #[error("transfer {id} exceeded its window by {excess} bytes")]
+    WindowExceeded {
+        /// The transfer.
+        id: RequestId,
+        /// Bytes beyond the window.
+        excess: u64,
+    },
+    /// A chunk, end or credit for a transfer that was never opened.
+    #[error("transfer frame for {id}, which was never opened")]
+    UnknownStream {
+        /// The id.
+        id: RequestId,
+    },
     /// The peer announced a frame limit too small to be usable.
     #[error("peer accepts frames of at most {max} bytes; the minimum is {MIN_FRAME_SIZE}")]
     FrameLimitTooSmall {
@@ -226,6 +276,13 @@ pub struct Session<T> {
     highest_request_id: u64,
     /// The peer's requests we have not answered yet.
     open_peer_requests: HashSet<u64>,
+    /// Highest request (or transfer) id the peer has opened: frames for lower ids that are no
+    /// longer open are late, not forged.
+    highest_peer_request_id: u64,
+    /// Inbound transfers still receiving: bytes the peer may still send.
+    inbound_windows: HashMap<u64, u64>,
+    /// Outbound transfers still sending: bytes we may still send.
+    outbound_credit: HashMap<u64, u64>,
     last_received: Instant,
     ping_sent_at: Option<Instant>,
     next_ping_nonce: u64,
@@ -259,6 +316,9 @@ impl<T> Session<T> {
             in_flight: HashMap::new(),
             highest_request_id: 0,
             open_peer_requests: HashSet::new(),
+            highest_peer_request_id: 0,
+            inbound_windows: HashMap::new(),
+            outbound_credit: HashMap::new(),
             last_received: now,
             ping_sent_at: None,
             next_ping_nonce: 1,
@@ -425,6 +485,7 @@ impl<T> Session<T> {
                 if !self.open_peer_requests.insert(id.0) {
                     return Err(ProtocolError::DuplicateRequest { id });
                 }
+                self.highest_peer_request_id = self.highest_peer_request_id.max(id.0);
                 self.events.push_back(Event::Request {
                     id,
                     payload,
@@ -458,9 +519,61 @@ impl<T> Session<T> {
             }
             Frame::Cancel { id } => {
                 if self.open_peer_requests.contains(&id.0) {
+                    self.inbound_windows.remove(&id.0);
                     self.events.push_back(Event::Cancelled { id });
                 }
             }
+            Frame::StreamOpen { id, name, info } => {
+                if id.0 == 0 {
+                    return Err(ProtocolError::ZeroRequestId);
+                }
+                if self.state == State::Draining {
+                    frame::encode_error_reply(
+                        &mut self.transmit,
+                        id,
+                        ErrorCode::ShuttingDown,
+                        "connection is closing",
+                    );
+                    return Ok(());
+                }
+                if !self.open_peer_requests.insert(id.0) {
+                    return Err(ProtocolError::DuplicateRequest { id });
+                }
+                self.highest_peer_request_id = self.highest_peer_request_id.max(id.0);
+                self.inbound_windows.insert(id.0, INITIAL_STREAM_WINDOW);
+                self.events.push_back(Event::StreamOpen { id, name, info });
+            }
+            Frame::StreamData { id, body } => match self.inbound_windows.get_mut(&id.0) {
+                Some(window) => {
+                    let len = body.len() as u64;
+                    if len > *window {
+                        return Err(ProtocolError::WindowExceeded {
+                            id,
+                            excess: len - *window,
+                        });
+                    }
+                    *window -= len;
+                    self.events.push_back(Event::StreamData { id, body });
+                }
+                // Answered or cancelled already: chunks in flight are dropped.
+                None if id.0 != 0 && id.0 <= self.highest_peer_request_id => {}
+                None => return Err(ProtocolError::UnknownStream { id }),
+            },
+            Frame::StreamEnd { id } => {
+                if self.inbound_windows.remove(&id.0).is_some() {
+                    self.events.push_back(Event::StreamEnd { id });
+                } else if id.0 == 0 || id.0 > self.highest_peer_request_id {
+                    return Err(ProtocolError::UnknownStream { id });
+                }
+            }
+            Frame::StreamCredit { id, credit } => match self.outbound_credit.get_mut(&id.0) {
+                Some(available) => {
+                    *available = available.saturating_add(u64::from(credit));
+                    self.events.push_back(Event::StreamCredit { id, credit });
+                }
+                None if id.0 != 0 && id.0 <= self.highest_request_id => {}
+                None => return Err(ProtocolError::UnknownStream { id }),
+            },
         }
         Ok(())
     }
@@ -473,6 +586,7 @@ impl<T> Session<T> {
         if id.0 == 0 || id.0 > self.highest_request_id {
             return Err(ProtocolError::UnknownReply { id });
         }
+        self.outbound_credit.remove(&id.0);
         match self.in_flight.remove(&id.0) {
             Some(token) => {
                 self.events.push_back(Event::Reply { id, token, result });
@@ -559,6 +673,8 @@ impl<T> Session<T> {
         if !self.open_peer_requests.remove(&id.0) {
             return false;
         }
+        // A transfer answered early (refused, failed): chunks still in flight are dropped.
+        self.inbound_windows.remove(&id.0);
         if self.state != State::Finished {
             match result {
                 Ok(body) => {
@@ -585,11 +701,89 @@ impl<T> Session<T> {
     /// is told with a cancel frame, and a late reply will be ignored.
     pub fn cancel_request(&mut self, id: RequestId) -> Option<T> {
         let token = self.in_flight.remove(&id.0)?;
+        self.outbound_credit.remove(&id.0);
         if self.state != State::Finished {
             frame::encode_cancel(&mut self.transmit, id);
         }
         self.maybe_finish_drain();
         Some(token)
+    }
+
+    /// Opens outbound transfer `id` (see [`Self::send_request`] for ids and the token, which
+    /// comes back with the transfer's reply). The first [`INITIAL_STREAM_WINDOW`] bytes may
+    /// be sent at once; more as the peer grants credit ([`Event::StreamCredit`]).
+    pub fn send_stream_open(
+        &mut self,
+        id: RequestId,
+        name: &str,
+        info: &StreamInfo,
+        token: T,
+    ) -> Result<RequestId, SendError<T>> {
+        if self.state == State::Finished || self.drain_close.is_some() {
+            return Err(SendError::Closed(token));
+        }
+        if id.0 == 0 || self.in_flight.contains_key(&id.0) {
+            return Err(SendError::BadRequestId(id, token));
+        }
+        if let Err(error) = frame::encode_stream_open(&mut self.transmit, id, name, info) {
+            return Err(SendError::Encode(error, token));
+        }
+        self.highest_request_id = self.highest_request_id.max(id.0);
+        self.in_flight.insert(id.0, token);
+        self.outbound_credit.insert(id.0, INITIAL_STREAM_WINDOW);
+        Ok(id)
+    }
+
+    /// Bytes outbound transfer `id` may still send, or `None` if it is not sending.
+    pub fn stream_credit(&self, id: RequestId) -> Option<u64> {
+        self.outbound_credit.get(&id.0).copied()
+    }
+
+    /// Sends a chunk of outbound transfer `id`. Refused when the transfer is over (answered,
+    /// cancelled) or the chunk exceeds the credit the peer granted.
+    pub fn send_stream_data(&mut self, id: RequestId, chunk: &[u8]) -> Result<(), StreamSendError> {
+        if self.state == State::Finished {
+            return Err(StreamSendError::Closed);
+        }
+        let limit = self.send_limit();
+        let Some(credit) = self.outbound_credit.get_mut(&id.0) else {
+            return Err(StreamSendError::NotSending);
+        };
+        let len = chunk.len() as u64;
+        if len > *credit {
+            return Err(StreamSendError::NoCredit {
+                needed: len,
+                available: *credit,
+            });
+        }
+        frame::encode_stream_data(&mut self.transmit, id, chunk, limit)
+            .map_err(StreamSendError::Encode)?;
+        *credit -= len;
+        Ok(())
+    }
+
+    /// Ends outbound transfer `id`: no more chunks. Its reply arrives as usual.
+    pub fn send_stream_end(&mut self, id: RequestId) -> Result<(), StreamSendError> {
+        if self.state == State::Finished {
+            return Err(StreamSendError::Closed);
+        }
+        if self.outbound_credit.remove(&id.0).is_none() {
+            return Err(StreamSendError::NotSending);
+        }
+        frame::encode_stream_end(&mut self.transmit, id);
+        Ok(())
+    }
+
+    /// Grants the peer `credit` more bytes on inbound transfer `id` (call as chunks are
+    /// consumed). Ignored when the transfer has ended.
+    pub fn grant_stream_credit(&mut self, id: RequestId, credit: u32) {
+        if self.state == State::Finished {
+            return;
+        }
+        if let Some(window) = self.inbound_windows.get_mut(&id.0) {
+            *window = window.saturating_add(u64::from(credit));
+            frame::encode_stream_credit(&mut self.transmit, id, credit);
+        }
     }
 
     /// Closes now: a close frame is queued and nothing more is sent or received.
@@ -697,6 +891,29 @@ pub enum SendError<T> {
     /// The request id is zero or already in flight; the token is handed back.
     #[error("request id {0} is zero or already in flight")]
     BadRequestId(RequestId, T),
+}
+
+/// A transfer chunk could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamSendError {
+    /// The session is closed.
+    #[error("connection closed")]
+    Closed,
+    /// The transfer is not sending (ended, answered or cancelled).
+    #[error("transfer is not sending")]
+    NotSending,
+    /// The chunk is larger than the credit the peer granted.
+    #[error("chunk of {needed} bytes exceeds the {available} bytes of credit")]
+    NoCredit {
+        /// Chunk size.
+        needed: u64,
+        /// Credit left.
+        available: u64,
+    },
+    /// The chunk cannot be encoded (larger than the peer's frame limit).
+    #[error(transparent)]
+    Encode(EncodeError),
 }
 
 #[cfg(test)]

@@ -188,6 +188,28 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         self
     }
 
+    /// See [`Commands::register_big_stream`].
+    pub fn register_big_stream<F, Fut, E>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Context<S>, crate::BigStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_big_stream(name, handler);
+        self
+    }
+
+    /// See [`Commands::register_complete_buffer`].
+    pub fn register_complete_buffer<F, Fut, E>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(Context<S>, bytes::Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_complete_buffer(name, handler);
+        self
+    }
+
     /// Connects over TCP, runs the secure handshake (verifying a pinned fingerprint if one is
     /// set) and waits for the server's preamble.
     pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Client<S>, ConnectError> {

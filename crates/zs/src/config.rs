@@ -27,6 +27,8 @@ pub struct Config {
     pub(crate) command_queue: usize,
     pub(crate) security: Security,
     pub(crate) max_offload: usize,
+    pub(crate) max_complete_buffer: u64,
+    pub(crate) complete_buffer_compression: zs_wire::frame::Compression,
 }
 
 /// Default for [`Config::call_timeout`].
@@ -49,6 +51,8 @@ impl Default for Config {
             command_queue: 1024,
             security: Security::default(),
             max_offload: std::thread::available_parallelism().map_or(2, usize::from),
+            max_complete_buffer: crate::large::DEFAULT_MAX_COMPLETE_BUFFER,
+            complete_buffer_compression: zs_wire::frame::Compression::None,
         }
     }
 }
@@ -121,6 +125,25 @@ impl Config {
     /// blocking thread pool.
     pub fn max_offload(&mut self, jobs: usize) -> &mut Self {
         self.max_offload = jobs.max(1);
+        self
+    }
+
+    /// Largest CompleteBuffer this side accepts (default 64 MiB). A larger announcement is
+    /// refused with an error reply before any of its bytes is buffered, so a peer cannot make
+    /// this side allocate more.
+    pub fn max_complete_buffer(&mut self, bytes: u64) -> &mut Self {
+        self.max_complete_buffer = bytes;
+        self
+    }
+
+    /// Compression for CompleteBuffers this side sends: `None` (default), `Lz4` (fast) or
+    /// `Zstd` (smaller). Applied only to buffers over 1 KiB, and only when it saves at least
+    /// an eighth.
+    pub fn complete_buffer_compression(
+        &mut self,
+        compression: zs_wire::frame::Compression,
+    ) -> &mut Self {
+        self.complete_buffer_compression = compression;
         self
     }
 

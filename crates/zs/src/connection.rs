@@ -82,6 +82,11 @@ struct Driver<S> {
     queue: std::collections::VecDeque<BoxFuture<'static, Option<HandlerReply>>>,
     queue_limit: usize,
     offload: Arc<tokio::sync::Semaphore>,
+    /// Our transfers still sending: their credit semaphores.
+    outbound: std::collections::HashMap<u64, Arc<tokio::sync::Semaphore>>,
+    /// The peer's transfers still arriving: where their chunks go.
+    inbound: std::collections::HashMap<u64, mpsc::UnboundedSender<crate::large::Inbound>>,
+    max_complete_buffer: u64,
     reason: Option<DisconnectReason>,
 }
 
@@ -110,6 +115,9 @@ where
         queue: std::collections::VecDeque::new(),
         queue_limit: config.session.max_concurrent_requests,
         offload,
+        outbound: std::collections::HashMap::new(),
+        inbound: std::collections::HashMap::new(),
+        max_complete_buffer: config.max_complete_buffer,
         reason: None,
     };
     let (mut reader, mut writer) = tokio::io::split(io);
@@ -305,7 +313,26 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     name,
                     body,
                 } => self.dispatch(None, payload, &name, body),
-                Event::Reply { token, result, .. } => {
+                Event::StreamOpen { id, name, info } => self.dispatch_transfer(id, &name, info),
+                Event::StreamData { id, body } => {
+                    if let Some(chunks) = self.inbound.get(&id.0) {
+                        let _ = chunks.send(crate::large::Inbound::Chunk(body));
+                    }
+                }
+                Event::StreamEnd { id } => {
+                    // Dropping the sender ends the handler's stream.
+                    self.inbound.remove(&id.0);
+                }
+                Event::StreamCredit { id, credit } => {
+                    if let Some(window) = self.outbound.get(&id.0) {
+                        window.add_permits(credit as usize);
+                    }
+                }
+                Event::Reply { id, token, result } => {
+                    // An answered transfer stops sending: its sender sees the semaphore close.
+                    if let Some(window) = self.outbound.remove(&id.0) {
+                        window.close();
+                    }
                     let result = result.map_err(|error| CallError::Remote {
                         code: error.code,
                         message: error.message,
@@ -313,8 +340,13 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     // The caller may have given up already; that is fine.
                     let _ = token.send(result);
                 }
-                // Handlers run to completion; the peer ignores the late reply.
-                Event::Cancelled { .. } => {}
+                // Handlers run to completion and the peer ignores the late reply; a transfer's
+                // handler is told the sender gave up.
+                Event::Cancelled { id } => {
+                    if let Some(chunks) = self.inbound.remove(&id.0) {
+                        let _ = chunks.send(crate::large::Inbound::Cancelled);
+                    }
+                }
                 Event::Closed(reason) => {
                     let reason = DisconnectReason::from(reason);
                     match &reason {
@@ -366,7 +398,49 @@ impl<S: Send + Sync + 'static> Driver<S> {
             }
             Command::Cancel(id) => {
                 self.session.cancel_request(id);
+                if let Some(window) = self.outbound.remove(&id.0) {
+                    window.close();
+                }
             }
+            Command::StreamOpen {
+                id,
+                name,
+                info,
+                reply,
+                credit,
+            } => match self.session.send_stream_open(id, &name, &info, reply) {
+                Ok(_) => {
+                    self.outbound.insert(id.0, credit);
+                }
+                Err(error) => {
+                    credit.close();
+                    let (reply, error) = match error {
+                        SessionSendError::Closed(reply) => (
+                            reply,
+                            CallError::ConnectionClosed(self.reason.clone().unwrap_or_else(|| {
+                                DisconnectReason::ConnectionLost("connection is closing".into())
+                            })),
+                        ),
+                        SessionSendError::Encode(error, reply) => (reply, CallError::Encode(error)),
+                        SessionSendError::BadRequestId(id, reply) => (
+                            reply,
+                            CallError::BadReply(format!("request id {id} in use")),
+                        ),
+                        _ => return,
+                    };
+                    let _ = reply.send(Err(error));
+                }
+            },
+            Command::StreamData { id, chunk } => {
+                // Refused only when the transfer is over; its reply says why.
+                if let Err(error) = self.session.send_stream_data(id, &chunk) {
+                    tracing::debug!(%error, %id, "transfer chunk dropped");
+                }
+            }
+            Command::StreamEnd { id } => {
+                let _ = self.session.send_stream_end(id);
+            }
+            Command::Credit { id, credit } => self.session.grant_stream_credit(id, credit),
             Command::Close {
                 code,
                 reason,
@@ -415,7 +489,8 @@ impl<S: Send + Sync + 'static> Driver<S> {
             return;
         };
         let expected_direct = id.is_none();
-        if entry.handler.is_direct() != expected_direct || entry.handler.payload() != payload {
+        if entry.handler.is_direct() != expected_direct || entry.handler.payload() != Some(payload)
+        {
             let message = format!("{name:?} is a {} command", entry.handler.kind_name());
             match id {
                 Some(id) => {
@@ -471,6 +546,105 @@ impl<S: Send + Sync + 'static> Driver<S> {
     }
 }
 
+impl<S: Send + Sync + 'static> Driver<S> {
+    /// Starts the handler of an inbound transfer (BigStream or CompleteBuffer).
+    fn dispatch_transfer(&mut self, id: RequestId, name: &str, info: zs_wire::frame::StreamInfo) {
+        use zs_wire::frame::StreamMode;
+        let refuse = |driver: &mut Self, code: ErrorCode, message: String| {
+            driver.session.send_reply(id, Err((code, &message)));
+        };
+        let Some(entry) = self.registry.get(name).cloned() else {
+            return refuse(
+                self,
+                ErrorCode::UnknownCommand,
+                format!("no command named {name:?}"),
+            );
+        };
+        let wants_complete = matches!(entry.handler, Handler::CompleteBuffer(_));
+        let is_transfer = matches!(
+            entry.handler,
+            Handler::BigStream(_) | Handler::CompleteBuffer(_)
+        );
+        if !is_transfer || wants_complete != (info.mode == StreamMode::Complete) {
+            let message = format!("{name:?} is a {} command", entry.handler.kind_name());
+            return refuse(self, ErrorCode::BadRequest, message);
+        }
+        if wants_complete {
+            let announced = info.total.unwrap_or(u64::MAX).max(info.original_len);
+            if announced > self.max_complete_buffer {
+                // Refused before a byte is buffered; chunks already sent are dropped.
+                let message = format!(
+                    "complete buffer of {announced} bytes exceeds the limit of {} bytes",
+                    self.max_complete_buffer
+                );
+                return refuse(self, ErrorCode::Overloaded, message);
+            }
+        }
+        let (chunks, receiver) = mpsc::unbounded_channel();
+        self.inbound.insert(id.0, chunks);
+        let stream = crate::large::BigStream::new(id, info, receiver, self.peer.command_sender());
+        let context = Context {
+            peer: self.peer.clone(),
+            command: entry.name.clone(),
+            request_id: Some(id),
+            offload: self.offload.clone(),
+        };
+        let span = tracing::debug_span!("transfer", command = name);
+        let run = async move {
+            let started = Instant::now();
+            let outcome = run_transfer(&entry.handler, context, stream).await;
+            let bytes_out = outcome.as_ref().map_or(0, Bytes::len);
+            let bytes_in = usize::try_from(info.total.unwrap_or(0)).unwrap_or(usize::MAX);
+            entry
+                .counters
+                .record(bytes_in, bytes_out, started.elapsed(), outcome.is_err());
+            Some(HandlerReply { id, outcome })
+        }
+        .instrument(span);
+        // Transfers run concurrently even on an ordered connection: their chunks arrive
+        // over time and must not wait behind other requests.
+        self.running.push(Box::pin(run));
+    }
+}
+
+async fn run_transfer<S: Send + Sync + 'static>(
+    handler: &Handler<S>,
+    context: Context<S>,
+    stream: crate::large::BigStream,
+) -> Result<Bytes, (ErrorCode, String)> {
+    let outcome = match handler {
+        Handler::BigStream(handler) => {
+            AssertUnwindSafe(async { handler(context, stream).await })
+                .catch_unwind()
+                .await
+        }
+        Handler::CompleteBuffer(handler) => {
+            let buffer = crate::large::collect_complete(stream)
+                .await
+                .map_err(|error| (ErrorCode::BadRequest, error.to_string()))?;
+            AssertUnwindSafe(async { handler(context, buffer).await })
+                .catch_unwind()
+                .await
+        }
+        _ => return Err((ErrorCode::BadRequest, "not a transfer command".to_owned())),
+    };
+    match outcome {
+        Ok(Ok(frame)) => Ok(Bytes::from(frame.encode())),
+        Ok(Err(error)) => Err((ErrorCode::HandlerFailed, error.to_string())),
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(
+                panic = message,
+                "transfer handler panicked; only its transfer fails"
+            );
+            Err((
+                ErrorCode::HandlerPanicked,
+                format!("handler panicked: {message}"),
+            ))
+        }
+    }
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         (*text).to_owned()
@@ -501,6 +675,12 @@ async fn run_handler<S: Send + Sync + 'static>(
     // The handler call itself and its future both run inside catch_unwind: a panic in either
     // becomes an error reply for this request only.
     let outcome = match handler {
+        Handler::BigStream(_) | Handler::CompleteBuffer(_) => {
+            return Err((
+                ErrorCode::BadRequest,
+                "a transfer command takes a transfer".to_owned(),
+            ));
+        }
         Handler::Console(handler) => {
             let input = text(&body)?;
             AssertUnwindSafe(async { handler(context, input).await.map(Bytes::from) })

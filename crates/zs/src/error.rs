@@ -80,6 +80,9 @@ pub enum CallError {
     /// The request cannot be sent (too large, bad name).
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The local source of a transfer failed (a file read error); the transfer was cancelled.
+    #[error("transfer source failed: {0}")]
+    Source(String),
 }
 
 impl CallError {

@@ -47,6 +47,7 @@ mod client;
 mod config;
 mod connection;
 mod error;
+mod large;
 mod peer;
 mod registry;
 mod responder;
@@ -62,6 +63,9 @@ pub use config::{
     DEFAULT_SHUTDOWN_GRACE,
 };
 pub use error::{BoxError, CallError, ConnectError, DisconnectReason, SendError};
+pub use large::{
+    BigStream, CHUNK_SIZE, DEFAULT_MAX_COMPLETE_BUFFER, Progress, StreamError, Upload,
+};
 pub use peer::{Call, Peer, Reply};
 pub use registry::{Commands, Context, OffloadError};
 pub use responder::{PendingReply, RequestGone, Responder, deferred};
@@ -73,7 +77,7 @@ pub use server::{Server, ServerHandle};
 pub use stats::CommandStats;
 pub use zs_wire::DataFrame;
 pub use zs_wire::crypto::record::Suite;
-pub use zs_wire::frame::{CloseCode, ErrorCode};
+pub use zs_wire::frame::{CloseCode, Compression, ErrorCode};
 pub use zs_wire::handshake::{Fingerprint, StaticKeypair};
 
 /// The README's library example, compiled and run as a doctest so it cannot rot.

@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use zs_wire::DataFrame;
 use zs_wire::crypto::record::Suite;
-use zs_wire::frame::{CloseCode, EncodeError, MAX_COMMAND_NAME, Payload, RequestId};
+use zs_wire::frame::{
+    CloseCode, Compression, EncodeError, MAX_COMMAND_NAME, Payload, RequestId, StreamInfo,
+};
 use zs_wire::handshake::Fingerprint;
 
 use crate::error::{CallError, DisconnectReason, SendError};
@@ -33,6 +35,27 @@ pub(crate) enum Command {
         body: Bytes,
     },
     Cancel(RequestId),
+    StreamOpen {
+        id: RequestId,
+        name: String,
+        info: StreamInfo,
+        reply: oneshot::Sender<Result<Bytes, CallError>>,
+        /// The transfer's window in bytes; the driver adds permits as credit arrives and
+        /// closes it when the transfer is answered.
+        credit: Arc<tokio::sync::Semaphore>,
+    },
+    StreamData {
+        id: RequestId,
+        chunk: Bytes,
+    },
+    StreamEnd {
+        id: RequestId,
+    },
+    /// Grant the peer more window on an inbound transfer.
+    Credit {
+        id: RequestId,
+        credit: u32,
+    },
     Close {
         code: CloseCode,
         reason: String,
@@ -60,6 +83,7 @@ pub(crate) struct PeerShared<S> {
     /// The peer's frame limit (from its preamble; ours until then), checked before queuing
     /// so an oversize call fails locally instead of costing the connection.
     max_frame_size: AtomicU32,
+    compression: Compression,
 }
 
 /// A handle to one connection: the server's view of a client, or a client's view of its
@@ -121,6 +145,7 @@ impl<S> Peer<S> {
                 call_timeout: config.call_timeout,
                 security,
                 max_frame_size: AtomicU32::new(config.session.max_frame_size),
+                compression: config.complete_buffer_compression,
             }),
         }
     }
@@ -177,13 +202,39 @@ impl<S> Peer<S> {
         self.shared.closed.cancel();
     }
 
-    fn reason_or_lost(&self) -> DisconnectReason {
+    pub(crate) fn reason_or_lost(&self) -> DisconnectReason {
         self.disconnect_reason()
             .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection task ended".into()))
     }
 
+    /// The next request id of this connection.
+    pub(crate) fn next_request_id(&self) -> RequestId {
+        RequestId(self.shared.next_request_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn complete_buffer_compression(&self) -> Compression {
+        self.shared.compression
+    }
+
+    /// A sender for the driver's queue, for handles that live beside the peer (transfers).
+    pub(crate) fn command_sender(&self) -> mpsc::UnboundedSender<Command> {
+        self.shared.commands.clone()
+    }
+
+    /// Queues a command without waiting for queue space (from `Drop`, for small commands).
+    pub(crate) fn send_now(&self, command: Command) {
+        let _ = self.shared.commands.send(command);
+    }
+
+    /// Like `enqueue`, with the connection's end as a call error.
+    pub(crate) async fn enqueue_checked(&self, command: Command) -> Result<(), CallError> {
+        self.enqueue(command)
+            .await
+            .map_err(|()| CallError::ConnectionClosed(self.reason_or_lost()))
+    }
+
     /// Queues a command for the driver, then waits for queue space (see `credit`).
-    async fn enqueue(&self, command: Command) -> Result<(), ()> {
+    pub(crate) async fn enqueue(&self, command: Command) -> Result<(), ()> {
         self.shared.commands.send(command).map_err(|_| ())?;
         if let Ok(permit) = self.shared.credit.acquire().await {
             permit.forget();
@@ -363,7 +414,7 @@ impl<S: Send + Sync + 'static, T: Reply> Call<'_, S, T> {
         let peer = self.peer;
         async move {
             peer.check_size(&self.name, self.body.len())?;
-            let id = RequestId(peer.shared.next_request_id.fetch_add(1, Ordering::Relaxed));
+            let id = peer.next_request_id();
             let (reply, receiver) = oneshot::channel();
             let command = Command::Call {
                 id,

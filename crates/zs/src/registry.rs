@@ -98,6 +98,12 @@ type StreamFn<S> =
     dyn Fn(Context<S>, DataFrame) -> BoxFuture<'static, Result<DataFrame, BoxError>> + Send + Sync;
 type DirectConsoleFn<S> =
     dyn Fn(Context<S>, String) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
+type BigStreamFn<S> = dyn Fn(Context<S>, crate::large::BigStream) -> BoxFuture<'static, Result<DataFrame, BoxError>>
+    + Send
+    + Sync;
+type CompleteBufferFn<S> = dyn Fn(Context<S>, bytes::Bytes) -> BoxFuture<'static, Result<DataFrame, BoxError>>
+    + Send
+    + Sync;
 type DirectStreamFn<S> =
     dyn Fn(Context<S>, DataFrame) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
 
@@ -106,6 +112,8 @@ pub(crate) enum Handler<S> {
     Stream(Arc<StreamFn<S>>),
     DirectConsole(Arc<DirectConsoleFn<S>>),
     DirectStream(Arc<DirectStreamFn<S>>),
+    BigStream(Arc<BigStreamFn<S>>),
+    CompleteBuffer(Arc<CompleteBufferFn<S>>),
 }
 
 impl<S> Clone for Handler<S> {
@@ -115,15 +123,19 @@ impl<S> Clone for Handler<S> {
             Self::Stream(handler) => Self::Stream(handler.clone()),
             Self::DirectConsole(handler) => Self::DirectConsole(handler.clone()),
             Self::DirectStream(handler) => Self::DirectStream(handler.clone()),
+            Self::BigStream(handler) => Self::BigStream(handler.clone()),
+            Self::CompleteBuffer(handler) => Self::CompleteBuffer(handler.clone()),
         }
     }
 }
 
 impl<S> Handler<S> {
-    pub(crate) fn payload(&self) -> Payload {
+    /// The request payload kind this handler takes; `None` for transfers.
+    pub(crate) fn payload(&self) -> Option<Payload> {
         match self {
-            Self::Console(_) | Self::DirectConsole(_) => Payload::Console,
-            Self::Stream(_) | Self::DirectStream(_) => Payload::Stream,
+            Self::Console(_) | Self::DirectConsole(_) => Some(Payload::Console),
+            Self::Stream(_) | Self::DirectStream(_) => Some(Payload::Stream),
+            Self::BigStream(_) | Self::CompleteBuffer(_) => None,
         }
     }
 
@@ -137,6 +149,8 @@ impl<S> Handler<S> {
             Self::Stream(_) => "stream",
             Self::DirectConsole(_) => "direct console",
             Self::DirectStream(_) => "direct stream",
+            Self::BigStream(_) => "big stream",
+            Self::CompleteBuffer(_) => "complete buffer",
         }
     }
 }
@@ -251,6 +265,38 @@ impl<S: Send + Sync + 'static> Commands<S> {
             Box::pin(async move { future.await.map_err(Into::into) })
         });
         self.insert(name, Handler::DirectStream(handler))
+    }
+
+    /// Registers a BigStream handler (ZServer4D `RegisterBigStream`): it reads the transfer
+    /// chunk by chunk from the [`BigStream`](crate::BigStream) and its result is the reply.
+    pub fn register_big_stream<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, crate::large::BigStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
+            let future = handler(context, input);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        });
+        self.insert(name, Handler::BigStream(handler))
+    }
+
+    /// Registers a CompleteBuffer handler (ZServer4D `RegisterCompleteBuffer`): it receives
+    /// the whole buffer, decompressed, as one `Bytes` (which it may keep). Buffers over
+    /// [`Config::max_complete_buffer`](crate::Config::max_complete_buffer) are refused before
+    /// they are buffered.
+    pub fn register_complete_buffer<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, bytes::Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
+            let future = handler(context, input);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        });
+        self.insert(name, Handler::CompleteBuffer(handler))
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry<S>>> {

@@ -159,6 +159,28 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
+    /// See [`Commands::register_big_stream`].
+    pub fn register_big_stream<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, crate::BigStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_big_stream(name, handler);
+        self
+    }
+
+    /// See [`Commands::register_complete_buffer`].
+    pub fn register_complete_buffer<F, Fut, E>(&mut self, name: &str, handler: F) -> &mut Self
+    where
+        F: Fn(Context<S>, bytes::Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.commands.register_complete_buffer(name, handler);
+        self
+    }
+
     /// Called for each connection once its preamble exchange succeeded
     /// (ZServer4D `DoIOConnectAfter`).
     pub fn on_connected(&mut self, hook: impl Fn(&Peer<S>) + Send + Sync + 'static) -> &mut Self {

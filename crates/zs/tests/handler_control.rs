@@ -299,7 +299,10 @@ async fn without_strict_order_handlers_interleave() {
         (0..10_000).collect::<Vec<_>>(),
         "every call ran exactly once"
     );
-    assert!(!in_order, "concurrent handlers should interleave with this workload");
+    assert!(
+        !in_order,
+        "concurrent handlers should interleave with this workload"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use cipher::{BlockCipherDecrypt, BlockCipherEncrypt, BlockSizeUser, KeyInit};
 
 use super::{
     Aes128, Aes192, Aes256, BLOCK_CIPHER_NAMES, CryptoError, Mars, Mars128, Mars192, Mars256,
-    Rc6_128, Rc6_192, Rc6_256, Serpent, Twofish, block_cipher,
+    Rc6_128, Rc6_192, Rc6_256, Serpent, Twofish, Twofish128, Twofish192, Twofish256, block_cipher,
 };
 
 /// Decodes hex (whitespace ignored).
@@ -172,7 +172,78 @@ const TWOFISH: [Vector; 5] = [
 #[test]
 fn crypto_twofish_paper_vectors() {
     check_typed::<Twofish>(&TWOFISH);
+    check_typed::<Twofish128>(&TWOFISH[..3]);
+    check_typed::<Twofish192>(&TWOFISH[3..4]);
+    check_typed::<Twofish256>(&TWOFISH[4..]);
     check_dyn("twofish", &TWOFISH);
+}
+
+/// The chained table of the Twofish submission's ecb_tbl.txt ("Intermediate Values" of the
+/// reference code), for each key size: starting from an all-zero key and plaintext, row `I`
+/// encrypts `PT` under `KEY`; the next row's plaintext is this row's ciphertext and its key
+/// is this row's plaintext followed by the first bytes of this row's key. The file has 49
+/// rows per key size; these are the ciphertexts of rows 1, 2, 3 and 49.
+const TWOFISH_ECB_TBL: [(usize, [&str; 4]); 3] = [
+    (
+        16,
+        [
+            "9f589f5cf6122c32b6bfec2f2ae8c35a",
+            "d491db16e7b1c39e86cb086b789f5419",
+            "019f9809de1711858faac3a3ba20fbc3",
+            "5d9d4eeffa9151575524f115815a12e0",
+        ],
+    ),
+    (
+        24,
+        [
+            "efa71f788965bd4453f860178fc19101",
+            "88b2b2706b105e36b446bb6d731a1e88",
+            "39da69d6ba4997d585b6dc073ca341b2",
+            "e75449212beef9f4a390bd860a640941",
+        ],
+    ),
+    (
+        32,
+        [
+            "57ff739d4dc92c1bd7fc01700cc8216f",
+            "d43bb7556ea32e46f2a282b7d45b4e0d",
+            "90afe91bb288544f2c32dc239b2635e6",
+            "37fe26ff1cf66175f5ddf4c33b97a205",
+        ],
+    ),
+];
+
+#[test]
+fn crypto_twofish_ecb_tbl_chains() {
+    for (len, expected) in TWOFISH_ECB_TBL {
+        let mut key = vec![0u8; len];
+        let mut pt = [0u8; 16];
+        for row in 1..=49 {
+            let cipher = Twofish::new_from_slice(&key).unwrap();
+            let mut ct = pt;
+            cipher.encrypt_block((&mut ct).into());
+            let mut back = ct;
+            cipher.decrypt_block((&mut back).into());
+            assert_eq!(back, pt, "{len}-byte key, row {row}");
+            let want = match row {
+                1..=3 => Some(expected[row - 1]),
+                49 => Some(expected[3]),
+                _ => None,
+            };
+            if let Some(want) = want {
+                assert_eq!(ct, block(want), "{len}-byte key, row {row}");
+                let dynamic = block_cipher("twofish", &key).unwrap();
+                let mut b = pt;
+                dynamic.encrypt_block(&mut b);
+                assert_eq!(b, block(want), "{len}-byte key, row {row}, block_cipher");
+            }
+            let mut next = pt.to_vec();
+            next.extend_from_slice(&key);
+            next.truncate(len);
+            key = next;
+            pt = ct;
+        }
+    }
 }
 
 /// NESSIE Serpent test vectors (files Serpent-128-128, Serpent-192-128, Serpent-256-128

@@ -29,14 +29,20 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::mars_sbox::SBOX;
 
+/// The S-box in static memory: indexing it never copies the table, and every index below is
+/// masked to its range, so the compiler drops the bounds checks.
+static S: [u32; 512] = SBOX;
+
 /// `S0[x]`: the first half of the S-box, indexed by the low byte of `x`.
+#[inline(always)]
 fn s0(x: u32) -> u32 {
-    SBOX[(x & 0xff) as usize]
+    S[(x & 0xff) as usize]
 }
 
 /// `S1[x]`: the second half of the S-box, indexed by the low byte of `x`.
+#[inline(always)]
 fn s1(x: u32) -> u32 {
-    SBOX[256 + (x & 0xff) as usize]
+    S[256 + (x & 0xff) as usize]
 }
 
 /// Whether `len` bytes is a valid MARS key length (16..=56, a multiple of 4).
@@ -70,10 +76,11 @@ fn fixing_mask(w: u32) -> u32 {
 }
 
 /// The E-function of the cryptographic core: returns `(L, M, R)`.
+#[inline(always)]
 fn e_function(input: u32, key1: u32, key2: u32) -> (u32, u32, u32) {
     let mut m = input.wrapping_add(key1);
     let mut r = input.rotate_left(13).wrapping_mul(key2);
-    let mut l = SBOX[(m & 0x1ff) as usize];
+    let mut l = S[(m & 0x1ff) as usize];
     r = r.rotate_left(5);
     m = m.rotate_left(r & 31);
     l ^= r;
@@ -116,9 +123,7 @@ impl MarsKeys {
             for _ in 0..4 {
                 for i in 0..15usize {
                     let prev = t[(i + 14) % 15];
-                    t[i] = t[i]
-                        .wrapping_add(SBOX[(prev & 0x1ff) as usize])
-                        .rotate_left(9);
+                    t[i] = t[i].wrapping_add(S[(prev & 0x1ff) as usize]).rotate_left(9);
                 }
             }
             // Store the next ten key words.
@@ -130,7 +135,7 @@ impl MarsKeys {
 
         // Fix the multiplication keys K[5], K[7], …, K[35] so none has long runs of equal bits.
         for i in (5..=35).step_by(2) {
-            let pattern = SBOX[265 + (k[i] & 3) as usize];
+            let pattern = S[265 + (k[i] & 3) as usize];
             let w = k[i] | 3;
             let p = pattern.rotate_left(k[i - 1] & 31);
             k[i] = w ^ (p & fixing_mask(w));
@@ -138,133 +143,198 @@ impl MarsKeys {
         Self { k }
     }
 
+    // Encryption and decryption keep the four data words in registers: where the
+    // specification rotates the array D[0..4] by one word after each round, these rename the
+    // words instead, unrolling four rounds (one full turn of the array) per step.
+
     fn encrypt(&self, block: &[u8; 16]) -> [u8; 16] {
         let k = &self.k;
-        let mut d = load(block);
-        for (word, key) in d.iter_mut().zip(&k[..4]) {
-            *word = word.wrapping_add(*key);
+        let [d0, d1, d2, d3] = load(block);
+        let mut a = d0.wrapping_add(k[0]);
+        let mut b = d1.wrapping_add(k[1]);
+        let mut c = d2.wrapping_add(k[2]);
+        let mut d = d3.wrapping_add(k[3]);
+
+        // Forward mixing: rounds 0..8; rounds 0 and 4 add D[3], rounds 1 and 5 add D[1].
+        for _ in 0..2 {
+            forward_mix(&mut a, &mut b, &mut c, &mut d);
+            a = a.wrapping_add(d);
+            forward_mix(&mut b, &mut c, &mut d, &mut a);
+            b = b.wrapping_add(c);
+            forward_mix(&mut c, &mut d, &mut a, &mut b);
+            forward_mix(&mut d, &mut a, &mut b, &mut c);
         }
 
-        // Forward mixing.
-        for i in 0..8 {
-            let x = d[0];
-            d[1] ^= s0(x);
-            d[1] = d[1].wrapping_add(s1(x >> 8));
-            d[2] = d[2].wrapping_add(s0(x >> 16));
-            d[3] ^= s1(x >> 24);
-            d[0] = x.rotate_right(24);
-            if i == 0 || i == 4 {
-                d[0] = d[0].wrapping_add(d[3]);
-            }
-            if i == 1 || i == 5 {
-                d[0] = d[0].wrapping_add(d[1]);
-            }
-            d.rotate_left(1);
+        // Cryptographic core: eight rounds in forward mode, eight in backward mode; round `i`
+        // uses K[2i + 4] and K[2i + 5].
+        for keys in k[4..20].chunks_exact(8) {
+            core_forward(&mut a, &mut b, &mut c, &mut d, keys[0], keys[1]);
+            core_forward(&mut b, &mut c, &mut d, &mut a, keys[2], keys[3]);
+            core_forward(&mut c, &mut d, &mut a, &mut b, keys[4], keys[5]);
+            core_forward(&mut d, &mut a, &mut b, &mut c, keys[6], keys[7]);
+        }
+        for keys in k[20..36].chunks_exact(8) {
+            core_backward(&mut a, &mut b, &mut c, &mut d, keys[0], keys[1]);
+            core_backward(&mut b, &mut c, &mut d, &mut a, keys[2], keys[3]);
+            core_backward(&mut c, &mut d, &mut a, &mut b, keys[4], keys[5]);
+            core_backward(&mut d, &mut a, &mut b, &mut c, keys[6], keys[7]);
         }
 
-        // Cryptographic core: eight rounds in forward mode, eight in backward mode.
-        for i in 0..16 {
-            let (l, m, r) = e_function(d[0], k[2 * i + 4], k[2 * i + 5]);
-            d[0] = d[0].rotate_left(13);
-            d[2] = d[2].wrapping_add(m);
-            if i < 8 {
-                d[1] = d[1].wrapping_add(l);
-                d[3] ^= r;
-            } else {
-                d[3] = d[3].wrapping_add(l);
-                d[1] ^= r;
-            }
-            d.rotate_left(1);
+        // Backward mixing: rounds 2 and 6 first subtract D[3], rounds 3 and 7 D[1].
+        for _ in 0..2 {
+            backward_mix(&mut a, &mut b, &mut c, &mut d);
+            backward_mix(&mut b, &mut c, &mut d, &mut a);
+            c = c.wrapping_sub(b);
+            backward_mix(&mut c, &mut d, &mut a, &mut b);
+            d = d.wrapping_sub(a);
+            backward_mix(&mut d, &mut a, &mut b, &mut c);
         }
 
-        // Backward mixing.
-        for i in 0..8 {
-            if i == 2 || i == 6 {
-                d[0] = d[0].wrapping_sub(d[3]);
-            }
-            if i == 3 || i == 7 {
-                d[0] = d[0].wrapping_sub(d[1]);
-            }
-            let x = d[0];
-            d[1] ^= s1(x);
-            d[2] = d[2].wrapping_sub(s0(x >> 24));
-            d[3] = d[3].wrapping_sub(s1(x >> 16));
-            d[3] ^= s0(x >> 8);
-            d[0] = x.rotate_left(24);
-            d.rotate_left(1);
-        }
-
-        for (word, key) in d.iter_mut().zip(&k[36..]) {
-            *word = word.wrapping_sub(*key);
-        }
-        store(d)
+        store([
+            a.wrapping_sub(k[36]),
+            b.wrapping_sub(k[37]),
+            c.wrapping_sub(k[38]),
+            d.wrapping_sub(k[39]),
+        ])
     }
 
     /// The exact inverse of [`MarsKeys::encrypt`], step by step in reverse order.
     fn decrypt(&self, block: &[u8; 16]) -> [u8; 16] {
         let k = &self.k;
-        let mut d = load(block);
-        for (word, key) in d.iter_mut().zip(&k[36..]) {
-            *word = word.wrapping_add(*key);
-        }
+        let [d0, d1, d2, d3] = load(block);
+        let mut a = d0.wrapping_add(k[36]);
+        let mut b = d1.wrapping_add(k[37]);
+        let mut c = d2.wrapping_add(k[38]);
+        let mut d = d3.wrapping_add(k[39]);
 
         // Undo backward mixing.
-        for i in (0..8).rev() {
-            d.rotate_right(1);
-            d[0] = d[0].rotate_right(24);
-            let x = d[0];
-            d[3] ^= s0(x >> 8);
-            d[3] = d[3].wrapping_add(s1(x >> 16));
-            d[2] = d[2].wrapping_add(s0(x >> 24));
-            d[1] ^= s1(x);
-            if i == 3 || i == 7 {
-                d[0] = d[0].wrapping_add(d[1]);
-            }
-            if i == 2 || i == 6 {
-                d[0] = d[0].wrapping_add(d[3]);
-            }
+        for _ in 0..2 {
+            backward_unmix(&mut d, &mut a, &mut b, &mut c);
+            d = d.wrapping_add(a);
+            backward_unmix(&mut c, &mut d, &mut a, &mut b);
+            c = c.wrapping_add(b);
+            backward_unmix(&mut b, &mut c, &mut d, &mut a);
+            backward_unmix(&mut a, &mut b, &mut c, &mut d);
         }
 
         // Undo the cryptographic core.
-        for i in (0..16).rev() {
-            d.rotate_right(1);
-            d[0] = d[0].rotate_right(13);
-            let (l, m, r) = e_function(d[0], k[2 * i + 4], k[2 * i + 5]);
-            d[2] = d[2].wrapping_sub(m);
-            if i < 8 {
-                d[1] = d[1].wrapping_sub(l);
-                d[3] ^= r;
-            } else {
-                d[3] = d[3].wrapping_sub(l);
-                d[1] ^= r;
-            }
+        for keys in k[20..36].chunks_exact(8).rev() {
+            core_backward_inv(&mut d, &mut a, &mut b, &mut c, keys[6], keys[7]);
+            core_backward_inv(&mut c, &mut d, &mut a, &mut b, keys[4], keys[5]);
+            core_backward_inv(&mut b, &mut c, &mut d, &mut a, keys[2], keys[3]);
+            core_backward_inv(&mut a, &mut b, &mut c, &mut d, keys[0], keys[1]);
+        }
+        for keys in k[4..20].chunks_exact(8).rev() {
+            core_forward_inv(&mut d, &mut a, &mut b, &mut c, keys[6], keys[7]);
+            core_forward_inv(&mut c, &mut d, &mut a, &mut b, keys[4], keys[5]);
+            core_forward_inv(&mut b, &mut c, &mut d, &mut a, keys[2], keys[3]);
+            core_forward_inv(&mut a, &mut b, &mut c, &mut d, keys[0], keys[1]);
         }
 
         // Undo forward mixing.
-        for i in (0..8).rev() {
-            d.rotate_right(1);
-            if i == 1 || i == 5 {
-                d[0] = d[0].wrapping_sub(d[1]);
-            }
-            if i == 0 || i == 4 {
-                d[0] = d[0].wrapping_sub(d[3]);
-            }
-            d[0] = d[0].rotate_left(24);
-            let x = d[0];
-            d[3] ^= s1(x >> 24);
-            d[2] = d[2].wrapping_sub(s0(x >> 16));
-            d[1] = d[1].wrapping_sub(s1(x >> 8));
-            d[1] ^= s0(x);
+        for _ in 0..2 {
+            forward_unmix(&mut d, &mut a, &mut b, &mut c);
+            forward_unmix(&mut c, &mut d, &mut a, &mut b);
+            b = b.wrapping_sub(c);
+            forward_unmix(&mut b, &mut c, &mut d, &mut a);
+            a = a.wrapping_sub(d);
+            forward_unmix(&mut a, &mut b, &mut c, &mut d);
         }
 
-        for (word, key) in d.iter_mut().zip(&k[..4]) {
-            *word = word.wrapping_sub(*key);
-        }
-        store(d)
+        store([
+            a.wrapping_sub(k[0]),
+            b.wrapping_sub(k[1]),
+            c.wrapping_sub(k[2]),
+            d.wrapping_sub(k[3]),
+        ])
     }
 }
 
+// One round of each phase, on the words D[0], D[1], D[2], D[3] of that round (`x`, `p`, `q`,
+// `r`), without the rotation of the array, and its inverse.
+
+/// A forward-mixing round, before any addition of D[1] or D[3] to D[0].
+#[inline(always)]
+fn forward_mix(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32) {
+    let v = *x;
+    *p = (*p ^ s0(v)).wrapping_add(s1(v >> 8));
+    *q = q.wrapping_add(s0(v >> 16));
+    *r ^= s1(v >> 24);
+    *x = v.rotate_right(24);
+}
+
+/// The inverse of [`forward_mix`].
+#[inline(always)]
+fn forward_unmix(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32) {
+    let v = x.rotate_left(24);
+    *r ^= s1(v >> 24);
+    *q = q.wrapping_sub(s0(v >> 16));
+    *p = p.wrapping_sub(s1(v >> 8)) ^ s0(v);
+    *x = v;
+}
+
+/// A core round in forward mode (the first eight rounds).
+#[inline(always)]
+fn core_forward(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32, key1: u32, key2: u32) {
+    let (l, m, rr) = e_function(*x, key1, key2);
+    *x = x.rotate_left(13);
+    *q = q.wrapping_add(m);
+    *p = p.wrapping_add(l);
+    *r ^= rr;
+}
+
+/// The inverse of [`core_forward`].
+#[inline(always)]
+fn core_forward_inv(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32, key1: u32, key2: u32) {
+    *x = x.rotate_right(13);
+    let (l, m, rr) = e_function(*x, key1, key2);
+    *q = q.wrapping_sub(m);
+    *p = p.wrapping_sub(l);
+    *r ^= rr;
+}
+
+/// A core round in backward mode (the last eight rounds).
+#[inline(always)]
+fn core_backward(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32, key1: u32, key2: u32) {
+    let (l, m, rr) = e_function(*x, key1, key2);
+    *x = x.rotate_left(13);
+    *q = q.wrapping_add(m);
+    *r = r.wrapping_add(l);
+    *p ^= rr;
+}
+
+/// The inverse of [`core_backward`].
+#[inline(always)]
+fn core_backward_inv(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32, key1: u32, key2: u32) {
+    *x = x.rotate_right(13);
+    let (l, m, rr) = e_function(*x, key1, key2);
+    *q = q.wrapping_sub(m);
+    *r = r.wrapping_sub(l);
+    *p ^= rr;
+}
+
+/// A backward-mixing round, after any subtraction of D[1] or D[3] from D[0].
+#[inline(always)]
+fn backward_mix(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32) {
+    let v = *x;
+    *p ^= s1(v);
+    *q = q.wrapping_sub(s0(v >> 24));
+    *r = r.wrapping_sub(s1(v >> 16)) ^ s0(v >> 8);
+    *x = v.rotate_left(24);
+}
+
+/// The inverse of [`backward_mix`].
+#[inline(always)]
+fn backward_unmix(x: &mut u32, p: &mut u32, q: &mut u32, r: &mut u32) {
+    let v = x.rotate_right(24);
+    *r = (*r ^ s0(v >> 8)).wrapping_add(s1(v >> 16));
+    *q = q.wrapping_add(s0(v >> 24));
+    *p ^= s1(v);
+    *x = v;
+}
+
 /// Loads a block as four little-endian words.
+#[inline(always)]
 fn load(block: &[u8; 16]) -> [u32; 4] {
     let mut d = [0u32; 4];
     for (word, chunk) in d.iter_mut().zip(block.chunks_exact(4)) {
@@ -274,6 +344,7 @@ fn load(block: &[u8; 16]) -> [u32; 4] {
 }
 
 /// Stores four words as a little-endian block.
+#[inline(always)]
 fn store(d: [u32; 4]) -> [u8; 16] {
     let mut out = [0u8; 16];
     for (chunk, word) in out.chunks_exact_mut(4).zip(d) {

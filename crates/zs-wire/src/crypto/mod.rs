@@ -2,15 +2,16 @@
 //!
 //! The block ciphers zserver can run its record layer over, all with 128-bit blocks:
 //!
-//! | name        | types                                            | key bytes | source       |
-//! | ----------- | ------------------------------------------------ | --------- | ------------ |
-//! | `"aes"`     | [`Aes128`], [`Aes192`], [`Aes256`]               | 16/24/32  | `aes`        |
-//! | `"rc6"`     | [`Rc6_128`], [`Rc6_192`], [`Rc6_256`]            | 16/24/32  | `rc6`        |
-//! | `"twofish"` | [`Twofish`]                                      | 16/24/32  | `twofish`    |
-//! | `"serpent"` | [`Serpent`]                                      | 16/24/32  | `serpent`    |
-//! | `"mars"`    | [`Mars128`], [`Mars192`], [`Mars256`], [`Mars`]  | 16/24/32  | hand-written |
+//! | name        | types                                                       | key bytes | source       |
+//! | ----------- | ----------------------------------------------------------- | --------- | ------------ |
+//! | `"aes"`     | [`Aes128`], [`Aes192`], [`Aes256`]                          | 16/24/32  | `aes`        |
+//! | `"rc6"`     | [`Rc6_128`], [`Rc6_192`], [`Rc6_256`]                       | 16/24/32  | `rc6`        |
+//! | `"twofish"` | [`Twofish128`], [`Twofish192`], [`Twofish256`], [`Twofish`] | 16/24/32  | hand-written |
+//! | `"serpent"` | [`Serpent`]                                                 | 16/24/32  | `serpent`    |
+//! | `"mars"`    | [`Mars128`], [`Mars192`], [`Mars256`], [`Mars`]             | 16/24/32  | hand-written |
 //!
-//! ([`Mars`] also takes the other MARS key lengths, 20 to 56 bytes in steps of four.)
+//! ([`Mars`] also takes the other MARS key lengths, 20 to 56 bytes in steps of four;
+//! [`Twofish`] takes any of 16, 24 or 32 bytes through `KeyInit::new_from_slice`.)
 //!
 //! Every type implements the RustCrypto [`cipher`] 0.5 traits (`KeyInit`,
 //! `BlockCipherEncrypt`, `BlockCipherDecrypt`), so each works in generic modes such as GCM:
@@ -38,7 +39,9 @@ use cipher::{BlockCipherDecrypt, BlockCipherEncrypt, BlockSizeUser, KeyInit};
 pub mod hash;
 mod mars;
 mod mars_sbox;
+pub mod password;
 pub mod record;
+mod twofish;
 
 #[cfg(test)]
 mod gcm_tests;
@@ -51,7 +54,7 @@ pub use cipher;
 pub use hash::{HashAlgorithm, Hasher, hex};
 pub use mars::{Mars, Mars128, Mars192, Mars256};
 pub use serpent::Serpent;
-pub use twofish::Twofish;
+pub use twofish::{Twofish, Twofish128, Twofish192, Twofish256};
 
 /// RC6-32/20/16: RC6 with 32-bit words, 20 rounds and a 128-bit key (the AES submission's
 /// parameters).
@@ -191,7 +194,9 @@ pub fn block_cipher(name: &str, key: &[u8]) -> Result<Box<dyn BlockCipher128>, C
         ("rc6", 16) => keyed::<Rc6_128>(canonical, key),
         ("rc6", 24) => keyed::<Rc6_192>(canonical, key),
         ("rc6", 32) => keyed::<Rc6_256>(canonical, key),
-        ("twofish", 16 | 24 | 32) => keyed::<Twofish>(canonical, key),
+        ("twofish", 16) => keyed::<Twofish128>(canonical, key),
+        ("twofish", 24) => keyed::<Twofish192>(canonical, key),
+        ("twofish", 32) => keyed::<Twofish256>(canonical, key),
         ("serpent", 16 | 24 | 32) => keyed::<Serpent>(canonical, key),
         ("mars", 16) => keyed::<Mars128>(canonical, key),
         ("mars", 24) => keyed::<Mars192>(canonical, key),

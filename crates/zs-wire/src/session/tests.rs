@@ -351,3 +351,121 @@ fn concurrency_limit_stops_reading() {
     pair.server.send_reply(id, Ok(b""));
     assert!(pair.server.wants_read());
 }
+
+fn open_transfer(pair: &mut Pair) -> (RequestId, RequestId) {
+    let info = frame::StreamInfo {
+        total: None,
+        offset: 0,
+        mode: frame::StreamMode::Chunks,
+        compression: frame::Compression::None,
+        original_len: 0,
+    };
+    let id = RequestId(pair.client.highest_request_id + 1);
+    pair.client
+        .send_stream_open(id, "upload", &info, "transfer")
+        .unwrap();
+    pair.drive();
+    let Some(Event::StreamOpen {
+        id: server_id,
+        name,
+        ..
+    }) = pair.server.poll_event()
+    else {
+        panic!("expected a stream open")
+    };
+    assert_eq!(name, "upload");
+    (id, server_id)
+}
+
+#[test]
+fn transfer_flows_within_its_window_and_credit_extends_it() {
+    let mut pair = Pair::new();
+    let (id, server_id) = open_transfer(&mut pair);
+    let chunk = vec![7u8; 64 * 1024];
+    let mut sent = 0u64;
+    while pair.client.stream_credit(id).unwrap() >= chunk.len() as u64 {
+        pair.client.send_stream_data(id, &chunk).unwrap();
+        sent += chunk.len() as u64;
+    }
+    assert_eq!(sent, INITIAL_STREAM_WINDOW);
+    assert!(matches!(
+        pair.client.send_stream_data(id, &chunk),
+        Err(StreamSendError::NoCredit { .. })
+    ));
+    pair.drive();
+    let received: u64 = events(&mut pair.server)
+        .iter()
+        .map(|event| match event {
+            Event::StreamData { body, .. } => body.len() as u64,
+            other => panic!("unexpected {other:?}"),
+        })
+        .sum();
+    assert_eq!(received, sent);
+    pair.server.grant_stream_credit(server_id, 65_536);
+    pair.drive();
+    assert!(matches!(
+        events(&mut pair.client)[..],
+        [Event::StreamCredit { credit: 65_536, .. }]
+    ));
+    pair.client.send_stream_data(id, &chunk).unwrap();
+    pair.client.send_stream_end(id).unwrap();
+    pair.drive();
+    let server_events = events(&mut pair.server);
+    assert!(matches!(
+        server_events[..],
+        [Event::StreamData { .. }, Event::StreamEnd { .. }]
+    ));
+    pair.server.send_reply(server_id, Ok(b"stored"));
+    pair.drive();
+    assert!(matches!(
+        &events(&mut pair.client)[..],
+        [Event::Reply {
+            token: "transfer",
+            result: Ok(_),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn data_beyond_the_window_is_a_protocol_error() {
+    let mut pair = Pair::new();
+    let (id, _) = open_transfer(&mut pair);
+    // Bypass the sender's own check, as a hostile peer would.
+    let too_much = vec![0u8; INITIAL_STREAM_WINDOW as usize + 1];
+    frame::encode_stream_data(pair.client.transmit_buffer(), id, &too_much, u32::MAX).unwrap();
+    pair.drive();
+    assert!(matches!(
+        events(&mut pair.server).last(),
+        Some(Event::Closed(CloseReason::Protocol(
+            ProtocolError::WindowExceeded { excess: 1, .. }
+        )))
+    ));
+}
+
+#[test]
+fn chunks_after_an_early_answer_are_dropped_but_forged_ones_are_errors() {
+    let mut pair = Pair::new();
+    let (id, server_id) = open_transfer(&mut pair);
+    // The receiver refuses at once; chunks already in flight must not kill the connection.
+    pair.server
+        .send_reply(server_id, Err((ErrorCode::BadRequest, "too large")));
+    frame::encode_stream_data(pair.client.transmit_buffer(), id, b"late", u32::MAX).unwrap();
+    pair.drive();
+    assert!(events(&mut pair.server).is_empty());
+    assert!(!pair.server.is_finished());
+    frame::encode_stream_data(
+        pair.client.transmit_buffer(),
+        RequestId(999),
+        b"forged",
+        u32::MAX,
+    )
+    .unwrap();
+    pair.drive();
+    assert!(matches!(
+        events(&mut pair.server).last(),
+        Some(Event::Closed(CloseReason::Protocol(
+            ProtocolError::UnknownStream { id: RequestId(999) }
+        )))
+    ));
+}

@@ -13,7 +13,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::{NONCE_LEN, RecordError, SECRET_LEN, Suite, TAG_LEN};
-use crate::crypto::{Aes128, Aes256, Mars256, Rc6_256, Serpent, Twofish};
+use crate::crypto::{Aes128, Aes256, Mars256, Rc6_256, Serpent, Twofish256};
 
 /// HKDF info prefix of the AEAD key; the suite's name follows it.
 const KEY_LABEL: &[u8] = b"zs record key ";
@@ -106,7 +106,7 @@ fn make_aead(
             .ok()
             .map(|aead| Box::new(aead) as Box<dyn RecordAead>),
         Suite::Rc6Gcm => gcm::<Rc6_256>(key),
-        Suite::TwofishGcm => gcm::<Twofish>(key),
+        Suite::TwofishGcm => gcm::<Twofish256>(key),
         Suite::SerpentGcm => gcm::<Serpent>(key),
         Suite::MarsGcm => gcm::<Mars256>(key),
         Suite::Plain => None,

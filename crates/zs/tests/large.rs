@@ -1,0 +1,404 @@
+//! Large data over real sockets: BigStream in both directions with flow control, resume
+//! offsets and cancellation; CompleteBuffer at and over its limit, compressed or not.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+use zs::{
+    BigStream, BoxError, CallError, Client, Compression, DataFrame, ErrorCode, Server,
+    ServerHandle, StreamError,
+};
+use zs_wire::crypto::hash::{HashAlgorithm, Hasher};
+
+/// A deterministic byte source of `len` bytes (no memory for the whole thing).
+struct Pattern {
+    remaining: u64,
+    state: u64,
+}
+
+fn pattern(len: u64) -> Pattern {
+    Pattern {
+        remaining: len,
+        state: 0x9e37_79b9_7f4a_7c15,
+    }
+}
+
+impl AsyncRead for Pattern {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let len = (buf.remaining() as u64).min(self.remaining).min(256 * 1024) as usize;
+        let mut chunk = vec![0u8; len];
+        // xorshift64, eight bytes per step.
+        for word in chunk.chunks_mut(8) {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            word.copy_from_slice(&self.state.to_le_bytes()[..word.len()]);
+        }
+        buf.put_slice(&chunk);
+        self.remaining -= len as u64;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+async fn sha3_of_pattern(len: u64) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut source = pattern(len);
+    let mut hasher = Hasher::new(HashAlgorithm::Sha3_256);
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        let read = source.read(&mut buffer).await.unwrap();
+        if read == 0 {
+            return hasher.finalize();
+        }
+        hasher.update(&buffer[..read]);
+    }
+}
+
+/// `store` hashes what it receives and replies with [hash, bytes, offset, total].
+async fn hashing_handler(mut stream: BigStream) -> Result<DataFrame, BoxError> {
+    let mut hasher = Hasher::new(HashAlgorithm::Sha3_256);
+    while let Some(chunk) = stream.next_chunk().await? {
+        hasher.update(&chunk);
+    }
+    Ok(DataFrame::new()
+        .with(hasher.finalize())
+        .with(stream.completed())
+        .with(stream.offset())
+        .with(stream.total().unwrap_or(u64::MAX)))
+}
+
+async fn server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, SocketAddr) {
+    let mut server = Server::bind("127.0.0.1:0").await.unwrap();
+    server
+        .register_console("echo", |_ctx, text: String| async move {
+            Ok::<_, BoxError>(text)
+        })
+        .register_big_stream("store", |_ctx, stream| hashing_handler(stream))
+        .register_complete_buffer("buffer", |_ctx, data: Bytes| async move {
+            let digest = HashAlgorithm::Sha3_256.digest(&data);
+            Ok::<_, BoxError>(DataFrame::new().with(digest).with(data.len() as u64))
+        });
+    configure(&mut server);
+    let addr = server.local_addr().unwrap();
+    (server.spawn(), addr)
+}
+
+#[tokio::test]
+async fn big_stream_of_256_mib_arrives_intact() {
+    const SIZE: u64 = 256 * 1024 * 1024;
+    let (server, addr) = server(|_| {}).await;
+    let client = Client::connect(addr).await.unwrap();
+    let progress_calls = Arc::new(Mutex::new(0u64));
+    let counter = progress_calls.clone();
+    let reply = client
+        .peer()
+        .send_big_stream("store", pattern(SIZE), Some(SIZE))
+        .on_progress(move |sent, total| {
+            assert_eq!(total, Some(SIZE));
+            *counter.lock().unwrap() = sent;
+        })
+        .await
+        .unwrap();
+    let mut reader = reply.reader();
+    assert_eq!(reader.read_bytes().unwrap(), sha3_of_pattern(SIZE).await);
+    assert_eq!(reader.read_u64().unwrap(), SIZE);
+    assert_eq!(*progress_calls.lock().unwrap(), SIZE);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn small_calls_keep_flowing_during_a_big_stream() {
+    const SIZE: u64 = 64 * 1024 * 1024;
+    let (server, addr) = server(|_| {}).await;
+    let client = Arc::new(Client::connect(addr).await.unwrap());
+    let uploader = client.clone();
+    let transfer_started = std::time::Instant::now();
+    let upload = tokio::spawn(async move {
+        uploader
+            .peer()
+            .send_big_stream("store", pattern(SIZE), Some(SIZE))
+            .await
+    });
+    let mut worst = Duration::ZERO;
+    let mut calls = 0;
+    while !upload.is_finished() {
+        let started = std::time::Instant::now();
+        assert_eq!(client.call_console("echo", "ping").await.unwrap(), "ping");
+        worst = worst.max(started.elapsed());
+        calls += 1;
+    }
+    upload.await.unwrap().unwrap();
+    let transfer = transfer_started.elapsed();
+    assert!(
+        calls > 5,
+        "only {calls} small calls completed during the transfer"
+    );
+    // Latency figures come from `zs bench stream` (release); here the point is structural:
+    // a small call never waits for the transfer, only for the chunks queued before it.
+    assert!(
+        worst < transfer / 4,
+        "a small call waited {worst:?} of a {transfer:?} transfer"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_streams_to_its_client() {
+    let (server, addr) = server(|server| {
+        server.register_console("send_me", |ctx, size: String| async move {
+            let size: u64 = size.parse()?;
+            let reply = ctx
+                .peer()
+                .send_big_stream("sink", pattern(size), Some(size))
+                .await?;
+            Ok::<_, BoxError>(format!("client got {}", reply.reader().read_u64()?))
+        });
+    })
+    .await;
+    let received: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let sink = received.clone();
+    let client = Client::builder()
+        .register_big_stream("sink", move |_ctx, mut stream: BigStream| {
+            let sink = sink.clone();
+            async move {
+                while let Some(chunk) = stream.next_chunk().await? {
+                    sink.lock().unwrap().extend_from_slice(&chunk);
+                }
+                Ok::<_, BoxError>(DataFrame::new().with(stream.completed()))
+            }
+        })
+        .connect(addr)
+        .await
+        .unwrap();
+    let size = 5 * 1024 * 1024 + 17;
+    assert_eq!(
+        client
+            .call_console("send_me", &size.to_string())
+            .await
+            .unwrap(),
+        format!("client got {size}")
+    );
+    let got = received.lock().unwrap().clone();
+    assert_eq!(
+        HashAlgorithm::Sha3_256.digest(&got),
+        sha3_of_pattern(size).await
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn resumed_transfer_tells_the_receiver_its_offset() {
+    let (server, addr) = server(|_| {}).await;
+    let client = Client::connect(addr).await.unwrap();
+    let reply = client
+        .peer()
+        .send_big_stream("store", pattern(1000), Some(1000))
+        .offset(4096)
+        .await
+        .unwrap();
+    let mut reader = reply.reader();
+    reader.read_bytes().unwrap();
+    assert_eq!(
+        (reader.read_u64().unwrap(), reader.read_u64().unwrap()),
+        (1000, 4096)
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn complete_buffer_at_the_limit_passes_and_just_over_is_refused_unbuffered() {
+    const LIMIT: u64 = 1024 * 1024;
+    let (server, addr) = server(|server| {
+        server.config_mut().max_complete_buffer(LIMIT);
+    })
+    .await;
+    let client = Client::connect(addr).await.unwrap();
+    let at_limit = Bytes::from(vec![3u8; LIMIT as usize]);
+    let reply = client
+        .peer()
+        .send_complete_buffer("buffer", at_limit.clone())
+        .await
+        .unwrap();
+    let mut reader = reply.reader();
+    assert_eq!(
+        reader.read_bytes().unwrap(),
+        HashAlgorithm::Sha3_256.digest(&at_limit)
+    );
+    assert_eq!(reader.read_u64().unwrap(), LIMIT);
+
+    let over = Bytes::from(vec![3u8; LIMIT as usize + 1]);
+    let error = client
+        .peer()
+        .send_complete_buffer("buffer", over)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        CallError::Remote {
+            code: ErrorCode::Overloaded,
+            message: format!(
+                "complete buffer of {} bytes exceeds the limit of {LIMIT} bytes",
+                LIMIT + 1
+            ),
+        }
+    );
+    // The connection is fine afterwards.
+    assert_eq!(client.call_console("echo", "after").await.unwrap(), "after");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn complete_buffer_compression_round_trips() {
+    let (server, addr) = server(|_| {}).await;
+    let text: Vec<u8> = b"zserver compresses repetitive buffers "
+        .iter()
+        .copied()
+        .cycle()
+        .take(300_000)
+        .collect();
+    let random: Vec<u8> = {
+        use tokio::io::AsyncReadExt;
+        let mut bytes = Vec::new();
+        pattern(100_000).read_to_end(&mut bytes).await.unwrap();
+        bytes
+    };
+    for compression in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        let mut builder = Client::builder();
+        builder
+            .config_mut()
+            .complete_buffer_compression(compression);
+        let client = builder.connect(addr).await.unwrap();
+        for data in [&text, &random] {
+            let reply = client
+                .peer()
+                .send_complete_buffer("buffer", Bytes::from(data.clone()))
+                .await
+                .unwrap();
+            assert_eq!(
+                reply.reader().read_bytes().unwrap(),
+                HashAlgorithm::Sha3_256.digest(data),
+                "{compression:?}"
+            );
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn sender_cancelling_is_seen_by_the_receiver() {
+    let outcome: Arc<Mutex<Option<StreamError>>> = Arc::default();
+    let seen = outcome.clone();
+    let (server, addr) = server(move |server| {
+        server.register_big_stream("slow", move |_ctx, mut stream: BigStream| {
+            let seen = seen.clone();
+            async move {
+                loop {
+                    match stream.next_chunk().await {
+                        Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
+                        Ok(None) => break,
+                        Err(error) => {
+                            *seen.lock().unwrap() = Some(error.clone());
+                            return Err(error.into());
+                        }
+                    }
+                }
+                Ok::<_, BoxError>(DataFrame::new())
+            }
+        });
+    })
+    .await;
+    let client = Client::connect(addr).await.unwrap();
+    let upload = client
+        .peer()
+        .send_big_stream("slow", pattern(1 << 30), None)
+        .into_future();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), upload)
+            .await
+            .is_err()
+    );
+    for _ in 0..200 {
+        if outcome.lock().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*outcome.lock().unwrap(), Some(StreamError::Cancelled));
+    assert_eq!(client.call_console("echo", "still").await.unwrap(), "still");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn receiver_refusing_midway_stops_the_sender() {
+    let (server, addr) = server(|server| {
+        server.register_big_stream("picky", |_ctx, mut stream: BigStream| async move {
+            stream.next_chunk().await?;
+            Err::<DataFrame, BoxError>("seen enough".into())
+        });
+    })
+    .await;
+    let client = Client::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let error = client
+        .peer()
+        .send_big_stream("picky", pattern(1 << 34), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        CallError::Remote {
+            code: ErrorCode::HandlerFailed,
+            message: "seen enough".into()
+        }
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the sender stopped early"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn peer_leaving_mid_stream_frees_everything() {
+    let (server, addr) = server(|_| {}).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let tasks_before = metrics.num_alive_tasks();
+    for _ in 0..5 {
+        let client = Client::connect(addr).await.unwrap();
+        let upload = client
+            .peer()
+            .send_big_stream("store", pattern(1 << 30), None)
+            .into_future();
+        let _ = tokio::time::timeout(Duration::from_millis(100), upload).await;
+        drop(client);
+    }
+    for _ in 0..500 {
+        if server.connection_count() == 0
+            && tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+                <= tasks_before
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.connection_count(), 0);
+    assert!(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+            <= tasks_before
+    );
+    server.shutdown().await;
+}
