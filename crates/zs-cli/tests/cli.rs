@@ -358,3 +358,74 @@ fn hash_command_matches_fips_202() {
     assert!(!ok && err.starts_with("error: "), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A loopback proxy that records every byte it forwards (both directions, one connection).
+fn recording_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let wire = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let upstream = upstream.to_owned();
+    let recorded = wire.clone();
+    std::thread::spawn(move || {
+        let Ok((client, _)) = listener.accept() else {
+            return;
+        };
+        let server = TcpStream::connect(&upstream).unwrap();
+        let pump = |mut from: TcpStream,
+                    mut to: TcpStream,
+                    wire: std::sync::Arc<std::sync::Mutex<Vec<u8>>>| {
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 16 * 1024];
+                loop {
+                    match from.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => {
+                            wire.lock().unwrap().extend_from_slice(&buffer[..read]);
+                            if to.write_all(&buffer[..read]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = to.shutdown(std::net::Shutdown::Write);
+            })
+        };
+        let up = pump(
+            client.try_clone().unwrap(),
+            server.try_clone().unwrap(),
+            recorded.clone(),
+        );
+        let down = pump(server, client, recorded);
+        let _ = up.join();
+        let _ = down.join();
+    });
+    (addr, wire)
+}
+
+#[test]
+fn marker_sent_through_zs_call_never_appears_on_the_wire() {
+    let server = ServeProcess::start(&[]);
+    let (proxy, wire) = recording_proxy(&server.addr);
+    let marker = "MARKER-0f3c9a51-never-in-clear";
+    let output = Command::new(env!("CARGO_BIN_EXE_zs"))
+        .args(["call", "--connect", &proxy, "console", "echo", marker])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim_end(), marker);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let wire = wire.lock().unwrap();
+    assert!(wire.len() > 100, "the proxy saw the exchange");
+    assert!(
+        !wire
+            .windows(marker.len())
+            .any(|window| window == marker.as_bytes()),
+        "the marker crossed the wire in clear"
+    );
+}
