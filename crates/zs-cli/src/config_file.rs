@@ -9,6 +9,7 @@
 //! keepalive_secs = 15            # ping after this much silence (0 = off)
 //! idle_timeout_secs = 60         # close after this much silence (0 = off)
 //! shutdown_grace_secs = 10       # graceful shutdown waits this long for handlers
+//! # files = "/srv/zs"            # serve this directory to `zs put` / `zs get` (off if unset)
 //!
 //! [security]
 //! suites = ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "rc6-gcm", "twofish-gcm", "serpent-gcm", "mars-gcm"]
@@ -148,6 +149,8 @@ pub struct ServerSection {
     pub idle_timeout_secs: u64,
     /// Seconds a graceful shutdown waits for running handlers.
     pub shutdown_grace_secs: u64,
+    /// A directory to serve to `zs put` / `zs get`; none by default.
+    pub files: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -162,6 +165,7 @@ impl Default for ServerSection {
             keepalive_secs: 15,
             idle_timeout_secs: 60,
             shutdown_grace_secs: zs::DEFAULT_SHUTDOWN_GRACE.as_secs(),
+            files: None,
         }
     }
 }

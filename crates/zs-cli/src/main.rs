@@ -25,6 +25,10 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Call a command on a server and print the reply.
     Call(cmd::call::CallArgs),
+    /// Upload a file to a server run with `zs serve --files DIR`.
+    Put(cmd::files::PutArgs),
+    /// Download a file from a server run with `zs serve --files DIR`.
+    Get(cmd::files::GetArgs),
     /// Measure performance against a baseline run in the same process.
     Bench(cmd::bench::BenchArgs),
     /// Encrypt or decrypt one 16-byte block (raw ECB) with a named cipher.
@@ -54,6 +58,8 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => cmd::serve::run(args).await,
             Command::Call(args) => cmd::call::run(args).await,
+            Command::Put(args) => cmd::files::put(args).await,
+            Command::Get(args) => cmd::files::get(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Cipher(args) => cmd::crypto::cipher(args),
             Command::Hash(args) => cmd::crypto::hash(args),

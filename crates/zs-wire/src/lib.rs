@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod dataframe;
 pub mod frame;
 pub mod handshake;
+pub mod mux;
 pub mod session;
 
 pub use dataframe::{DataFrame, Value, ValueKind};

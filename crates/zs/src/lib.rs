@@ -42,11 +42,13 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod blocking;
 mod client;
 mod config;
 mod connection;
 mod error;
+mod files;
 mod large;
 mod peer;
 mod registry;
@@ -56,6 +58,12 @@ mod security;
 mod server;
 mod stats;
 
+pub use batch::{
+    BATCH_CLEAR_COMMAND, BATCH_NEW_COMMAND, BATCH_POST_COMMAND, BATCH_STATE_COMMAND, Batch,
+    BatchInfo, BatchLimits, BatchService, BatchState, DEFAULT_BATCH_DISK_CAP,
+    DEFAULT_BATCH_MEMORY_CAP, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_BATCHES, MAX_BATCH_NAME,
+    batch_clear, batch_clear_all, batch_new, batch_post, batch_state,
+};
 pub use blocking::BlockingClient;
 pub use client::{Client, ClientBuilder};
 pub use config::{
@@ -63,6 +71,9 @@ pub use config::{
     DEFAULT_SHUTDOWN_GRACE,
 };
 pub use error::{BoxError, CallError, ConnectError, DisconnectReason, SendError};
+pub use files::{
+    FileError, FileService, TransferOptions, TransferReport, get_file, put_file, register_sink,
+};
 pub use large::{
     BigStream, CHUNK_SIZE, DEFAULT_MAX_COMPLETE_BUFFER, Progress, StreamError, Upload,
 };

@@ -1,5 +1,7 @@
-//! `zs bench rpc`: request rate and latency of `echo` calls, against a raw TCP echo baseline
-//! measured in the same run with the same connections, requests in flight and payload.
+//! `zs bench`: the dispatcher, and `zs bench rpc` (request rate and latency of `echo` calls,
+//! against a raw TCP echo baseline measured in the same run with the same connections,
+//! requests in flight and payload) and `zs bench crypto`. `zs bench stream` lives in
+//! [`super::bench_stream`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +28,8 @@ pub enum BenchKind {
     Rpc(RpcArgs),
     /// Record-layer throughput of every cipher suite on one core.
     Crypto(CryptoArgs),
+    /// BigStream throughput and echo latency during it, with a raw TCP transfer baseline.
+    Stream(super::bench_stream::StreamArgs),
 }
 
 /// Arguments of `zs bench crypto`.
@@ -75,6 +79,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.kind {
         BenchKind::Rpc(args) => rpc(args).await,
         BenchKind::Crypto(args) => crypto(&args),
+        BenchKind::Stream(args) => super::bench_stream::run(args).await,
+    }
+}
+
+/// The `--suite` of a benchmark: `None` for the normal negotiation.
+pub(super) fn parse_bench_suite(name: Option<&str>) -> anyhow::Result<Option<zs::Suite>> {
+    name.map(|name| crate::config_file::parse_suites(&[name.to_owned()]).map(|suites| suites[0]))
+        .transpose()
+}
+
+/// Offers only `suite` (allowing it even when it is `plain`); `None` leaves the defaults.
+pub(super) fn apply_suite(security: &mut zs::Security, suite: Option<zs::Suite>) {
+    if let Some(suite) = suite {
+        security.suites(vec![suite]).allow_plain(suite.is_plain());
     }
 }
 
@@ -103,7 +121,7 @@ impl Measurement {
     }
 }
 
-fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+pub(super) fn new_histogram() -> anyhow::Result<Histogram<u64>> {
     Histogram::new_with_bounds(1, 60_000_000, 3).context("histogram bounds")
 }
 
@@ -154,6 +172,7 @@ async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
         args.seconds > 0.0 && args.seconds.is_finite(),
         "--seconds must be positive"
     );
+    let suite = parse_bench_suite(args.suite.as_deref())?;
     let (addr, embedded) = match &args.connect {
         Some(addr) => (addr.clone(), None),
         None => {
@@ -162,6 +181,7 @@ async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
                 Ok::<_, zs::BoxError>(text)
             });
             server.config_mut().max_connections(args.connections + 16);
+            apply_suite(server.config_mut().security(), suite);
             let addr = server.local_addr()?.to_string();
             (addr, Some(server.spawn()))
         }
@@ -182,8 +202,11 @@ async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
 
     let mut clients = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
+        let mut builder = Client::builder();
+        apply_suite(builder.config_mut().security(), suite);
         clients.push(Arc::new(
-            Client::connect(&addr)
+            builder
+                .connect(&addr)
                 .await
                 .with_context(|| format!("cannot connect to {addr}"))?,
         ));
@@ -250,7 +273,7 @@ async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn micros(duration: Duration) -> u64 {
+pub(super) fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 

@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_stream;
 pub mod call;
 pub mod crypto;
+pub mod files;
 pub mod keygen;
 pub mod serve;

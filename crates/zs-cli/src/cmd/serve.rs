@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// with a new key on first start.
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// Serve this directory to `zs put` / `zs get` (default `server.files`; off when
+    /// neither is set).
+    #[arg(long)]
+    pub files: Option<PathBuf>,
 }
 
 /// Loads the server key, or creates the file with a new key (owner-only permissions).
@@ -96,6 +100,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server.config_mut().security().keypair(keypair);
     let slot = Arc::new(OnceLock::new());
     register_builtins(&mut server, slot.clone());
+    if let Some(dir) = args.files.as_ref().or(file.server.files.as_ref()) {
+        let files = zs::FileService::new(dir)
+            .with_context(|| format!("cannot serve files from {}", dir.display()))?;
+        files.register(server.commands_mut());
+        tracing::info!(root = %files.root().display(), "serving files");
+    }
     let addr = server.local_addr()?;
     let handle = Arc::new(server.spawn());
     let _ = slot.set(handle.clone());

@@ -1,0 +1,344 @@
+//! `zs bench stream`: BigStream throughput over one connection, small-call latency on that
+//! same connection while the transfer runs, and a raw TCP loopback transfer of the same size
+//! as the baseline, all in one run.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Args;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use zs::{BigStream, BoxError, Client, DataFrame, Server};
+
+use super::bench::{apply_suite, micros, new_histogram, parse_bench_suite};
+
+/// The BigStream handler the embedded server registers (a server given with `--connect`
+/// must have one of this name that replies with the byte and chunk counts).
+const SINK: &str = "bench.sink";
+/// Payload of each `echo` call made during the transfer.
+const ECHO_PAYLOAD: usize = 64;
+/// Write size of the raw TCP baseline sender (and read size of its receiver).
+const RAW_BUFFER: usize = 64 * 1024;
+/// Length of the repeating pattern both senders send.
+const PATTERN_LEN: usize = 1024 * 1024;
+
+/// Arguments of `zs bench stream`.
+#[derive(Debug, Args)]
+pub struct StreamArgs {
+    /// Bytes to transfer, e.g. `2GiB`, `512MiB`, `100MB` (10^6), `1000000`.
+    #[arg(long, default_value = "2GiB")]
+    pub size: String,
+    /// Cipher suite for the zserver connection (`plain` allowed here); default: the normal
+    /// negotiation (aes-128-gcm).
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Server to send to (it needs a BigStream handler `bench.sink` and a console `echo`);
+    /// without it an embedded server runs in this process. The baseline is always loopback.
+    #[arg(long)]
+    pub connect: Option<String>,
+}
+
+/// Parses a byte count: a number (decimals allowed with a unit) and an optional unit, `B`,
+/// `KB`/`MB`/`GB`/`TB` (powers of 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024); `K`,
+/// `M`, `G`, `T` alone are binary. Case is ignored.
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        other => anyhow::bail!(
+            "invalid size {text:?}: unknown unit {other:?} (use B, KB, MB, GB, KiB, MiB, GiB)"
+        ),
+    };
+    anyhow::ensure!(!number.is_empty(), "invalid size {text:?}: no number");
+    let bytes = if let Ok(whole) = number.parse::<u64>() {
+        whole.checked_mul(multiplier)
+    } else {
+        let value: f64 = number
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid size {text:?}: bad number {number:?}"))?;
+        let bytes = (value * multiplier as f64).round();
+        (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
+    };
+    let bytes = bytes.with_context(|| format!("invalid size {text:?}: too large"))?;
+    anyhow::ensure!(bytes > 0, "invalid size {text:?}: must be at least 1 byte");
+    Ok(bytes)
+}
+
+/// `1.00 GiB`-style rendering for the header.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.2} {}", UNITS[unit])
+    }
+}
+
+/// A repeating pseudo-random pattern (xorshift64), generated once.
+fn make_pattern() -> Bytes {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut pattern = vec![0u8; PATTERN_LEN];
+    for word in pattern.chunks_mut(8) {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+    }
+    Bytes::from(pattern)
+}
+
+/// An in-memory source of `remaining` bytes cycling through the pattern: a copy per read,
+/// nothing generated or read from disk during the transfer.
+struct PatternSource {
+    pattern: Bytes,
+    position: usize,
+    remaining: u64,
+}
+
+impl AsyncRead for PatternSource {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let available = this.pattern.len() - this.position;
+        let len = usize::try_from(this.remaining)
+            .unwrap_or(usize::MAX)
+            .min(buf.remaining())
+            .min(available);
+        buf.put_slice(&this.pattern[this.position..this.position + len]);
+        this.position = (this.position + len) % this.pattern.len();
+        this.remaining -= len as u64;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// `bench.sink`: reads and discards every chunk; replies with [bytes, chunks].
+async fn sink(mut stream: BigStream) -> Result<DataFrame, BoxError> {
+    let mut bytes = 0u64;
+    let mut chunks = 0u64;
+    while let Some(chunk) = stream.next_chunk().await? {
+        bytes += chunk.len() as u64;
+        chunks += 1;
+    }
+    Ok(DataFrame::new().with(bytes).with(chunks))
+}
+
+fn rate(bytes: u64, elapsed: Duration) -> f64 {
+    bytes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
+}
+
+/// Runs `zs bench stream`.
+pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
+    let size = parse_size(&args.size)?;
+    let suite = parse_bench_suite(args.suite.as_deref())?;
+    let (addr, embedded) = match &args.connect {
+        Some(addr) => (addr.clone(), None),
+        None => {
+            let mut server = Server::bind("127.0.0.1:0").await?;
+            server
+                .register_console("echo", |_ctx, text: String| async move {
+                    Ok::<_, BoxError>(text)
+                })
+                .register_big_stream(SINK, |_ctx, stream| sink(stream));
+            apply_suite(server.config_mut().security(), suite);
+            let addr = server.local_addr()?.to_string();
+            (addr, Some(server.spawn()))
+        }
+    };
+    let mut builder = Client::builder();
+    apply_suite(builder.config_mut().security(), suite);
+    let client = Arc::new(
+        builder
+            .connect(&addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?,
+    );
+    println!(
+        "zs bench stream: {size} bytes ({}), suite {}, server {addr}{}; one BigStream to {SINK} \
+         with {ECHO_PAYLOAD}-byte echo probes (one at a time, 1 ms apart) on the same connection, then a raw TCP \
+         loopback baseline ({} KiB writes)",
+        human(size),
+        client.peer().suite().name(),
+        if embedded.is_some() {
+            " (embedded)"
+        } else {
+            ""
+        },
+        RAW_BUFFER / 1024,
+    );
+    let pattern = make_pattern();
+
+    // (1) and (3): the transfer, with echo calls alongside on the same client.
+    let transferring = Arc::new(AtomicBool::new(true));
+    let echo = tokio::spawn(echo_loop(client.clone(), transferring.clone()));
+    let source = PatternSource {
+        pattern: pattern.clone(),
+        position: 0,
+        remaining: size,
+    };
+    let started = Instant::now();
+    let transfer = client
+        .peer()
+        .send_big_stream(SINK, source, Some(size))
+        .await;
+    let stream_elapsed = started.elapsed();
+    transferring.store(false, Ordering::Relaxed);
+    let echo = echo.await.context("echo task failed")?;
+    let reply = transfer.with_context(|| format!("BigStream to {SINK} failed"))?;
+    let (echo_calls, echo_latency) = echo.context("echo during the stream failed")?;
+    let mut reader = reply.reader();
+    let received = reader.read_u64().context("bad reply from the sink")?;
+    let chunks = reader.read_u64().context("bad reply from the sink")?;
+    anyhow::ensure!(
+        received == size,
+        "{SINK} received {received} of {size} bytes"
+    );
+    drop(client);
+    if let Some(server) = embedded {
+        server.shutdown().await;
+    }
+    let stream_rate = rate(size, stream_elapsed);
+    println!(
+        "stream (BigStream, one connection): {size} bytes in {:.2} s = {stream_rate:.0} MB/s \
+         ({chunks} chunks received)",
+        stream_elapsed.as_secs_f64(),
+    );
+
+    // (2): the baseline.
+    let baseline_elapsed = raw_transfer(size, &pattern).await?;
+    let baseline_rate = rate(size, baseline_elapsed);
+    println!(
+        "baseline (raw TCP loopback): {size} bytes in {:.2} s = {baseline_rate:.0} MB/s",
+        baseline_elapsed.as_secs_f64(),
+    );
+
+    println!(
+        "echo during stream: {echo_calls} calls, p50 {} us, p99 {} us, max {} us",
+        echo_latency.value_at_quantile(0.50),
+        echo_latency.value_at_quantile(0.99),
+        echo_latency.max(),
+    );
+    println!(
+        "stream: {stream_rate:.0} MB/s, baseline {baseline_rate:.0} MB/s, ratio {:.2}",
+        stream_rate / baseline_rate
+    );
+    Ok(())
+}
+
+/// Pause between latency probes: a probe every millisecond measures what a small call waits
+/// behind the transfer without the probes themselves eating the CPU the transfer needs (a
+/// tight loop of calls halves a 2-core machine's transfer rate).
+const PROBE_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Calls `echo` one at a time, paced by `PROBE_INTERVAL`, until the transfer is over;
+/// returns the count and latencies.
+async fn echo_loop(
+    client: Arc<Client>,
+    transferring: Arc<AtomicBool>,
+) -> anyhow::Result<(u64, Histogram<u64>)> {
+    let payload = "x".repeat(ECHO_PAYLOAD);
+    let mut latency = new_histogram()?;
+    let mut calls = 0u64;
+    while transferring.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let reply = client.call_console("echo", &payload).await?;
+        let elapsed = started.elapsed();
+        anyhow::ensure!(
+            reply.len() == payload.len(),
+            "echo returned {} bytes",
+            reply.len()
+        );
+        calls += 1;
+        latency.saturating_record(micros(elapsed));
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+    Ok((calls, latency))
+}
+
+/// Sends `size` bytes of the pattern over a loopback TCP connection in `RAW_BUFFER` writes
+/// to a receiver that reads and discards; the time runs from the first write until the
+/// receiver has read the last byte.
+async fn raw_transfer(size: u64, pattern: &Bytes) -> anyhow::Result<Duration> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let receiver = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await?;
+        let mut buffer = vec![0u8; RAW_BUFFER];
+        let mut received = 0u64;
+        loop {
+            let read = stream.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok::<_, std::io::Error>((received, Instant::now()));
+            }
+            received += read as u64;
+        }
+    });
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    let mut position = 0usize;
+    while sent < size {
+        let len = usize::try_from(size - sent)
+            .unwrap_or(usize::MAX)
+            .min(RAW_BUFFER)
+            .min(pattern.len() - position);
+        stream.write_all(&pattern[position..position + len]).await?;
+        position = (position + len) % pattern.len();
+        sent += len as u64;
+    }
+    stream.shutdown().await?;
+    let (received, finished) = receiver
+        .await
+        .context("baseline receiver failed")?
+        .context("baseline receiver")?;
+    anyhow::ensure!(
+        received == size,
+        "baseline receiver got {received} of {size} bytes"
+    );
+    Ok(finished.duration_since(started))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("2GiB").ok(), Some(2 << 30));
+        assert_eq!(parse_size("512MiB").ok(), Some(512 << 20));
+        assert_eq!(parse_size("100MB").ok(), Some(100_000_000));
+        assert_eq!(parse_size("12345").ok(), Some(12345));
+        assert_eq!(parse_size("1.5 gib").ok(), Some(3 << 29));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("10XB").is_err());
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("1.2.3MB").is_err());
+    }
+}

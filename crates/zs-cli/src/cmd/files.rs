@@ -1,0 +1,165 @@
+//! `zs put` / `zs get`: file transfer with a server run as `zs serve --files DIR`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use zs::{Client, ClientBuilder, TransferOptions, TransferReport};
+
+/// How to reach the server (shared by `put` and `get`).
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Server address.
+    #[arg(long, default_value = crate::config_file::DEFAULT_LISTEN)]
+    pub connect: String,
+    /// Continue an interrupted transfer from its `.part` file (checked to be a prefix of
+    /// the file; otherwise the transfer starts over).
+    #[arg(long)]
+    pub resume: bool,
+    /// Refuse the server unless its key has this fingerprint (`sha3-256:<hex>`).
+    #[arg(long)]
+    pub pin: Option<zs::Fingerprint>,
+    /// Token to present to a server that requires one.
+    #[arg(long, env = "ZS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl ConnectArgs {
+    fn builder(&self) -> ClientBuilder {
+        let mut builder = Client::builder();
+        let security = builder.config_mut().security();
+        if let Some(pin) = self.pin {
+            security.pin(pin);
+        }
+        if let Some(token) = &self.token {
+            security.token(token.as_bytes().to_vec());
+        }
+        builder
+    }
+
+    async fn connect(&self, builder: ClientBuilder) -> anyhow::Result<Client> {
+        builder
+            .connect(&self.connect)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.connect))
+    }
+}
+
+/// Arguments of `zs put`.
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    pub server: ConnectArgs,
+    /// The local file to upload.
+    pub local: PathBuf,
+    /// Where to store it, relative to the server's files directory (`/`-separated); ending
+    /// in `/`, the local file's name is appended.
+    pub remote: String,
+}
+
+/// Arguments of `zs get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    pub server: ConnectArgs,
+    /// The file to download, relative to the server's files directory (`/`-separated).
+    pub remote: String,
+    /// Where to write it locally (into it, if it is a directory).
+    pub local: PathBuf,
+}
+
+/// Uploads a file and prints one summary line.
+pub async fn put(args: PutArgs) -> anyhow::Result<()> {
+    // `REMOTE/` means "into that directory, under the local name".
+    let mut remote = args.remote.clone();
+    if remote.ends_with('/')
+        && let Some(name) = args.local.file_name()
+    {
+        remote.push_str(&name.to_string_lossy());
+    }
+    let client = args.server.connect(args.server.builder()).await?;
+    let bar = progress_bar();
+    let started = Instant::now();
+    let options = options(&args.server, &bar);
+    let result = zs::put_file(&client, &args.local, &remote, options)
+        .await
+        .with_context(|| format!("put {} as {remote} failed", args.local.display()));
+    bar.finish_and_clear();
+    summary("put", &result?, started.elapsed());
+    Ok(())
+}
+
+/// Downloads a file and prints one summary line.
+pub async fn get(args: GetArgs) -> anyhow::Result<()> {
+    // An existing directory receives the file under its remote name.
+    let mut local = args.local.clone();
+    if local.is_dir()
+        && let Some(name) = args.remote.rsplit('/').find(|part| !part.is_empty())
+    {
+        local.push(name);
+    }
+    let builder = zs::register_sink(args.server.builder());
+    let client = args.server.connect(builder).await?;
+    let bar = progress_bar();
+    let started = Instant::now();
+    let options = options(&args.server, &bar);
+    let result = zs::get_file(&client, &args.remote, &local, options)
+        .await
+        .with_context(|| format!("get {} to {} failed", args.remote, local.display()));
+    bar.finish_and_clear();
+    summary("get", &result?, started.elapsed());
+    Ok(())
+}
+
+/// A byte progress bar on standard error; hidden when that is not a terminal.
+fn progress_bar() -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(None, target);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn options(server: &ConnectArgs, bar: &ProgressBar) -> TransferOptions {
+    let bar = bar.clone();
+    let mut started = false;
+    TransferOptions::new()
+        .resume(server.resume)
+        .on_progress(move |done, total| {
+            bar.set_position(done);
+            if done == total {
+                bar.set_message("verifying sha3-256");
+            }
+            if !started {
+                // A resumed transfer starts past zero: measure the rate from here.
+                started = true;
+                bar.set_length(total);
+                bar.reset_eta();
+            }
+        })
+}
+
+fn summary(verb: &str, report: &TransferReport, elapsed: Duration) {
+    let seconds = elapsed.as_secs_f64().max(1e-6);
+    let rate = report.bytes_sent as f64 / seconds / 1e6;
+    if report.resumed_from > 0 {
+        eprintln!(
+            "zs: resumed at byte {}; {} bytes transferred",
+            report.resumed_from, report.bytes_sent
+        );
+    }
+    println!(
+        "{verb}: {} bytes, sha3-256 {}, {rate:.1} MB/s",
+        report.total, report.sha3_hex
+    );
+}
