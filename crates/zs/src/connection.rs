@@ -42,7 +42,7 @@ use crate::registry::{Commands, Context, Handler};
 const TRANSMIT_HIGH_WATER: usize = 1024 * 1024;
 
 /// Read size: large enough for many small frames per syscall.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// How long the last bytes (a close frame, final replies) may take to flush at the end.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);

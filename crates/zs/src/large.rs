@@ -326,9 +326,15 @@ impl<'a, S: Send + Sync + 'static, R: AsyncRead + Unpin + Send + 'a> Upload<'a, 
                 armed: true,
             };
             let mut sent = 0u64;
-            let mut buffer = vec![0u8; CHUNK_SIZE];
+            // Read straight into the chunk that goes on the queue: no copy per chunk.
+            let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
             loop {
-                let read = match self.reader.read(&mut buffer).await {
+                buffer.reserve(CHUNK_SIZE);
+                let read = match (&mut self.reader)
+                    .take(CHUNK_SIZE as u64)
+                    .read_buf(&mut buffer)
+                    .await
+                {
                     Ok(read) => read,
                     Err(error) => {
                         // Dropping the guard cancels the transfer at the receiver.
@@ -356,7 +362,7 @@ impl<'a, S: Send + Sync + 'static, R: AsyncRead + Unpin + Send + 'a> Upload<'a, 
                 permit.forget();
                 peer.enqueue(Command::StreamData {
                     id,
-                    chunk: Bytes::copy_from_slice(&buffer[..read]),
+                    chunk: buffer.split().freeze(),
                 })
                 .await
                 .map_err(|()| CallError::ConnectionClosed(peer.reason_or_lost()))?;

@@ -18,11 +18,11 @@ use zs_wire::crypto::record::{Opener, RecordError, Sealer};
 use zs_wire::handshake::HandshakeOutcome;
 
 /// Stop accepting plaintext while this much ciphertext is unsent.
-const CIPHER_HIGH_WATER: usize = 256 * 1024;
+const CIPHER_HIGH_WATER: usize = 1024 * 1024;
 /// Plaintext sealed per `poll_write` call.
-const WRITE_CHUNK: usize = 64 * 1024;
+const WRITE_CHUNK: usize = 256 * 1024;
 /// Read size from the transport.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 
 /// When to rotate the sending key.
 #[derive(Debug, Clone, Copy)]
