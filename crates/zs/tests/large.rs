@@ -402,3 +402,45 @@ async fn peer_leaving_mid_stream_frees_everything() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn transfers_work_over_every_cipher_suite() {
+    const SIZE: u64 = 3 * 1024 * 1024 + 5;
+    let (server, addr) = server(|server| {
+        server
+            .config_mut()
+            .security()
+            .suites(zs::Suite::ALL.to_vec())
+            .allow_plain(true);
+    })
+    .await;
+    let expected = sha3_of_pattern(SIZE).await;
+    for suite in zs::Suite::ALL {
+        let mut builder = Client::builder();
+        builder
+            .config_mut()
+            .security()
+            .suites(vec![suite])
+            .allow_plain(suite.is_plain());
+        let client = builder.connect(addr).await.unwrap();
+        assert_eq!(client.peer().suite(), suite);
+        let reply = client
+            .peer()
+            .send_big_stream("store", pattern(SIZE), Some(SIZE))
+            .await
+            .unwrap();
+        assert_eq!(reply.reader().read_bytes().unwrap(), expected, "{suite}");
+        let buffer = Bytes::from(vec![suite.id(); 200_000]);
+        let reply = client
+            .peer()
+            .send_complete_buffer("buffer", buffer.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.reader().read_bytes().unwrap(),
+            HashAlgorithm::Sha3_256.digest(&buffer),
+            "{suite}"
+        );
+    }
+    server.shutdown().await;
+}
