@@ -29,6 +29,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::mars_sbox::SBOX;
 
+use super::block_type::block_cipher_type;
+
 /// The S-box in static memory: indexing it never copies the table, and every index below is
 /// masked to its range, so the compiler drops the bounds checks.
 static S: [u32; 512] = SBOX;
@@ -353,102 +355,33 @@ fn store(d: [u32; 4]) -> [u8; 16] {
     out
 }
 
-/// Defines one public MARS type and its `cipher` trait implementations.
-macro_rules! mars_type {
-    ($(#[$doc:meta])* $name:ident, $key_size:ty, $alg:literal) => {
-        $(#[$doc])*
-        #[derive(Clone)]
-        pub struct $name {
-            keys: MarsKeys,
-        }
-
-        impl KeySizeUser for $name {
-            type KeySize = $key_size;
-        }
-
-        impl BlockSizeUser for $name {
-            type BlockSize = U16;
-        }
-
-        impl ParBlocksSizeUser for $name {
-            type ParBlocksSize = U1;
-        }
-
-        impl BlockCipherEncrypt for $name {
-            #[inline]
-            fn encrypt_with_backend(
-                &self,
-                f: impl BlockCipherEncClosure<BlockSize = Self::BlockSize>,
-            ) {
-                f.call(self)
-            }
-        }
-
-        impl BlockCipherEncBackend for $name {
-            #[inline]
-            fn encrypt_block(&self, mut block: InOut<'_, '_, Block<Self>>) {
-                let output = self.keys.encrypt(block.get_in().into());
-                *block.get_out() = output.into();
-            }
-        }
-
-        impl BlockCipherDecrypt for $name {
-            #[inline]
-            fn decrypt_with_backend(
-                &self,
-                f: impl BlockCipherDecClosure<BlockSize = Self::BlockSize>,
-            ) {
-                f.call(self)
-            }
-        }
-
-        impl BlockCipherDecBackend for $name {
-            #[inline]
-            fn decrypt_block(&self, mut block: InOut<'_, '_, Block<Self>>) {
-                let output = self.keys.decrypt(block.get_in().into());
-                *block.get_out() = output.into();
-            }
-        }
-
-        impl AlgorithmName for $name {
-            fn write_alg_name(f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($alg)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!($alg, " { .. }"))
-            }
-        }
-
-        impl ZeroizeOnDrop for $name {}
-    };
-}
-
-mars_type!(
+block_cipher_type!(
     /// MARS with a 128-bit (16-byte) key.
     Mars128,
+    MarsKeys,
     U16,
     "MARS-128"
 );
-mars_type!(
+block_cipher_type!(
     /// MARS with a 192-bit (24-byte) key.
     Mars192,
+    MarsKeys,
     U24,
     "MARS-192"
 );
-mars_type!(
+block_cipher_type!(
     /// MARS with a 256-bit (32-byte) key.
     Mars256,
+    MarsKeys,
     U32,
     "MARS-256"
 );
-mars_type!(
+block_cipher_type!(
     /// MARS with any key length the specification allows: 16 to 56 bytes in steps of four.
     ///
     /// Create it with `KeyInit::new_from_slice`; `KeyInit::new` takes the maximal 56-byte key.
     Mars,
+    MarsKeys,
     U56,
     "MARS"
 );

@@ -36,6 +36,7 @@ use core::fmt;
 use cipher::consts::{U16, U20, U24, U32};
 use cipher::{BlockCipherDecrypt, BlockCipherEncrypt, BlockSizeUser, KeyInit};
 
+mod block_type;
 pub mod hash;
 mod mars;
 mod mars_sbox;

@@ -30,6 +30,8 @@ use cipher::{
 };
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::block_type::block_cipher_type;
+
 /// Whether `len` bytes is a Twofish key length this module supports (16, 24 or 32).
 pub(super) const fn is_valid_key_len(len: usize) -> bool {
     matches!(len, 16 | 24 | 32)
@@ -382,102 +384,33 @@ fn store(d: [u32; 4]) -> [u8; 16] {
     out
 }
 
-/// Defines one public Twofish type and its `cipher` trait implementations.
-macro_rules! twofish_type {
-    ($(#[$doc:meta])* $name:ident, $key_size:ty, $alg:literal) => {
-        $(#[$doc])*
-        #[derive(Clone)]
-        pub struct $name {
-            keys: TwofishKeys,
-        }
-
-        impl KeySizeUser for $name {
-            type KeySize = $key_size;
-        }
-
-        impl BlockSizeUser for $name {
-            type BlockSize = U16;
-        }
-
-        impl ParBlocksSizeUser for $name {
-            type ParBlocksSize = U1;
-        }
-
-        impl BlockCipherEncrypt for $name {
-            #[inline]
-            fn encrypt_with_backend(
-                &self,
-                f: impl BlockCipherEncClosure<BlockSize = Self::BlockSize>,
-            ) {
-                f.call(self)
-            }
-        }
-
-        impl BlockCipherEncBackend for $name {
-            #[inline]
-            fn encrypt_block(&self, mut block: InOut<'_, '_, Block<Self>>) {
-                let output = self.keys.encrypt(block.get_in().into());
-                *block.get_out() = output.into();
-            }
-        }
-
-        impl BlockCipherDecrypt for $name {
-            #[inline]
-            fn decrypt_with_backend(
-                &self,
-                f: impl BlockCipherDecClosure<BlockSize = Self::BlockSize>,
-            ) {
-                f.call(self)
-            }
-        }
-
-        impl BlockCipherDecBackend for $name {
-            #[inline]
-            fn decrypt_block(&self, mut block: InOut<'_, '_, Block<Self>>) {
-                let output = self.keys.decrypt(block.get_in().into());
-                *block.get_out() = output.into();
-            }
-        }
-
-        impl AlgorithmName for $name {
-            fn write_alg_name(f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str($alg)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!($alg, " { .. }"))
-            }
-        }
-
-        impl ZeroizeOnDrop for $name {}
-    };
-}
-
-twofish_type!(
+block_cipher_type!(
     /// Twofish with a 128-bit (16-byte) key.
     Twofish128,
+    TwofishKeys,
     U16,
     "Twofish-128"
 );
-twofish_type!(
+block_cipher_type!(
     /// Twofish with a 192-bit (24-byte) key.
     Twofish192,
+    TwofishKeys,
     U24,
     "Twofish-192"
 );
-twofish_type!(
+block_cipher_type!(
     /// Twofish with a 256-bit (32-byte) key.
     Twofish256,
+    TwofishKeys,
     U32,
     "Twofish-256"
 );
-twofish_type!(
+block_cipher_type!(
     /// Twofish with any of its key lengths: 16, 24 or 32 bytes.
     ///
     /// Create it with `KeyInit::new_from_slice`; `KeyInit::new` takes a 32-byte key.
     Twofish,
+    TwofishKeys,
     U32,
     "Twofish"
 );
