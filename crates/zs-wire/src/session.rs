@@ -469,23 +469,9 @@ impl<T> Session<T> {
                 name,
                 body,
             } => {
-                if id.0 == 0 {
-                    return Err(ProtocolError::ZeroRequestId);
-                }
-                if self.state == State::Draining {
-                    // Closing: answer at once instead of starting new work.
-                    frame::encode_error_reply(
-                        &mut self.transmit,
-                        id,
-                        ErrorCode::ShuttingDown,
-                        "connection is closing",
-                    );
+                if !self.accept_peer_request(id)? {
                     return Ok(());
                 }
-                if !self.open_peer_requests.insert(id.0) {
-                    return Err(ProtocolError::DuplicateRequest { id });
-                }
-                self.highest_peer_request_id = self.highest_peer_request_id.max(id.0);
                 self.events.push_back(Event::Request {
                     id,
                     payload,
@@ -524,22 +510,9 @@ impl<T> Session<T> {
                 }
             }
             Frame::StreamOpen { id, name, info } => {
-                if id.0 == 0 {
-                    return Err(ProtocolError::ZeroRequestId);
-                }
-                if self.state == State::Draining {
-                    frame::encode_error_reply(
-                        &mut self.transmit,
-                        id,
-                        ErrorCode::ShuttingDown,
-                        "connection is closing",
-                    );
+                if !self.accept_peer_request(id)? {
                     return Ok(());
                 }
-                if !self.open_peer_requests.insert(id.0) {
-                    return Err(ProtocolError::DuplicateRequest { id });
-                }
-                self.highest_peer_request_id = self.highest_peer_request_id.max(id.0);
                 self.inbound_windows.insert(id.0, INITIAL_STREAM_WINDOW);
                 self.events.push_back(Event::StreamOpen { id, name, info });
             }
@@ -576,6 +549,29 @@ impl<T> Session<T> {
             },
         }
         Ok(())
+    }
+
+    /// Checks a new request (or transfer) id from the peer and marks it open. `Ok(false)` when
+    /// the session is draining: the request was answered `ShuttingDown` at once.
+    fn accept_peer_request(&mut self, id: RequestId) -> Result<bool, ProtocolError> {
+        if id.0 == 0 {
+            return Err(ProtocolError::ZeroRequestId);
+        }
+        if self.state == State::Draining {
+            // Closing: answer at once instead of starting new work.
+            frame::encode_error_reply(
+                &mut self.transmit,
+                id,
+                ErrorCode::ShuttingDown,
+                "connection is closing",
+            );
+            return Ok(false);
+        }
+        if !self.open_peer_requests.insert(id.0) {
+            return Err(ProtocolError::DuplicateRequest { id });
+        }
+        self.highest_peer_request_id = self.highest_peer_request_id.max(id.0);
+        Ok(true)
     }
 
     fn complete(
