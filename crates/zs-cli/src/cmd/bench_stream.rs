@@ -20,7 +20,7 @@ use super::bench::{apply_suite, micros, new_histogram, parse_bench_suite};
 
 /// The BigStream handler the embedded server registers (a server given with `--connect`
 /// must have one of this name that replies with the byte and chunk counts).
-const SINK: &str = "bench.sink";
+pub const SINK: &str = "bench.sink";
 /// Payload of each `echo` call made during the transfer.
 const ECHO_PAYLOAD: usize = 64;
 /// Write size of the raw TCP baseline sender (and read size of its receiver).
@@ -139,7 +139,7 @@ impl AsyncRead for PatternSource {
 }
 
 /// `bench.sink`: reads and discards every chunk; replies with [bytes, chunks].
-async fn sink(mut stream: BigStream) -> Result<DataFrame, BoxError> {
+pub async fn sink(mut stream: BigStream) -> Result<DataFrame, BoxError> {
     let mut bytes = 0u64;
     let mut chunks = 0u64;
     while let Some(chunk) = stream.next_chunk().await? {

@@ -57,6 +57,10 @@ pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHan
         .register_stream("echo_df", |_ctx, frame: DataFrame| async move {
             Ok::<_, BoxError>(frame)
         })
+        // Lets `zs bench stream --connect` measure against this server.
+        .register_big_stream(crate::cmd::bench_stream::SINK, |_ctx, stream| {
+            crate::cmd::bench_stream::sink(stream)
+        })
         .register_console("time", |_ctx, _text: String| async move {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
             Ok::<_, BoxError>(format!("{}.{:03}", now.as_secs(), now.subsec_millis()))
