@@ -214,12 +214,38 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
     /// set) and waits for the server's preamble.
     pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Client<S>, ConnectError> {
         let timeout = self.config.connect_timeout;
-        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| ConnectError::Timeout(timeout))??;
         stream.set_nodelay(true)?;
         let remote_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
+        self.connect_stream(stream, remote_addr, local_addr).await
+    }
+
+    /// Runs the client over an already connected byte stream — any `AsyncRead +
+    /// AsyncWrite`: a TCP stream, an in-memory pipe, a virtual stream. `remote_addr` and
+    /// `local_addr` are what [`Peer::remote_addr`] and [`Peer::local_addr`] report.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (client_side, _server_side) = tokio::io::duplex(64 * 1024);
+    /// let here: std::net::SocketAddr = "127.0.0.1:0".parse()?;
+    /// // ... hand `_server_side` to `ServerHandle::serve_stream`, then:
+    /// # drop(_server_side); let _ =
+    /// zs::Client::builder().connect_stream(client_side, here, here).await;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_stream<IO>(
+        self,
+        mut stream: IO,
+        remote_addr: std::net::SocketAddr,
+        local_addr: std::net::SocketAddr,
+    ) -> Result<Client<S>, ConnectError>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let timeout = self.config.connect_timeout;
         let security = &self.config.security;
         let handshake =
             ClientHandshake::new(security.client_config()).map_err(SecurityError::from)?;

@@ -207,6 +207,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         let keypair = self.config.security.keypair.clone().unwrap_or(self.keypair);
         let shared = Arc::new(Shared {
             keypair,
+            permits: Arc::new(Semaphore::new(self.config.max_connections)),
             offload: Arc::new(Semaphore::new(self.config.max_offload)),
             registry: Arc::new(self.commands),
             config: self.config,
@@ -237,6 +238,8 @@ impl<S: Send + Sync + 'static> Server<S> {
 
 struct Shared<S> {
     keypair: StaticKeypair,
+    /// One per connection being served; `max_connections` of them.
+    permits: Arc<Semaphore>,
     offload: Arc<Semaphore>,
     registry: Arc<Commands<S>>,
     config: Config,
@@ -252,7 +255,7 @@ struct Shared<S> {
 }
 
 async fn accept_loop<S: Send + Sync + 'static>(listener: TcpListener, shared: Arc<Shared<S>>) {
-    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
+    let permits = shared.permits.clone();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -302,7 +305,7 @@ async fn refuse<W: AsyncWrite + Unpin>(
 }
 
 async fn serve_connection<S: Send + Sync + 'static>(
-    mut stream: TcpStream,
+    stream: TcpStream,
     remote_addr: SocketAddr,
     shared: Arc<Shared<S>>,
     permit: Option<OwnedSemaphorePermit>,
@@ -310,6 +313,20 @@ async fn serve_connection<S: Send + Sync + 'static>(
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let local_addr = stream.local_addr().unwrap_or(remote_addr);
+    serve_stream(stream, remote_addr, local_addr, shared, permit).await;
+}
+
+/// Serves one connection over any byte stream: handshake, then the driver.
+async fn serve_stream<S, IO>(
+    mut stream: IO,
+    remote_addr: SocketAddr,
+    local_addr: SocketAddr,
+    shared: Arc<Shared<S>>,
+    permit: Option<OwnedSemaphorePermit>,
+) where
+    S: Send + Sync + 'static,
+    IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let security = &shared.config.security;
     let handshake = match ServerHandshake::new(security.server_config(shared.keypair.clone())) {
         Ok(handshake) => handshake,
@@ -462,6 +479,28 @@ impl<S: Send + Sync + 'static> ServerHandle<S> {
     /// The fingerprint of the server's static key, which clients may pin.
     pub fn fingerprint(&self) -> Fingerprint {
         self.shared.keypair.fingerprint()
+    }
+
+    /// Serves one more connection over an already connected byte stream — any `AsyncRead +
+    /// AsyncWrite` (an in-memory pipe, a virtual stream of a multiplexed link) — exactly as
+    /// an accepted TCP connection: handshake, limits, hooks, shutdown. `remote_addr` and
+    /// `local_addr` are what its [`Peer`] reports.
+    pub fn serve_stream<IO>(&self, stream: IO, remote_addr: SocketAddr, local_addr: SocketAddr)
+    where
+        IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        if self.shared.stop_accepting.is_cancelled() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let permit = self.shared.permits.clone().try_acquire_owned().ok();
+        let span = tracing::info_span!("connection", peer = %remote_addr);
+        self.shared.tasks.spawn(
+            async move {
+                serve_stream(stream, remote_addr, local_addr, shared, permit).await;
+            }
+            .instrument(span),
+        );
     }
 
     /// Number of connected peers.

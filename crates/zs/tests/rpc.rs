@@ -562,3 +562,60 @@ fn blocking_client_works_without_an_async_runtime() {
     drop(client);
     runtime.block_on(server.shutdown());
 }
+
+#[tokio::test]
+async fn server_and_client_run_over_any_byte_stream() {
+    // The same Server and Client over in-memory pipes instead of TCP: handshake, encryption,
+    // calls both ways and transfers all work, which is what virtual streams will rely on.
+    let (server, _addr) = echo_server(|server| {
+        server.register_console("who", |ctx, _text: String| async move {
+            Ok::<_, BoxError>(ctx.peer().remote_addr().to_string())
+        });
+    })
+    .await;
+    let virtual_addr: SocketAddr = "10.99.0.7:4920".parse().unwrap();
+    let local: SocketAddr = "10.99.0.1:1".parse().unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let (client_side, server_side) = tokio::io::duplex(256 * 1024);
+        server.serve_stream(server_side, local, virtual_addr);
+        let client = Client::builder()
+            .register_console("upper", |_ctx, text: String| async move {
+                Ok::<_, BoxError>(text.to_uppercase())
+            })
+            .connect_stream(client_side, virtual_addr, local)
+            .await
+            .unwrap();
+        clients.push(client);
+    }
+    for client in &clients {
+        assert_eq!(client.peer().suite(), zs::Suite::Aes128Gcm);
+        assert_eq!(
+            client.call_console("echo", "over a pipe").await.unwrap(),
+            "over a pipe"
+        );
+        assert_eq!(
+            client.call_console("who", "").await.unwrap(),
+            local.to_string()
+        );
+        let frame = DataFrame::new().with(7i64).with(8i64);
+        assert_eq!(
+            client
+                .call_stream("add", &frame)
+                .await
+                .unwrap()
+                .reader()
+                .read_i64()
+                .unwrap(),
+            15
+        );
+    }
+    assert_eq!(server.connection_count(), 3);
+    for peer in server.peers() {
+        assert_eq!(
+            peer.call_console("upper", "pushed").await.unwrap(),
+            "PUSHED"
+        );
+    }
+    server.shutdown().await;
+}
