@@ -50,6 +50,7 @@ mod connection;
 mod error;
 mod files;
 mod large;
+pub mod mux;
 mod peer;
 mod registry;
 mod responder;

@@ -1,0 +1,501 @@
+//! p2pVM: many virtual byte streams over one physical connection.
+//!
+//! [`MuxLink`] runs the sans-IO multiplexer [`zs_wire::mux::Mux`] over any transport and hands
+//! out [`VirtualStream`]s — plain `AsyncRead + AsyncWrite` byte streams, so a whole zs
+//! [`Server`](crate::Server) or [`Client`](crate::Client) (with its own handshake and
+//! encryption) runs on one through [`ServerHandle::serve_stream`](crate::ServerHandle::serve_stream)
+//! and [`ClientBuilder::connect_stream`](crate::ClientBuilder::connect_stream). Either end may
+//! listen and either may connect ("reverse p2pVM"): services are addressed by name (a
+//! virtual "address:port" is just a name such as `"10.0.0.1:80"`).
+//!
+//! Each stream has its own flow-control window, so a stream whose reader is slow stalls only
+//! itself; the link's output is shared fairly (round-robin per chunk) between streams.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//! use zs::mux::{MuxLink, Role};
+//! let tcp = tokio::net::TcpStream::connect("127.0.0.1:4921").await?;
+//! let link = MuxLink::new(tcp, Role::Initiator, Default::default());
+//! let mut stream = link.connect("echo").await?;
+//! stream.write_all(b"hello").await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+use zs_wire::mux::{Mux, MuxEvent};
+pub use zs_wire::mux::{MuxConfig, MuxError, Role, StreamId};
+
+/// Output gathered per write to the transport.
+const TRANSMIT_BATCH: usize = 256 * 1024;
+
+#[derive(Default)]
+struct StreamState {
+    read_waker: Option<Waker>,
+    write_waker: Option<Waker>,
+    peer_finished: bool,
+    closed: bool,
+    reset: bool,
+}
+
+struct Inner {
+    mux: Mux,
+    streams: HashMap<StreamId, StreamState>,
+    listeners: HashMap<String, mpsc::UnboundedSender<VirtualStream>>,
+    opening: HashMap<StreamId, oneshot::Sender<io::Result<()>>>,
+    /// Streams whose handle was dropped after it shut down its writing side: they finish
+    /// gracefully (what still arrives is read and discarded) instead of being reset.
+    detached: std::collections::HashSet<StreamId>,
+    /// Why the link ended, once it has.
+    ended: Option<String>,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Wakes the driver: there is output to send.
+    wake_driver: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One physical connection carrying virtual streams. Cheap to clone; the link ends when the
+/// transport fails, the peer goes away, or [`MuxLink::close`] is called.
+#[derive(Clone)]
+pub struct MuxLink {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MuxLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MuxLink")
+            .field("streams", &self.stream_count())
+            .finish()
+    }
+}
+
+fn link_ended(why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionAborted,
+        format!("mux link ended: {why}"),
+    )
+}
+
+impl MuxLink {
+    /// Runs a mux over `transport` (a spawned task drives it). `role` must differ between the
+    /// two ends: by convention the side that connected is the [`Role::Initiator`].
+    pub fn new<IO>(transport: IO, role: Role, config: MuxConfig) -> Self
+    where
+        IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                mux: Mux::new(config, role, Instant::now().into_std()),
+                streams: HashMap::new(),
+                listeners: HashMap::new(),
+                opening: HashMap::new(),
+                detached: std::collections::HashSet::new(),
+                ended: None,
+            }),
+            wake_driver: Notify::new(),
+        });
+        tokio::spawn(drive(transport, shared.clone()));
+        Self { shared }
+    }
+
+    /// Accepts streams the peer opens to `service` (announced to the peer).
+    pub fn listen(&self, service: &str) -> io::Result<VirtualListener> {
+        let (sender, incoming) = mpsc::unbounded_channel();
+        let mut inner = self.shared.lock();
+        if let Some(why) = &inner.ended {
+            return Err(link_ended(why));
+        }
+        inner
+            .mux
+            .listen(service)
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
+        inner.listeners.insert(service.to_owned(), sender);
+        drop(inner);
+        self.shared.wake_driver.notify_one();
+        Ok(VirtualListener { incoming })
+    }
+
+    /// Opens a stream to the peer's `service` and waits until the peer accepts it.
+    pub async fn connect(&self, service: &str) -> io::Result<VirtualStream> {
+        let (accepted, answer) = oneshot::channel();
+        let id = {
+            let mut inner = self.shared.lock();
+            if let Some(why) = &inner.ended {
+                return Err(link_ended(why));
+            }
+            let id = inner
+                .mux
+                .open_stream(service)
+                .map_err(io::Error::other)?;
+            inner.streams.insert(id, StreamState::default());
+            inner.opening.insert(id, accepted);
+            id
+        };
+        self.shared.wake_driver.notify_one();
+        let stream = VirtualStream::new(id, self.shared.clone());
+        match answer.await {
+            Ok(Ok(())) => Ok(stream),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(link_ended("driver stopped")),
+        }
+    }
+
+    /// Virtual streams open now.
+    pub fn stream_count(&self) -> usize {
+        self.shared.lock().mux.stream_count()
+    }
+
+    /// Why the link ended, if it has.
+    pub fn ended(&self) -> Option<String> {
+        self.shared.lock().ended.clone()
+    }
+
+    /// Ends the link: no new streams; the peer is told with `GoAway`.
+    pub fn close(&self) {
+        self.shared.lock().mux.go_away();
+        self.shared.wake_driver.notify_one();
+    }
+}
+
+/// Streams the peer opens to one service.
+#[derive(Debug)]
+pub struct VirtualListener {
+    incoming: mpsc::UnboundedReceiver<VirtualStream>,
+}
+
+impl VirtualListener {
+    /// The next stream the peer opened; `None` once the link has ended.
+    pub async fn accept(&mut self) -> Option<VirtualStream> {
+        self.incoming.recv().await
+    }
+}
+
+/// One virtual connection: a byte stream like a TCP stream.
+pub struct VirtualStream {
+    id: StreamId,
+    shared: Arc<Shared>,
+    /// Received bytes taken from the mux but not yet read.
+    pending: BytesMut,
+    shut_down: bool,
+}
+
+impl std::fmt::Debug for VirtualStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VirtualStream")
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl VirtualStream {
+    fn new(id: StreamId, shared: Arc<Shared>) -> Self {
+        Self {
+            id,
+            shared,
+            pending: BytesMut::new(),
+            shut_down: false,
+        }
+    }
+
+    /// The stream's id on its link.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+}
+
+impl AsyncRead for VirtualStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pending.is_empty() {
+            let mut inner = this.shared.lock();
+            let taken = inner.mux.read(this.id, &mut this.pending);
+            if taken == 0 {
+                let ended = inner.ended.clone();
+                let state = inner.streams.entry(this.id).or_default();
+                if state.reset {
+                    return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+                }
+                if state.peer_finished || state.closed {
+                    return Poll::Ready(Ok(()));
+                }
+                if let Some(why) = ended {
+                    return Poll::Ready(Err(link_ended(&why)));
+                }
+                state.read_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            drop(inner);
+            // Reading may have queued a window update.
+            this.shared.wake_driver.notify_one();
+        }
+        let len = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending[..len]);
+        this.pending.advance(len);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for VirtualStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mut inner = this.shared.lock();
+        if let Some(why) = &inner.ended {
+            return Poll::Ready(Err(link_ended(why)));
+        }
+        let written = match inner.mux.write(this.id, buf) {
+            Ok(written) => written,
+            Err(error) => {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, error)));
+            }
+        };
+        if written == 0 && !buf.is_empty() {
+            inner.streams.entry(this.id).or_default().write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        drop(inner);
+        this.shared.wake_driver.notify_one();
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written bytes are queued in the mux; the driver sends them as soon as it can.
+        self.shared.wake_driver.notify_one();
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.shut_down {
+            this.shut_down = true;
+            let _ = this.shared.lock().mux.close(this.id);
+            this.shared.wake_driver.notify_one();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for VirtualStream {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        if inner.mux.contains_stream(self.id) {
+            if self.shut_down {
+                // Like a TCP socket closed after `shutdown`: finish gracefully, discarding
+                // whatever the peer still sends.
+                let mut scratch = BytesMut::new();
+                inner.mux.read(self.id, &mut scratch);
+                if inner.mux.contains_stream(self.id) {
+                    inner.detached.insert(self.id);
+                }
+            } else {
+                // Dropped while still writable: abort rather than leave the peer waiting.
+                let _ = inner.mux.reset(self.id);
+            }
+        }
+        inner.streams.remove(&self.id);
+        drop(inner);
+        self.shared.wake_driver.notify_one();
+    }
+}
+
+/// Acts on the mux's events; called with the lock held after every input. Returns streams
+/// nobody accepted: the caller drops them *after* releasing the lock (their `Drop` locks).
+#[must_use = "drop the orphaned streams after releasing the lock"]
+fn process_events(inner: &mut Inner, shared: &Arc<Shared>) -> Vec<VirtualStream> {
+    let mut orphans = Vec::new();
+    while let Some(event) = inner.mux.poll_event() {
+        match event {
+            MuxEvent::IncomingStream { id, service } => {
+                inner.streams.insert(id, StreamState::default());
+                let stream = VirtualStream::new(id, shared.clone());
+                match inner.listeners.get(&service) {
+                    Some(listener) => {
+                        if let Err(refused) = listener.send(stream) {
+                            // The listener was dropped: the stream is reset when dropped.
+                            orphans.push(refused.0);
+                        }
+                    }
+                    None => orphans.push(stream),
+                }
+            }
+            MuxEvent::Accepted { id } => {
+                if let Some(accepted) = inner.opening.remove(&id) {
+                    let _ = accepted.send(Ok(()));
+                }
+            }
+            MuxEvent::Readable { id } if inner.detached.contains(&id) => {
+                let mut scratch = BytesMut::new();
+                inner.mux.read(id, &mut scratch);
+                if !inner.mux.contains_stream(id) {
+                    inner.detached.remove(&id);
+                }
+            }
+            MuxEvent::Readable { id } => {
+                if let Some(waker) = inner.streams.get_mut(&id).and_then(|s| s.read_waker.take()) {
+                    waker.wake();
+                }
+            }
+            MuxEvent::Writable { id } => {
+                if let Some(waker) = inner
+                    .streams
+                    .get_mut(&id)
+                    .and_then(|s| s.write_waker.take())
+                {
+                    waker.wake();
+                }
+            }
+            MuxEvent::PeerFinished { id } => {
+                if let Some(state) = inner.streams.get_mut(&id) {
+                    state.peer_finished = true;
+                    if let Some(waker) = state.read_waker.take() {
+                        waker.wake();
+                    }
+                }
+            }
+            MuxEvent::StreamClosed { id, reset } => {
+                inner.detached.remove(&id);
+                if let Some(accepted) = inner.opening.remove(&id) {
+                    let _ = accepted.send(Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        "the peer refused the stream (no such service, or too many streams)",
+                    )));
+                }
+                if let Some(state) = inner.streams.get_mut(&id) {
+                    state.closed = true;
+                    state.reset = reset;
+                    for waker in [state.read_waker.take(), state.write_waker.take()]
+                        .into_iter()
+                        .flatten()
+                    {
+                        waker.wake();
+                    }
+                }
+            }
+            MuxEvent::Closed { reason } => end(inner, &reason.to_string()),
+            MuxEvent::ListenerAnnounced { .. }
+            | MuxEvent::ListenerRemoved { .. }
+            | MuxEvent::GoAway { .. } => {}
+        }
+    }
+    orphans
+}
+
+/// Marks the link ended and wakes everyone waiting on it.
+fn end(inner: &mut Inner, why: &str) {
+    if inner.ended.is_none() {
+        inner.ended = Some(why.to_owned());
+    }
+    for (_, accepted) in inner.opening.drain() {
+        let _ = accepted.send(Err(link_ended(why)));
+    }
+    inner.listeners.clear();
+    for state in inner.streams.values_mut() {
+        for waker in [state.read_waker.take(), state.write_waker.take()]
+            .into_iter()
+            .flatten()
+        {
+            waker.wake();
+        }
+    }
+}
+
+async fn drive<IO>(transport: IO, shared: Arc<Shared>)
+where
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut reader, mut writer) = tokio::io::split(transport);
+    let mut received = BytesMut::with_capacity(64 * 1024);
+    let mut output = BytesMut::with_capacity(TRANSMIT_BATCH);
+    loop {
+        let (deadline, wants_read, finished, orphans) = {
+            let mut inner = shared.lock();
+            if output.is_empty() {
+                inner.mux.poll_transmit(&mut output, TRANSMIT_BATCH);
+            }
+            let orphans = process_events(&mut inner, &shared);
+            let deadline = inner.mux.poll_timeout().map(Instant::from_std);
+            (
+                deadline,
+                inner.mux.wants_read(),
+                inner.mux.is_finished(),
+                orphans,
+            )
+        };
+        drop(orphans);
+        if finished && output.is_empty() {
+            break;
+        }
+        let sleep = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = writer.write(&output), if !output.is_empty() => match result {
+                Ok(written) => output.advance(written),
+                Err(error) => {
+                    end(&mut shared.lock(), &error.to_string());
+                    return;
+                }
+            },
+            result = reader.read_buf(&mut received), if wants_read => match result {
+                Ok(0) => {
+                    end(&mut shared.lock(), "the transport closed");
+                    return;
+                }
+                Ok(_) => {
+                    let mut inner = shared.lock();
+                    let _ = inner.mux.handle_received(&mut received, Instant::now().into_std());
+                    let orphans = process_events(&mut inner, &shared);
+                    drop(inner);
+                    drop(orphans);
+                    if received.capacity() - received.len() < 16 * 1024 {
+                        received.reserve(64 * 1024);
+                    }
+                }
+                Err(error) => {
+                    end(&mut shared.lock(), &error.to_string());
+                    return;
+                }
+            },
+            () = shared.wake_driver.notified() => {}
+            () = sleep => {
+                let mut inner = shared.lock();
+                inner.mux.handle_timeout(Instant::now().into_std());
+                let orphans = process_events(&mut inner, &shared);
+                drop(inner);
+                drop(orphans);
+            }
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+    end(&mut shared.lock(), "the link closed");
+}
