@@ -12,6 +12,11 @@
 //!   length-bounded decoder.
 //! - [`session`]: one connection's protocol state: preamble, request ids in flight in both
 //!   directions, keep-alive and idle timers, orderly close.
+//! - [`handshake`]: the Noise XX handshake: suite negotiation, server pinning, client token.
+//! - [`crypto`]: block ciphers, the AEAD record layer, SHA-3, Argon2id passwords.
+//! - [`mux`]: p2pVM's core: many virtual streams over one connection, per-stream windows.
+//! - [`stable`]: StableIO's core: sessions that survive dropped links (sequence offsets,
+//!   acknowledgements, resend window, authenticated resume).
 //! - [`codec`]: little-endian primitives shared by the decoders.
 //!
 //! All multi-byte integers on the wire are little-endian; `docs/PROTOCOL.md` documents every
@@ -24,5 +29,6 @@ pub mod frame;
 pub mod handshake;
 pub mod mux;
 pub mod session;
+pub mod stable;
 
 pub use dataframe::{DataFrame, Value, ValueKind};

@@ -142,10 +142,7 @@ impl MuxLink {
             if let Some(why) = &inner.ended {
                 return Err(link_ended(why));
             }
-            let id = inner
-                .mux
-                .open_stream(service)
-                .map_err(io::Error::other)?;
+            let id = inner.mux.open_stream(service).map_err(io::Error::other)?;
             inner.streams.insert(id, StreamState::default());
             inner.opening.insert(id, accepted);
             id
