@@ -30,6 +30,8 @@ pub enum BenchKind {
     Crypto(CryptoArgs),
     /// BigStream throughput and echo latency during it, with a raw TCP transfer baseline.
     Stream(super::bench_stream::StreamArgs),
+    /// p2pVM throughput with 1 and many virtual streams, and the cost of many open streams.
+    Mux(super::bench_mux::MuxArgs),
 }
 
 /// Arguments of `zs bench crypto`.
@@ -80,6 +82,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Rpc(args) => rpc(args).await,
         BenchKind::Crypto(args) => crypto(&args),
         BenchKind::Stream(args) => super::bench_stream::run(args).await,
+        BenchKind::Mux(args) => super::bench_mux::run(args).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_mux;
 pub mod bench_stream;
 pub mod call;
 pub mod crypto;
