@@ -1,11 +1,32 @@
 //! The `cipher` trait boilerplate shared by the block ciphers written here (MARS, Twofish).
 
 /// Defines a public block-cipher type around a key schedule `$keys` (which has
-/// `encrypt(&self, &[u8; 16]) -> [u8; 16]` and `decrypt`), with the RustCrypto `cipher` 0.5
-/// traits other than `KeyInit` (each cipher writes its own key setup). Paths in the expansion
-/// resolve at the call site, which imports the `cipher` items used here.
+/// `expand(&[u8]) -> Self`, `encrypt(&self, &[u8; 16]) -> [u8; 16]` and `decrypt`), with the
+/// RustCrypto `cipher` 0.5 traits. `accepts = f` makes `KeyInit::new_from_slice` take every key
+/// length `f(len)` allows (variable-key types); without it only the nominal size is taken.
+/// Paths in the expansion resolve at the call site, which imports the `cipher` items used here.
 macro_rules! block_cipher_type {
-    ($(#[$doc:meta])* $name:ident, $keys:ty, $key_size:ty, $alg:literal) => {
+    ($(#[$doc:meta])* $name:ident, $keys:ty, $key_size:ty, $alg:literal $(, accepts = $valid:path)?) => {
+        impl KeyInit for $name {
+            fn new(key: &Key<Self>) -> Self {
+                Self {
+                    keys: <$keys>::expand(key),
+                }
+            }
+
+            $(
+                fn new_from_slice(key: &[u8]) -> Result<Self, InvalidLength> {
+                    if $valid(key.len()) {
+                        Ok(Self {
+                            keys: <$keys>::expand(key),
+                        })
+                    } else {
+                        Err(InvalidLength)
+                    }
+                }
+            )?
+        }
+
         $(#[$doc])*
         #[derive(Clone)]
         pub struct $name {

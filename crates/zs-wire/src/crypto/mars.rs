@@ -383,50 +383,9 @@ block_cipher_type!(
     Mars,
     MarsKeys,
     U56,
-    "MARS"
+    "MARS",
+    accepts = is_valid_key_len
 );
-
-impl KeyInit for Mars128 {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: MarsKeys::expand(key),
-        }
-    }
-}
-
-impl KeyInit for Mars192 {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: MarsKeys::expand(key),
-        }
-    }
-}
-
-impl KeyInit for Mars256 {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: MarsKeys::expand(key),
-        }
-    }
-}
-
-impl KeyInit for Mars {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: MarsKeys::expand(key),
-        }
-    }
-
-    fn new_from_slice(key: &[u8]) -> Result<Self, InvalidLength> {
-        if is_valid_key_len(key.len()) {
-            Ok(Self {
-                keys: MarsKeys::expand(key),
-            })
-        } else {
-            Err(InvalidLength)
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

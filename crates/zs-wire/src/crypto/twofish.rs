@@ -412,50 +412,9 @@ block_cipher_type!(
     Twofish,
     TwofishKeys,
     U32,
-    "Twofish"
+    "Twofish",
+    accepts = is_valid_key_len
 );
-
-impl KeyInit for Twofish128 {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: TwofishKeys::expand(key),
-        }
-    }
-}
-
-impl KeyInit for Twofish192 {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: TwofishKeys::expand(key),
-        }
-    }
-}
-
-impl KeyInit for Twofish256 {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: TwofishKeys::expand(key),
-        }
-    }
-}
-
-impl KeyInit for Twofish {
-    fn new(key: &Key<Self>) -> Self {
-        Self {
-            keys: TwofishKeys::expand(key),
-        }
-    }
-
-    fn new_from_slice(key: &[u8]) -> Result<Self, InvalidLength> {
-        if is_valid_key_len(key.len()) {
-            Ok(Self {
-                keys: TwofishKeys::expand(key),
-            })
-        } else {
-            Err(InvalidLength)
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
