@@ -329,10 +329,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     }
                 }
                 Event::Reply { id, token, result } => {
-                    // An answered transfer stops sending: its sender sees the semaphore close.
-                    if let Some(window) = self.outbound.remove(&id.0) {
-                        window.close();
-                    }
+                    self.stop_transfer(id);
                     let result = result.map_err(|error| CallError::Remote {
                         code: error.code,
                         message: error.message,
@@ -398,9 +395,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
             }
             Command::Cancel(id) => {
                 self.session.cancel_request(id);
-                if let Some(window) = self.outbound.remove(&id.0) {
-                    window.close();
-                }
+                self.stop_transfer(id);
             }
             Command::StreamOpen {
                 id,
@@ -452,6 +447,16 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     self.session.close(code, &reason);
                 }
             }
+        }
+    }
+
+    /// An answered or cancelled transfer stops sending: its sender sees the semaphore close.
+    /// (Checked on every reply, so the common no-transfer case skips the hash lookup.)
+    fn stop_transfer(&mut self, id: RequestId) {
+        if !self.outbound.is_empty()
+            && let Some(window) = self.outbound.remove(&id.0)
+        {
+            window.close();
         }
     }
 

@@ -92,20 +92,30 @@ pub enum OffloadError {
     Closed,
 }
 
-type ConsoleFn<S> =
-    dyn Fn(Context<S>, String) -> BoxFuture<'static, Result<String, BoxError>> + Send + Sync;
-type StreamFn<S> =
-    dyn Fn(Context<S>, DataFrame) -> BoxFuture<'static, Result<DataFrame, BoxError>> + Send + Sync;
-type DirectConsoleFn<S> =
-    dyn Fn(Context<S>, String) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
-type BigStreamFn<S> = dyn Fn(Context<S>, crate::large::BigStream) -> BoxFuture<'static, Result<DataFrame, BoxError>>
-    + Send
-    + Sync;
-type CompleteBufferFn<S> = dyn Fn(Context<S>, bytes::Bytes) -> BoxFuture<'static, Result<DataFrame, BoxError>>
-    + Send
-    + Sync;
-type DirectStreamFn<S> =
-    dyn Fn(Context<S>, DataFrame) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
+/// A type-erased handler: input in, boxed future of its result out.
+type HandlerFn<S, I, O> =
+    dyn Fn(Context<S>, I) -> BoxFuture<'static, Result<O, BoxError>> + Send + Sync;
+type ConsoleFn<S> = HandlerFn<S, String, String>;
+type StreamFn<S> = HandlerFn<S, DataFrame, DataFrame>;
+type DirectConsoleFn<S> = HandlerFn<S, String, ()>;
+type BigStreamFn<S> = HandlerFn<S, crate::large::BigStream, DataFrame>;
+type CompleteBufferFn<S> = HandlerFn<S, bytes::Bytes, DataFrame>;
+type DirectStreamFn<S> = HandlerFn<S, DataFrame, ()>;
+
+/// Erases a handler's concrete future and error types.
+fn erase<S, I, O, F, Fut, E>(handler: F) -> Arc<HandlerFn<S, I, O>>
+where
+    F: Fn(Context<S>, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, E>> + Send + 'static,
+    E: Into<BoxError>,
+{
+    Arc::new(
+        move |context, input| -> BoxFuture<'static, Result<O, BoxError>> {
+            let future = handler(context, input);
+            Box::pin(async move { future.await.map_err(Into::into) })
+        },
+    )
+}
 
 pub(crate) enum Handler<S> {
     Console(Arc<ConsoleFn<S>>),
@@ -217,11 +227,7 @@ impl<S: Send + Sync + 'static> Commands<S> {
         Fut: Future<Output = Result<String, E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
-            let future = handler(context, input);
-            Box::pin(async move { future.await.map_err(Into::into) })
-        });
-        self.insert(name, Handler::Console(handler))
+        self.insert(name, Handler::Console(erase(handler)))
     }
 
     /// Registers a stream command: DataFrame in, DataFrame out (ZServer4D `RegisterStream`).
@@ -231,11 +237,7 @@ impl<S: Send + Sync + 'static> Commands<S> {
         Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
-            let future = handler(context, input);
-            Box::pin(async move { future.await.map_err(Into::into) })
-        });
-        self.insert(name, Handler::Stream(handler))
+        self.insert(name, Handler::Stream(erase(handler)))
     }
 
     /// Registers a one-way console message (ZServer4D `RegisterDirectConsole`). Errors are
@@ -246,11 +248,7 @@ impl<S: Send + Sync + 'static> Commands<S> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
-            let future = handler(context, input);
-            Box::pin(async move { future.await.map_err(Into::into) })
-        });
-        self.insert(name, Handler::DirectConsole(handler))
+        self.insert(name, Handler::DirectConsole(erase(handler)))
     }
 
     /// Registers a one-way stream message (ZServer4D `RegisterDirectStream`).
@@ -260,11 +258,7 @@ impl<S: Send + Sync + 'static> Commands<S> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
-            let future = handler(context, input);
-            Box::pin(async move { future.await.map_err(Into::into) })
-        });
-        self.insert(name, Handler::DirectStream(handler))
+        self.insert(name, Handler::DirectStream(erase(handler)))
     }
 
     /// Registers a BigStream handler (ZServer4D `RegisterBigStream`): it reads the transfer
@@ -275,11 +269,7 @@ impl<S: Send + Sync + 'static> Commands<S> {
         Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
-            let future = handler(context, input);
-            Box::pin(async move { future.await.map_err(Into::into) })
-        });
-        self.insert(name, Handler::BigStream(handler))
+        self.insert(name, Handler::BigStream(erase(handler)))
     }
 
     /// Registers a CompleteBuffer handler (ZServer4D `RegisterCompleteBuffer`): it receives
@@ -292,11 +282,7 @@ impl<S: Send + Sync + 'static> Commands<S> {
         Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let handler = Arc::new(move |context, input| -> BoxFuture<'static, _> {
-            let future = handler(context, input);
-            Box::pin(async move { future.await.map_err(Into::into) })
-        });
-        self.insert(name, Handler::CompleteBuffer(handler))
+        self.insert(name, Handler::CompleteBuffer(erase(handler)))
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry<S>>> {
