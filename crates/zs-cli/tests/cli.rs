@@ -429,3 +429,121 @@ fn marker_sent_through_zs_call_never_appears_on_the_wire() {
         "the marker crossed the wire in clear"
     );
 }
+
+/// A loopback proxy that cuts each connection (both ways, mid-stream) after `budget` bytes
+/// forwarded; returns its address and the number of cuts so far.
+fn cutting_proxy(
+    upstream: &str,
+    budget: u64,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let cuts = Arc::new(AtomicU64::new(0));
+    let counted = cuts.clone();
+    let upstream = upstream.to_owned();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                return;
+            };
+            let left = Arc::new(AtomicU64::new(budget));
+            let sockets = [client.try_clone().unwrap(), server.try_clone().unwrap()];
+            let sockets = Arc::new(sockets);
+            for (mut from, mut to) in [
+                (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                (server, client),
+            ] {
+                let (left, sockets, counted) = (left.clone(), sockets.clone(), counted.clone());
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16 * 1024];
+                    while let Ok(read) = from.read(&mut buffer) {
+                        if read == 0 {
+                            break;
+                        }
+                        let before = left
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                                Some(left.saturating_sub(read as u64))
+                            })
+                            .unwrap();
+                        let pass = (read as u64).min(before) as usize;
+                        if to.write_all(&buffer[..pass]).is_err() {
+                            break;
+                        }
+                        if pass < read || before == read as u64 {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            for socket in sockets.iter() {
+                                let _ = socket.shutdown(Shutdown::Both);
+                            }
+                            break;
+                        }
+                    }
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+            }
+        }
+    });
+    (addr, cuts)
+}
+
+#[test]
+fn stable_repeat_counts_every_call_once_across_cuts() {
+    let server = ServeProcess::start(&[]);
+    let (proxy, cuts) = cutting_proxy(&server.addr, 48 * 1024);
+    let output = Command::new(env!("CARGO_BIN_EXE_zs"))
+        .args([
+            "call",
+            "--connect",
+            &proxy,
+            "--timeout",
+            "20",
+            "--stable",
+            "--repeat",
+            "3000",
+            "console",
+            "echo",
+            "ping",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(stdout.trim_end(), "3000 ok, 0 lost, 0 duplicated");
+    let cuts = cuts.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(cuts >= 3, "the proxy cut only {cuts} times");
+}
+
+#[test]
+fn repeat_without_stable_reports_the_calls_lost_to_a_cut() {
+    let server = ServeProcess::start(&[]);
+    let (proxy, _) = cutting_proxy(&server.addr, 48 * 1024);
+    let output = Command::new(env!("CARGO_BIN_EXE_zs"))
+        .args([
+            "call",
+            "--connect",
+            &proxy,
+            "--timeout",
+            "5",
+            "--repeat",
+            "3000",
+            "console",
+            "echo",
+            "ping",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "a cut connection must lose calls");
+    let (ok, rest) = stdout.trim_end().split_once(" ok, ").unwrap();
+    let ok: u64 = ok.parse().unwrap();
+    assert!(ok > 0 && ok < 3000, "{stdout}");
+    assert!(rest.ends_with("0 duplicated"), "{stdout}");
+}

@@ -117,6 +117,8 @@ const MSG3_MAX: usize = KEY_LEN + TAG_LEN + 1 + MAX_TOKEN_LEN + TAG_LEN;
 const STATUS_OK: u8 = 0;
 const STATUS_REFUSED: u8 = 1;
 const FLAG_ALLOW_PLAIN: u8 = 0x01;
+/// msg1 flag: the link will carry StableIO frames (`zs_wire::stable`) instead of a session.
+const FLAG_STABLE_LINK: u8 = 0x02;
 
 /// The hello, also used as the Noise prologue.
 fn hello() -> [u8; HELLO_SIZE] {
@@ -495,6 +497,9 @@ pub struct ClientConfig {
     pub token: Option<Vec<u8>>,
     /// This client's static key; `None` makes a random one for the connection.
     pub static_key: Option<StaticKeypair>,
+    /// The link will carry StableIO frames ([`crate::stable`]) rather than a session; the
+    /// server learns it from msg1 ([`HandshakeOutcome::stable_link`]).
+    pub stable_link: bool,
 }
 
 impl ClientConfig {
@@ -506,6 +511,7 @@ impl ClientConfig {
             pinned: None,
             token: None,
             static_key: None,
+            stable_link: false,
         }
     }
 }
@@ -584,6 +590,8 @@ pub struct HandshakeOutcome {
     /// On the server: the client presented the configured token, or none is configured.
     /// Always true on the client.
     pub client_token_ok: bool,
+    /// The client asked for a StableIO link (see [`ClientConfig::stable_link`]).
+    pub stable_link: bool,
 }
 
 impl HandshakeOutcome {
@@ -597,6 +605,7 @@ impl HandshakeOutcome {
         noise: &mut HandshakeState,
         suite: Suite,
         client_token_ok: bool,
+        stable_link: bool,
     ) -> Result<Self, HandshakeError> {
         let peer_static = remote_static(noise)?;
         let (mut initiator_to_responder, mut responder_to_initiator) =
@@ -615,6 +624,7 @@ impl HandshakeOutcome {
             handshake_hash: noise.get_handshake_hash().to_vec(),
             peer_static,
             client_token_ok,
+            stable_link,
         })
     }
 }
@@ -770,6 +780,7 @@ pub struct ClientHandshake {
     token: SecretBytes,
     transmit: BytesMut,
     state: ClientState,
+    stable_link: bool,
 }
 
 impl ClientHandshake {
@@ -797,11 +808,14 @@ impl ClientHandshake {
         let mut payload = Vec::with_capacity(offered.len() + 2);
         payload.push(count);
         payload.extend(offered.iter().map(|suite| suite.id()));
-        payload.push(if config.allow_plain {
-            FLAG_ALLOW_PLAIN
-        } else {
-            0
-        });
+        let mut flags = 0;
+        if config.allow_plain {
+            flags |= FLAG_ALLOW_PLAIN;
+        }
+        if config.stable_link {
+            flags |= FLAG_STABLE_LINK;
+        }
+        payload.push(flags);
         let mut transmit = BytesMut::with_capacity(512);
         transmit.put_slice(&hello());
         write_message(&mut noise, 1, &payload, &mut transmit)?;
@@ -813,6 +827,7 @@ impl ClientHandshake {
             token,
             transmit,
             state: ClientState::AwaitMsg2,
+            stable_link: config.stable_link,
         })
     }
 
@@ -881,7 +896,7 @@ impl ClientHandshake {
             .push(u8::try_from(self.token.0.len()).unwrap_or(u8::MAX));
         payload3.0.extend_from_slice(&self.token.0);
         write_message(noise, 3, &payload3.0, &mut self.transmit)?;
-        let outcome = HandshakeOutcome::from_noise(noise, suite, true)?;
+        let outcome = HandshakeOutcome::from_noise(noise, suite, true, self.stable_link)?;
         self.noise = None;
         self.token = SecretBytes::default();
         self.state = ClientState::Done(Box::new(outcome));
@@ -952,6 +967,7 @@ struct Offer {
     /// Known suites, in the client's order (unknown ids are skipped).
     suites: Vec<Suite>,
     allow_plain: bool,
+    stable_link: bool,
 }
 
 impl Offer {
@@ -973,6 +989,9 @@ impl Offer {
             allow_plain: flags
                 .first()
                 .is_some_and(|flags| flags & FLAG_ALLOW_PLAIN != 0),
+            stable_link: flags
+                .first()
+                .is_some_and(|flags| flags & FLAG_STABLE_LINK != 0),
         })
     }
 }
@@ -1027,6 +1046,8 @@ pub struct ServerHandshake {
     noise: Option<HandshakeState>,
     transmit: BytesMut,
     state: ServerState,
+    /// msg1 asked for a StableIO link.
+    stable_link: bool,
 }
 
 impl ServerHandshake {
@@ -1043,6 +1064,7 @@ impl ServerHandshake {
             noise: Some(noise),
             transmit: BytesMut::with_capacity(256),
             state: ServerState::AwaitHello,
+            stable_link: false,
         })
     }
 
@@ -1128,6 +1150,7 @@ impl ServerHandshake {
         };
         let payload = read_message(noise, 1, message)?;
         let offer = Offer::parse(&payload.0)?;
+        self.stable_link = offer.stable_link;
         match choose_suite(&self.config, &offer)? {
             Ok(suite) => {
                 write_message(noise, 2, &[STATUS_OK, suite.id()], &mut self.transmit)?;
@@ -1165,7 +1188,7 @@ impl ServerHandshake {
             // Constant time in the token's contents (`subtle`); only the length may show.
             Some(expected) => bool::from(expected.as_slice().ct_eq(token)),
         };
-        HandshakeOutcome::from_noise(noise, suite, client_token_ok)
+        HandshakeOutcome::from_noise(noise, suite, client_token_ok, self.stable_link)
     }
 
     /// Bytes waiting to be written to the socket.

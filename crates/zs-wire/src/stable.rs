@@ -70,7 +70,7 @@
 //! | 3 | `Challenge` | `[u8;32]` nonce | server → client |
 //! | 4 | `Resume` | `[u8;16]` session id, `[u8;32]` proof, `u64` next expected | client → server |
 //! | 5 | `Resumed` | `u64` next expected | server → client |
-//! | 6 | `Refused` | `u8` reason: 1 unknown session, 2 bad proof, 3 expired, 4 too many sessions | server → client |
+//! | 6 | `Refused` | `u8` reason: 1 unknown session, 2 bad proof, 3 expired, 4 too many sessions, 5 unauthorized | server → client |
 //! | 7 | `Data` | `u64` stream offset of the first byte, then 1..=[`MAX_SEGMENT`] bytes | both |
 //! | 8 | `Ack` | `u64` offset up to which the application has read | both |
 //! | 9 | `Close` | `u64` the sender's stream length (it writes no more) | both |
@@ -150,6 +150,8 @@ pub enum RefuseReason {
     Expired,
     /// The server holds its maximum number of sessions.
     TooManySessions,
+    /// The link's client did not authenticate (e.g. the server's token was not presented).
+    Unauthorized,
     /// A reason this version does not know.
     Other(u8),
 }
@@ -162,6 +164,7 @@ impl RefuseReason {
             2 => Self::BadProof,
             3 => Self::Expired,
             4 => Self::TooManySessions,
+            5 => Self::Unauthorized,
             other => Self::Other(other),
         }
     }
@@ -173,6 +176,7 @@ impl RefuseReason {
             Self::BadProof => 2,
             Self::Expired => 3,
             Self::TooManySessions => 4,
+            Self::Unauthorized => 5,
             Self::Other(byte) => byte,
         }
     }
@@ -185,6 +189,7 @@ impl std::fmt::Display for RefuseReason {
             Self::BadProof => write!(f, "bad session proof"),
             Self::Expired => write!(f, "session expired"),
             Self::TooManySessions => write!(f, "too many sessions"),
+            Self::Unauthorized => write!(f, "unauthorized"),
             Self::Other(byte) => write!(f, "reason {byte}"),
         }
     }
@@ -997,6 +1002,11 @@ impl StableEndpoint {
 }
 
 /// Server: a link that has not yet said which session it carries.
+///
+/// A runtime that keeps each session in its own task (rather than in a [`StableRegistry`])
+/// uses it directly: [`PendingLink::new`], feed input to [`PendingLink::handle_input`]
+/// until it yields a [`LinkRequest`], then [`StableEndpoint::open_server`] or
+/// [`StableEndpoint::resume_server`] on the session the request names.
 #[derive(Debug)]
 pub struct PendingLink {
     nonce: [u8; 32],
@@ -1005,7 +1015,96 @@ pub struct PendingLink {
     done: bool,
 }
 
+/// What a new link asks for: its first frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkRequest {
+    /// Open a new session.
+    Open,
+    /// Resume a session.
+    Resume {
+        /// The session named.
+        session_id: SessionId,
+        /// Proof of owning it (see the module docs).
+        proof: [u8; 32],
+        /// The offset the client received up to.
+        next_expected: u64,
+    },
+}
+
 impl PendingLink {
+    /// A newly accepted link; its transmit holds the challenge. `link_secret` as in
+    /// [`StableEndpoint::link_established`].
+    pub fn new(link_secret: &[u8]) -> Result<Self, StableError> {
+        let nonce = random::<32>()?;
+        let mut transmit = BytesMut::new();
+        Frame::Challenge { nonce }.encode(&mut transmit);
+        Ok(Self {
+            nonce,
+            link_key: link_key(link_secret),
+            transmit,
+            done: false,
+        })
+    }
+
+    /// Decodes the link's first frame from the front of `input`: `Ok(None)` until it is
+    /// complete. Anything but `Open` or `Resume` is an error (close the link).
+    pub fn handle_input(
+        &mut self,
+        input: &mut BytesMut,
+    ) -> Result<Option<LinkRequest>, StableError> {
+        if self.done {
+            input.clear();
+            return Err(StableError::Malformed {
+                what: "input on a finished pending link",
+            });
+        }
+        let frame = match Frame::decode(input) {
+            Ok(None) => return Ok(None),
+            Ok(Some(frame)) => frame,
+            Err(error) => {
+                self.done = true;
+                input.clear();
+                return Err(error);
+            }
+        };
+        self.done = true;
+        match frame {
+            Frame::Open => Ok(Some(LinkRequest::Open)),
+            Frame::Resume {
+                session_id,
+                proof,
+                next_expected,
+            } => Ok(Some(LinkRequest::Resume {
+                session_id,
+                proof,
+                next_expected,
+            })),
+            _ => {
+                input.clear();
+                Err(StableError::Malformed {
+                    what: "first frame on a link is neither Open nor Resume",
+                })
+            }
+        }
+    }
+
+    /// Queues a `Refused` frame telling the client why; write the transmit, then close.
+    pub fn refuse(&mut self, reason: RefuseReason) {
+        Frame::Refused { reason }.encode(&mut self.transmit);
+    }
+
+    /// Queues the refusal matching `error`, if the client should learn it.
+    fn refuse_for(&mut self, error: &StableError) {
+        let reason = match error {
+            StableError::UnknownSession => RefuseReason::UnknownSession,
+            StableError::BadProof => RefuseReason::BadProof,
+            StableError::Expired => RefuseReason::Expired,
+            StableError::TooManySessions { .. } => RefuseReason::TooManySessions,
+            _ => return,
+        };
+        self.refuse(reason);
+    }
+
     /// Appends up to `max` bytes of the link's pending output (the challenge, or a refusal)
     /// to `out`.
     pub fn poll_transmit(&mut self, out: &mut BytesMut, max: usize) -> usize {
@@ -1017,6 +1116,78 @@ impl PendingLink {
     /// Bytes still to send.
     pub fn transmit_len(&self) -> usize {
         self.transmit.len()
+    }
+}
+
+impl StableEndpoint {
+    /// Server: a new session opened by `link` (whose request was [`LinkRequest::Open`]),
+    /// with a fresh random id. The caller enforces its own session limit and checks the id
+    /// is not in use (a collision of 128 random bits).
+    pub fn open_server(
+        config: StableConfig,
+        link: &PendingLink,
+        now: Instant,
+    ) -> Result<Self, StableError> {
+        let id = SessionId(random()?);
+        let share = random::<32>()?;
+        let mut endpoint = StableEndpoint::new(Role::Server, config, now);
+        endpoint.session_id = Some(id);
+        endpoint.secret = Some(session_secret(id, &link.link_key, &share));
+        endpoint.link_generation = 1;
+        endpoint.link_key = link.link_key.clone();
+        endpoint.control.push_back(Frame::Opened {
+            session_id: id,
+            share,
+        });
+        endpoint.bind(0);
+        Ok(endpoint)
+    }
+
+    /// Server: moves this session onto `link` if the resume `proof` checks out (see the
+    /// module docs); its old link is forgotten. On an error the session is untouched and a
+    /// refusal is queued on `link` when the client should learn why; [`StableError::Expired`]
+    /// means the session is over (forget it).
+    pub fn resume_server(
+        &mut self,
+        link: &mut PendingLink,
+        proof: &[u8; 32],
+        next_expected: u64,
+        now: Instant,
+    ) -> Result<(), StableError> {
+        let result = self.check_and_attach(link, proof, next_expected, now);
+        if let Err(error) = &result {
+            link.refuse_for(error);
+        }
+        result
+    }
+
+    fn check_and_attach(
+        &mut self,
+        link: &PendingLink,
+        proof: &[u8; 32],
+        next_expected: u64,
+        now: Instant,
+    ) -> Result<(), StableError> {
+        self.handle_timeout(now);
+        if self.is_over() {
+            return Err(StableError::Expired);
+        }
+        let (Some(id), Some(secret)) = (self.session_id, &self.secret) else {
+            return Err(StableError::UnknownSession);
+        };
+        if self.role != Role::Server
+            || !verify_proof(
+                secret,
+                id,
+                &link.nonce,
+                next_expected,
+                &link.link_key,
+                proof,
+            )
+        {
+            return Err(StableError::BadProof);
+        }
+        self.attach(now, next_expected, &link.link_key)
     }
 }
 
@@ -1059,15 +1230,7 @@ impl StableRegistry {
     /// A newly accepted link; its transmit holds the challenge. `link_secret` as in
     /// [`StableEndpoint::link_established`].
     pub fn new_link(&mut self, link_secret: &[u8]) -> Result<PendingLink, StableError> {
-        let nonce = random::<32>()?;
-        let mut transmit = BytesMut::new();
-        Frame::Challenge { nonce }.encode(&mut transmit);
-        Ok(PendingLink {
-            nonce,
-            link_key: link_key(link_secret),
-            transmit,
-            done: false,
-        })
+        PendingLink::new(link_secret)
     }
 
     /// Feeds a pending link's bytes. `Ok(Some(id))`: the link now carries session `id`
@@ -1081,44 +1244,24 @@ impl StableRegistry {
         input: &mut BytesMut,
         now: Instant,
     ) -> Result<Option<SessionId>, StableError> {
-        if link.done {
-            input.clear();
-            return Err(StableError::Malformed {
-                what: "input on a finished pending link",
-            });
-        }
-        let frame = match Frame::decode(input) {
-            Ok(None) => return Ok(None),
-            Ok(Some(frame)) => frame,
-            Err(error) => {
-                link.done = true;
-                input.clear();
-                return Err(error);
-            }
+        let Some(request) = link.handle_input(input)? else {
+            return Ok(None);
         };
-        link.done = true;
-        let result = match frame {
-            Frame::Open => self.open(link, now),
-            Frame::Resume {
+        let result = match request {
+            LinkRequest::Open => self.open(link, now),
+            LinkRequest::Resume {
                 session_id,
                 proof,
                 next_expected,
             } => self.resume(link, session_id, &proof, next_expected, now),
-            _ => Err(StableError::Malformed {
-                what: "first frame on a link is neither Open nor Resume",
-            }),
         };
-        let refusal = match &result {
-            Err(StableError::UnknownSession) => Some(RefuseReason::UnknownSession),
-            Err(StableError::BadProof) => Some(RefuseReason::BadProof),
-            Err(StableError::Expired) => Some(RefuseReason::Expired),
-            Err(StableError::TooManySessions { .. }) => Some(RefuseReason::TooManySessions),
-            _ => None,
-        };
-        if let Some(reason) = refusal {
-            Frame::Refused { reason }.encode(&mut link.transmit);
-        }
-        if result.is_err() {
+        if let Err(error) = &result {
+            if matches!(
+                error,
+                StableError::TooManySessions { .. } | StableError::UnknownSession
+            ) {
+                link.refuse_for(error);
+            }
             input.clear();
         }
         result.map(Some)
@@ -1133,28 +1276,24 @@ impl StableRegistry {
                 });
             }
         }
-        let mut id = SessionId(random()?);
-        while self.sessions.contains_key(&id) {
-            id = SessionId(random()?);
+        let mut endpoint = StableEndpoint::open_server(self.config.clone(), link, now)?;
+        while let Some(id) = endpoint.session_id
+            && self.sessions.contains_key(&id)
+        {
+            endpoint = StableEndpoint::open_server(self.config.clone(), link, now)?;
         }
-        let share = random::<32>()?;
-        let mut endpoint = StableEndpoint::new(Role::Server, self.config.clone(), now);
-        endpoint.session_id = Some(id);
-        endpoint.secret = Some(session_secret(id, &link.link_key, &share));
-        endpoint.link_generation = 1;
-        endpoint.link_key = link.link_key.clone();
-        endpoint.control.push_back(Frame::Opened {
-            session_id: id,
-            share,
-        });
-        endpoint.bind(0);
+        let Some(id) = endpoint.session_id else {
+            return Err(StableError::Malformed {
+                what: "opened session without an id",
+            });
+        };
         self.sessions.insert(id, endpoint);
         Ok(id)
     }
 
     fn resume(
         &mut self,
-        link: &PendingLink,
+        link: &mut PendingLink,
         id: SessionId,
         proof: &[u8; 32],
         next_expected: u64,
@@ -1163,26 +1302,11 @@ impl StableRegistry {
         let Some(endpoint) = self.sessions.get_mut(&id) else {
             return Err(StableError::UnknownSession);
         };
-        endpoint.handle_timeout(now);
-        if endpoint.is_over() {
+        let result = endpoint.resume_server(link, proof, next_expected, now);
+        if matches!(result, Err(StableError::Expired)) {
             self.sessions.remove(&id);
-            return Err(StableError::Expired);
         }
-        let Some(secret) = &endpoint.secret else {
-            return Err(StableError::UnknownSession);
-        };
-        if !verify_proof(
-            secret,
-            id,
-            &link.nonce,
-            next_expected,
-            &link.link_key,
-            proof,
-        ) {
-            return Err(StableError::BadProof);
-        }
-        endpoint.attach(now, next_expected, &link.link_key)?;
-        Ok(id)
+        result.map(|()| id)
     }
 
     fn reap(&mut self, now: Instant) -> Vec<SessionId> {

@@ -10,15 +10,13 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
-use zs_wire::handshake::ClientHandshake;
 
 use crate::Config;
 use crate::connection::{DriverParts, drive};
+use crate::encrypted::EncryptedStream;
 use crate::error::{BoxError, ConnectError, DisconnectReason, SendError};
 use crate::peer::{Call, Peer, SecurityInfo};
 use crate::registry::{Commands, Context};
-use crate::secure::SecureStream;
-use crate::security::{SecurityError, run_handshake};
 use crate::stats::CommandStats;
 
 /// A connection to a zserver server (ZServer4D `TPhysicsClient`).
@@ -223,6 +221,44 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         self.connect_stream(stream, remote_addr, local_addr).await
     }
 
+    /// Connects with StableIO: the connection survives dropped TCP connections. When one
+    /// drops, the client reconnects (with backoff), proves it owns the session with a secret
+    /// from the handshake, and both sides resend whatever the other missed: calls in flight,
+    /// pushes and transfers carry on without an error, a loss or a duplicate. Only when no
+    /// link can be made within the give-up time (`Config::stable_config`, default 5 minutes)
+    /// does the connection end, with a "StableIO session expired" reason.
+    ///
+    /// Every link runs its own handshake (pin, token and suites as for [`Self::connect`]);
+    /// the server accepts StableIO and plain clients on one port.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = zs::Client::builder().connect_stable("127.0.0.1:4920").await?;
+    /// let answer = client.call_console("echo", "still here").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_stable(
+        mut self,
+        addr: impl ToSocketAddrs,
+    ) -> Result<Client<S>, ConnectError> {
+        let addrs: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
+        let (stream, first) = crate::stable::connect(
+            addrs,
+            self.config.security.clone(),
+            self.config.connect_timeout,
+            self.config.stable.clone(),
+            self.config.stable_link_timeout,
+        )
+        .await?;
+        // The session outlives links: StableIO's give-up time, not the idle timer, ends it.
+        self.config.session.idle_timeout = None;
+        let info = SecurityInfo {
+            suite: first.suite,
+            peer_fingerprint: first.peer_fingerprint,
+        };
+        self.start(stream, info, first.remote, first.local).await
+    }
+
     /// Runs the client over an already connected byte stream — any `AsyncRead +
     /// AsyncWrite`: a TCP stream, an in-memory pipe, a virtual stream. `remote_addr` and
     /// `local_addr` are what [`Peer::remote_addr`] and [`Peer::local_addr`] report.
@@ -238,7 +274,28 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
     /// ```
     pub async fn connect_stream<IO>(
         self,
-        mut stream: IO,
+        stream: IO,
+        remote_addr: std::net::SocketAddr,
+        local_addr: std::net::SocketAddr,
+    ) -> Result<Client<S>, ConnectError>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let stream = EncryptedStream::connect(stream, &self.config.security).await?;
+        let info = SecurityInfo {
+            suite: stream.suite(),
+            peer_fingerprint: stream.peer_fingerprint(),
+        };
+        tracing::debug!(suite = %info.suite, server = %info.peer_fingerprint, "handshake done");
+        self.start(stream, info, remote_addr, local_addr).await
+    }
+
+    /// Runs the driver over a stream whose security is settled and waits for the server's
+    /// preamble.
+    async fn start<IO>(
+        self,
+        stream: IO,
+        info: SecurityInfo,
         remote_addr: std::net::SocketAddr,
         local_addr: std::net::SocketAddr,
     ) -> Result<Client<S>, ConnectError>
@@ -246,22 +303,6 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let timeout = self.config.connect_timeout;
-        let security = &self.config.security;
-        let handshake =
-            ClientHandshake::new(security.client_config()).map_err(SecurityError::from)?;
-        let handshake_timeout = security.handshake_timeout;
-        let (outcome, leftover) =
-            tokio::time::timeout(handshake_timeout, run_handshake(&mut stream, handshake))
-                .await
-                .map_err(|_| SecurityError::Timeout(handshake_timeout))??;
-        let info = SecurityInfo {
-            suite: outcome.suite,
-            peer_fingerprint: outcome.peer_fingerprint(),
-        };
-        tracing::debug!(suite = %info.suite, server = %info.peer_fingerprint, "handshake done");
-        let stream = SecureStream::new(stream, &outcome, leftover, security.rekey_policy())
-            .map_err(SecurityError::from)?;
-        drop(outcome);
         let (commands_sender, commands) = mpsc::unbounded_channel();
         let peer = Peer::new(
             remote_addr,

@@ -29,6 +29,9 @@ pub struct Config {
     pub(crate) max_offload: usize,
     pub(crate) max_complete_buffer: u64,
     pub(crate) complete_buffer_compression: zs_wire::frame::Compression,
+    pub(crate) stable: zs_wire::stable::StableConfig,
+    pub(crate) stable_link_timeout: Duration,
+    pub(crate) accept_stable: bool,
 }
 
 /// Default for [`Config::call_timeout`].
@@ -39,6 +42,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default for [`Config::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default for [`Config::stable_link_timeout`].
+pub const DEFAULT_STABLE_LINK_TIMEOUT: Duration = Duration::from_secs(40);
 
 impl Default for Config {
     fn default() -> Self {
@@ -53,6 +59,9 @@ impl Default for Config {
             max_offload: std::thread::available_parallelism().map_or(2, usize::from),
             max_complete_buffer: crate::large::DEFAULT_MAX_COMPLETE_BUFFER,
             complete_buffer_compression: zs_wire::frame::Compression::None,
+            stable: zs_wire::stable::StableConfig::default(),
+            stable_link_timeout: DEFAULT_STABLE_LINK_TIMEOUT,
+            accept_stable: true,
         }
     }
 }
@@ -150,6 +159,31 @@ impl Config {
     /// Security settings: suites, key rotation, token, pinning, server key.
     pub fn security(&mut self) -> &mut Security {
         &mut self.security
+    }
+
+    /// StableIO settings ([`ClientBuilder::connect_stable`](crate::ClientBuilder::connect_stable)
+    /// and the server side of such sessions): resend window (the per-session memory cap is
+    /// about twice it), give-up time (default 5 minutes), reconnect backoff, most sessions a
+    /// server holds. Both ends must use the same window.
+    pub fn stable_config(&mut self, config: zs_wire::stable::StableConfig) -> &mut Self {
+        self.stable = config;
+        self
+    }
+
+    /// StableIO: a link on which nothing arrives for this long is taken for dead and
+    /// replaced (default 40 s). The session's keep-alive pings (see
+    /// [`Self::keepalive_interval`]) keep a healthy link busy, so keep this above the
+    /// keep-alive interval.
+    pub fn stable_link_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.stable_link_timeout = timeout;
+        self
+    }
+
+    /// Server: whether StableIO clients are served on the same port as plain ones
+    /// (default true).
+    pub fn accept_stable(&mut self, accept: bool) -> &mut Self {
+        self.accept_stable = accept;
+        self
     }
 
     /// The largest frame body accepted.

@@ -47,6 +47,7 @@ mod blocking;
 mod client;
 mod config;
 mod connection;
+mod encrypted;
 mod error;
 mod files;
 mod large;
@@ -57,6 +58,7 @@ mod responder;
 mod secure;
 mod security;
 mod server;
+mod stable;
 mod stats;
 
 pub use batch::{
@@ -69,8 +71,9 @@ pub use blocking::BlockingClient;
 pub use client::{Client, ClientBuilder};
 pub use config::{
     Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STABLE_LINK_TIMEOUT,
 };
+pub use encrypted::EncryptedStream;
 pub use error::{BoxError, CallError, ConnectError, DisconnectReason, SendError};
 pub use files::{
     FileError, FileService, TransferOptions, TransferReport, get_file, put_file, register_sink,
@@ -91,6 +94,7 @@ pub use zs_wire::DataFrame;
 pub use zs_wire::crypto::record::Suite;
 pub use zs_wire::frame::{CloseCode, Compression, ErrorCode};
 pub use zs_wire::handshake::{Fingerprint, StaticKeypair};
+pub use zs_wire::stable::StableConfig;
 
 /// The README's library example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

@@ -188,6 +188,9 @@ pub enum SecurityError {
     /// The record layer refused the negotiated keys.
     #[error(transparent)]
     Record(#[from] zs_wire::crypto::record::RecordError),
+    /// Server side: the client did not present the configured token.
+    #[error("client token rejected")]
+    TokenRejected,
 }
 
 /// One side of a handshake, driven by [`run_handshake`].

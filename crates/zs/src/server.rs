@@ -15,15 +15,16 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
 use zs_wire::frame::CloseCode;
-use zs_wire::handshake::{Fingerprint, ServerHandshake, StaticKeypair};
+use zs_wire::handshake::{Fingerprint, StaticKeypair};
 use zs_wire::session::Session;
+use zs_wire::stable::{LinkRequest, PendingLink, RefuseReason, StableEndpoint};
 
 use crate::connection::{DriverParts, drive};
+use crate::encrypted::EncryptedStream;
 use crate::error::{BoxError, DisconnectReason};
 use crate::peer::{Peer, SecurityInfo};
 use crate::registry::{Commands, Context};
-use crate::secure::SecureStream;
-use crate::security::run_handshake;
+use crate::stable;
 use crate::stats::CommandStats;
 use crate::{Config, SendError};
 
@@ -219,6 +220,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             stop_accepting: CancellationToken::new(),
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),
+            stable_sessions: stable::Sessions::default(),
         });
         let accept = tokio::spawn(accept_loop(self.listener, shared.clone()));
         ServerHandle {
@@ -252,6 +254,8 @@ struct Shared<S> {
     stop_accepting: CancellationToken,
     drain: CancellationToken,
     abort: CancellationToken,
+    /// StableIO sessions, so a resuming link finds its session.
+    stable_sessions: stable::Sessions,
 }
 
 async fn accept_loop<S: Send + Sync + 'static>(listener: TcpListener, shared: Arc<Shared<S>>) {
@@ -318,7 +322,7 @@ async fn serve_connection<S: Send + Sync + 'static>(
 
 /// Serves one connection over any byte stream: handshake, then the driver.
 async fn serve_stream<S, IO>(
-    mut stream: IO,
+    stream: IO,
     remote_addr: SocketAddr,
     local_addr: SocketAddr,
     shared: Arc<Shared<S>>,
@@ -328,40 +332,22 @@ async fn serve_stream<S, IO>(
     IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let security = &shared.config.security;
-    let handshake = match ServerHandshake::new(security.server_config(shared.keypair.clone())) {
-        Ok(handshake) => handshake,
-        Err(error) => {
-            tracing::error!(%error, "cannot start a handshake");
-            return;
-        }
-    };
-    let timeout = security.handshake_timeout;
-    let (outcome, leftover) =
-        match tokio::time::timeout(timeout, run_handshake(&mut stream, handshake)).await {
-            Ok(Ok(done)) => done,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "handshake failed; connection dropped");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(?timeout, "handshake timed out; connection dropped");
-                return;
-            }
-        };
-    let info = SecurityInfo {
-        suite: outcome.suite,
-        peer_fingerprint: outcome.peer_fingerprint(),
-    };
-    let token_ok = outcome.client_token_ok;
-    let stream = match SecureStream::new(stream, &outcome, leftover, security.rekey_policy()) {
+    let stream = match EncryptedStream::accept_any_token(stream, security, &shared.keypair).await {
         Ok(stream) => stream,
         Err(error) => {
-            tracing::error!(%error, "record layer refused the negotiated keys");
+            tracing::warn!(%error, "handshake failed; connection dropped");
             return;
         }
     };
-    drop(outcome);
-    if !token_ok {
+    if stream.stable_link() {
+        if shared.config.accept_stable {
+            serve_stable_link(stream, remote_addr, local_addr, shared, permit).await;
+        } else {
+            tracing::warn!("StableIO link refused: this server does not accept StableIO");
+        }
+        return;
+    }
+    if !stream.client_token_ok() {
         tracing::warn!("client token rejected");
         refuse(
             stream,
@@ -380,6 +366,142 @@ async fn serve_stream<S, IO>(
         refuse(stream, &shared.config, CloseCode::ServerFull, &reason).await;
         return;
     };
+    let info = SecurityInfo {
+        suite: stream.suite(),
+        peer_fingerprint: stream.peer_fingerprint(),
+    };
+    serve_secured(stream, info, remote_addr, local_addr, shared, permit, None).await;
+}
+
+/// Serves a link whose client spoke StableIO: opens a session (and serves a zs connection
+/// over it) or hands the link to the session it resumes.
+async fn serve_stable_link<S, IO>(
+    stream: EncryptedStream<IO>,
+    remote_addr: SocketAddr,
+    local_addr: SocketAddr,
+    shared: Arc<Shared<S>>,
+    permit: Option<OwnedSemaphorePermit>,
+) where
+    S: Send + Sync + 'static,
+    IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let info = SecurityInfo {
+        suite: stream.suite(),
+        peer_fingerprint: stream.peer_fingerprint(),
+    };
+    let token_ok = stream.client_token_ok();
+    let mut pending = match PendingLink::new(stream.link_secret()) {
+        Ok(pending) => pending,
+        Err(error) => {
+            tracing::error!(%error, "cannot start a StableIO link");
+            return;
+        }
+    };
+    let mut io: stable::BoxedLink = Box::new(stream);
+    if !token_ok {
+        tracing::warn!("client token rejected (StableIO link)");
+        stable::refuse_link(io, &mut pending, RefuseReason::Unauthorized).await;
+        return;
+    }
+    let timeout = shared.config.security.handshake_timeout;
+    let (request, leftover) = match stable::read_link_request(&mut io, &mut pending, timeout).await
+    {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!(%error, "bad StableIO link; dropped");
+            return;
+        }
+    };
+    match request {
+        LinkRequest::Open => {
+            let config = &shared.config;
+            let Some(permit) = permit else {
+                tracing::warn!(
+                    limit = config.max_connections,
+                    "refusing StableIO session: server full"
+                );
+                stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
+                return;
+            };
+            if shared.stable_sessions.len() >= config.stable.max_sessions {
+                tracing::warn!(
+                    limit = config.stable.max_sessions,
+                    "refusing StableIO session: too many sessions"
+                );
+                stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
+                return;
+            }
+            let now = std::time::Instant::now();
+            let endpoint = match StableEndpoint::open_server(config.stable.clone(), &pending, now) {
+                Ok(endpoint) => endpoint,
+                Err(error) => {
+                    tracing::error!(%error, "cannot open a StableIO session");
+                    return;
+                }
+            };
+            let Some(id) = endpoint.session_id() else {
+                return;
+            };
+            let ended = shared.clone();
+            let (stream, sender) = stable::serve(
+                endpoint,
+                io,
+                leftover,
+                config.stable.clone(),
+                config.stable_link_timeout,
+                move || ended.stable_sessions.remove(id),
+            );
+            shared.stable_sessions.insert(id, sender);
+            tracing::debug!(?id, "StableIO session opened");
+            // The session outlives links, so the zs idle timer must not end it while a
+            // link is down: StableIO's give-up time does that.
+            let mut session_config = config.clone();
+            session_config.session.idle_timeout = None;
+            serve_secured(
+                stream,
+                info,
+                remote_addr,
+                local_addr,
+                shared,
+                permit,
+                Some(session_config),
+            )
+            .await;
+        }
+        LinkRequest::Resume {
+            session_id,
+            proof,
+            next_expected,
+        } => {
+            drop(permit);
+            let link = stable::IncomingLink {
+                io,
+                pending,
+                proof,
+                next_expected,
+                leftover,
+            };
+            if let Err(mut link) = shared.stable_sessions.route(session_id, link) {
+                tracing::debug!(?session_id, "resume for an unknown StableIO session");
+                stable::refuse_link(link.io, &mut link.pending, RefuseReason::UnknownSession).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection whose security is settled: peer, hooks, driver.
+async fn serve_secured<S, IO>(
+    stream: IO,
+    info: SecurityInfo,
+    remote_addr: SocketAddr,
+    local_addr: SocketAddr,
+    shared: Arc<Shared<S>>,
+    permit: OwnedSemaphorePermit,
+    session_config: Option<Config>,
+) where
+    S: Send + Sync + 'static,
+    IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     tracing::debug!(suite = %info.suite, "handshake done");
     let (commands_sender, commands) = mpsc::unbounded_channel();
     let peer = Peer::new(
@@ -419,8 +541,14 @@ async fn serve_stream<S, IO>(
         established: Some(established_sender),
         offload: shared.offload.clone(),
     };
-    let (reason, was_established) =
-        tokio::join!(drive(stream, &shared.config, parts), connected_hook);
+    let (reason, was_established) = tokio::join!(
+        drive(
+            stream,
+            session_config.as_ref().unwrap_or(&shared.config),
+            parts
+        ),
+        connected_hook
+    );
     peer.mark_closed(reason.clone());
     shared
         .peers
@@ -585,6 +713,8 @@ impl<S: Send + Sync + 'static> ServerHandle<S> {
                 tracing::warn!("handlers still running after shutdown; leaving them");
             }
         }
+        // StableIO drivers end once nothing can resume their sessions.
+        self.shared.stable_sessions.clear();
     }
 }
 

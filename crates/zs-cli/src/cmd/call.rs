@@ -28,6 +28,15 @@ pub struct CallArgs {
     /// Allow the unencrypted `plain` suite (only if also offered with --suite plain).
     #[arg(long)]
     pub allow_plain: bool,
+    /// Connect with StableIO: the connection survives dropped TCP connections (the client
+    /// reconnects and resumes; nothing is lost or duplicated).
+    #[arg(long)]
+    pub stable: bool,
+    /// Make N sequential console calls whose text ends with `#<index>`, check that every
+    /// reply carries its own index (use an echoing command such as `echo`), and print
+    /// `N ok, L lost, D duplicated`. Fails unless every call was answered exactly once.
+    #[arg(long, value_name = "N")]
+    pub repeat: Option<u64>,
     #[command(subcommand)]
     pub kind: CallKind,
 }
@@ -73,10 +82,18 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
         security.suites(crate::config_file::parse_suites(&args.suite)?);
     }
     security.allow_plain(args.allow_plain);
-    let client = builder
-        .connect(&args.connect)
-        .await
-        .with_context(|| format!("cannot connect to {}", args.connect))?;
+    let client = if args.stable {
+        builder.connect_stable(&args.connect).await
+    } else {
+        builder.connect(&args.connect).await
+    }
+    .with_context(|| format!("cannot connect to {}", args.connect))?;
+    if let Some(count) = args.repeat {
+        let CallKind::Console { name, text } = &args.kind else {
+            anyhow::bail!("--repeat works with console calls");
+        };
+        return repeat(&client, name, text, count, timeout).await;
+    }
     match args.kind {
         CallKind::Console { name, text } => {
             let reply = client
@@ -98,4 +115,91 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `--repeat` saw.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    ok: u64,
+    lost: u64,
+    duplicated: u64,
+}
+
+impl Tally {
+    /// Counts one reply to call `index`, given the indexes answered so far.
+    fn record(
+        &mut self,
+        index: u64,
+        reply: Option<&str>,
+        seen: &mut std::collections::HashSet<u64>,
+    ) {
+        let Some(reply) = reply else {
+            self.lost += 1;
+            return;
+        };
+        let answered = reply
+            .rsplit_once('#')
+            .and_then(|(_, tag)| tag.parse::<u64>().ok());
+        match answered {
+            Some(answered) if !seen.insert(answered) => self.duplicated += 1,
+            Some(answered) if answered == index => self.ok += 1,
+            _ => self.lost += 1,
+        }
+    }
+}
+
+/// `--repeat N`: N sequential calls, each reply checked against its index.
+async fn repeat(
+    client: &Client,
+    name: &str,
+    text: &str,
+    count: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut tally = Tally::default();
+    let mut seen = std::collections::HashSet::new();
+    for index in 0..count {
+        let payload = format!("{text}#{index}");
+        let reply = client.call_console(name, &payload).timeout(timeout).await;
+        if let Err(error) = &reply {
+            tracing::warn!(index, %error, "call failed");
+        }
+        tally.record(index, reply.as_deref().ok(), &mut seen);
+    }
+    println!(
+        "{} ok, {} lost, {} duplicated",
+        tally.ok, tally.lost, tally.duplicated
+    );
+    eprintln!("{count} calls in {:.2?}", started.elapsed());
+    anyhow::ensure!(
+        tally.ok == count,
+        "{} of {count} calls were not answered exactly once",
+        count - tally.ok
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_ok_lost_and_duplicated() {
+        let mut tally = Tally::default();
+        let mut seen = std::collections::HashSet::new();
+        tally.record(0, Some("x#0"), &mut seen);
+        tally.record(1, None, &mut seen);
+        tally.record(2, Some("x#0"), &mut seen);
+        tally.record(3, Some("no tag"), &mut seen);
+        tally.record(4, Some("x#4"), &mut seen);
+        assert_eq!(
+            tally,
+            Tally {
+                ok: 2,
+                lost: 2,
+                duplicated: 1
+            }
+        );
+    }
 }

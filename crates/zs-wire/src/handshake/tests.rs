@@ -466,6 +466,7 @@ fn random_suite_picks_several_and_only_from_the_intersection() {
             Suite::Plain,
         ],
         allow_plain: true,
+        stable_link: false,
     };
     let mut seen = HashSet::new();
     for _ in 0..400 {
@@ -1140,4 +1141,28 @@ fn bad_fingerprints_are_refused() {
     );
     // Multi-byte characters near the prefix boundary.
     assert!("sha3-25é:00".parse::<Fingerprint>().is_err());
+}
+
+#[test]
+fn the_stable_link_flag_reaches_the_server_and_is_bound_to_the_transcript() {
+    for stable_link in [false, true] {
+        let mut client = ClientConfig::new();
+        client.stable_link = stable_link;
+        let (client, server) = run(client, ServerConfig::new(server_keypair()));
+        let (client, server) = (client.unwrap(), server.unwrap());
+        assert_eq!(server.stable_link, stable_link);
+        assert_eq!(client.stable_link, stable_link);
+        assert_keys_match(&client, &server);
+    }
+    // msg1 is in clear, but it is hashed into the transcript: a flipped flag breaks msg2.
+    let mut client_config = ClientConfig::new();
+    client_config.stable_link = true;
+    let mut client = ClientHandshake::new(client_config).unwrap();
+    let mut server = ServerHandshake::new(ServerConfig::new(server_keypair())).unwrap();
+    let mut to_server = client.take_transmit();
+    let flags_at = to_server.len() - 1; // msg1's last payload byte: the flags
+    to_server[flags_at] &= !0x02;
+    server.handle_received(&mut to_server).unwrap();
+    let mut to_client = server.take_transmit();
+    assert!(client.handle_received(&mut to_client).is_err());
 }

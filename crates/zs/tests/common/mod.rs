@@ -115,4 +115,6 @@ impl RawClient {
     }
 }
 
+pub mod cutter;
+pub mod pattern;
 pub mod proxy;

@@ -1,0 +1,299 @@
+//! StableIO over real loopback sockets: a proxy cuts the connection at random points (inside
+//! records and frames) while calls and a BigStream run; every call is answered exactly once
+//! and the stream arrives intact. Also: expiry with a clear error, refusals, and plain and
+//! StableIO clients on one port.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use zs::{BoxError, Client, Config, EncryptedStream, Security, Server, StableConfig};
+use zs_wire::stable::{Frame, RefuseReason, SessionId};
+
+mod common;
+use common::cutter;
+use common::pattern::{hashing_handler, pattern, sha3_of_pattern};
+
+/// Reconnect at once: the tests cut often.
+fn fast_stable() -> StableConfig {
+    StableConfig {
+        reconnect_initial: Duration::from_millis(5),
+        reconnect_max: Duration::from_millis(100),
+        ..StableConfig::default()
+    }
+}
+
+async fn server(configure: impl FnOnce(&mut Config)) -> (zs::ServerHandle, SocketAddr) {
+    let mut server = Server::bind("127.0.0.1:0").await.unwrap();
+    configure(server.config_mut());
+    server
+        .register_console("echo", |_ctx, text: String| async move {
+            Ok::<_, BoxError>(text)
+        })
+        .register_big_stream("store", |_ctx, stream| hashing_handler(stream));
+    let addr = server.local_addr().unwrap();
+    (server.spawn(), addr)
+}
+
+async fn stable_client(addr: SocketAddr, configure: impl FnOnce(&mut Config)) -> Client {
+    let mut builder = Client::builder();
+    builder.config_mut().stable_config(fast_stable());
+    configure(builder.config_mut());
+    builder.connect_stable(addr).await.unwrap()
+}
+
+/// The chaos test: 100,000 calls (64 in flight) and a 64 MiB BigStream while a proxy cuts
+/// the link every 64 KiB..1 MiB. Each call's payload carries its index; every reply must
+/// match its call, none may be missing or repeated, and the stream's hash must match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_a_big_stream_survive_random_cuts() {
+    const CALLS: usize = 100_000;
+    const IN_FLIGHT: usize = 64;
+    const STREAM: u64 = 64 * 1024 * 1024;
+    let (server, addr) = server(|config| {
+        config.stable_config(fast_stable());
+    })
+    .await;
+    let proxy = cutter::start(addr, 64 * 1024, 1024 * 1024).await;
+    let client = stable_client(proxy.addr, |_| {}).await;
+
+    let test = async {
+        let uploader = client.peer().clone();
+        let upload = tokio::spawn(async move {
+            uploader
+                .send_big_stream("store", pattern(STREAM), Some(STREAM))
+                .await
+        });
+        let mut answered = HashSet::with_capacity(CALLS);
+        let mut wrong = 0usize;
+        let mut in_flight = FuturesUnordered::new();
+        let mut next = 0usize;
+        while next < CALLS || !in_flight.is_empty() {
+            while next < CALLS && in_flight.len() < IN_FLIGHT {
+                let index = next;
+                let call = client.call_console("echo", &format!("call {index}"));
+                in_flight.push(async move { (index, call.await) });
+                next += 1;
+            }
+            let (index, reply) = in_flight.next().await.unwrap();
+            let reply = reply.unwrap_or_else(|error| panic!("call {index} failed: {error}"));
+            if reply != format!("call {index}") {
+                wrong += 1;
+            }
+            assert!(answered.insert(index), "call {index} answered twice");
+        }
+        assert_eq!(wrong, 0, "replies that do not match their call");
+        assert_eq!(answered.len(), CALLS);
+        let reply = upload.await.unwrap().unwrap();
+        let mut reader = reply.reader();
+        assert_eq!(reader.read_bytes().unwrap(), sha3_of_pattern(STREAM).await);
+        assert_eq!(reader.read_u64().unwrap(), STREAM);
+    };
+    tokio::time::timeout(Duration::from_secs(240), test)
+        .await
+        .expect("chaos test took too long");
+    let cuts = proxy.cuts.load(Ordering::SeqCst);
+    println!(
+        "{cuts} cuts over {} connections",
+        proxy.connections.load(Ordering::SeqCst)
+    );
+    assert!(cuts >= 20, "the proxy cut only {cuts} times");
+    assert!(!client.peer().is_closed());
+    server.shutdown().await;
+}
+
+/// The server pushes to a StableIO client across a cut, too.
+#[tokio::test]
+async fn server_calls_reach_the_client_across_cuts() {
+    let (server, addr) = server(|config| {
+        config.stable_config(fast_stable());
+    })
+    .await;
+    let proxy = cutter::start(addr, 1 << 40, 1 << 41).await;
+    let mut builder = Client::builder()
+        .register_console("whoami", |_ctx, text: String| async move {
+            Ok::<_, BoxError>(format!("client got {text}"))
+        });
+    builder.config_mut().stable_config(fast_stable());
+    let client = builder.connect_stable(proxy.addr).await.unwrap();
+    assert_eq!(client.call_console("echo", "hi").await.unwrap(), "hi");
+    for round in 0..5 {
+        proxy.cut_all();
+        let peer = server.peers().pop().unwrap();
+        let answer = peer
+            .call_console("whoami", &format!("{round}"))
+            .await
+            .unwrap();
+        assert_eq!(answer, format!("client got {round}"));
+    }
+    assert!(proxy.cuts.load(Ordering::SeqCst) >= 5);
+    assert_eq!(
+        server.connection_count(),
+        1,
+        "resumes must not add connections"
+    );
+    drop(client);
+    server.shutdown().await;
+}
+
+/// A client that cannot reach the server within the give-up time ends with a clear error,
+/// and the server forgets the session.
+#[tokio::test]
+async fn an_expired_session_ends_with_a_clear_error() {
+    let short = StableConfig {
+        give_up_after: Duration::from_millis(600),
+        ..fast_stable()
+    };
+    let server_config = short.clone();
+    let (server, addr) = server(move |config| {
+        config.stable_config(server_config);
+    })
+    .await;
+    let proxy = cutter::start(addr, 1 << 40, 1 << 41).await;
+    let client = stable_client(proxy.addr, |config| {
+        config.stable_config(short);
+    })
+    .await;
+    assert_eq!(
+        client.call_console("echo", "before").await.unwrap(),
+        "before"
+    );
+    proxy.set_outage(true);
+    proxy.cut_all();
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        client
+            .call_console("echo", "after")
+            .timeout(Duration::from_secs(8)),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    let reason = client.peer().closed().await.to_string();
+    assert!(
+        reason.contains("expired"),
+        "reason should name the expiry: {reason} (call error: {error})"
+    );
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while server.connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the server should drop the expired session's connection");
+    server.shutdown().await;
+}
+
+/// Plain and StableIO clients share the server's port.
+#[tokio::test]
+async fn plain_and_stable_clients_share_a_port() {
+    let (server, addr) = server(|_| {}).await;
+    let plain = Client::connect(addr).await.unwrap();
+    let stable = stable_client(addr, |_| {}).await;
+    assert_eq!(plain.call_console("echo", "plain").await.unwrap(), "plain");
+    assert_eq!(
+        stable.call_console("echo", "stable").await.unwrap(),
+        "stable"
+    );
+    assert_eq!(server.connection_count(), 2);
+    server.shutdown().await;
+}
+
+/// A server that does not accept StableIO treats the magic as a broken preamble.
+#[tokio::test]
+async fn a_server_without_stable_refuses_stable_clients() {
+    let (server, addr) = server(|config| {
+        config.accept_stable(false);
+    })
+    .await;
+    let mut builder = Client::builder();
+    builder.config_mut().connect_timeout(Duration::from_secs(2));
+    assert!(builder.connect_stable(addr).await.is_err());
+    assert!(Client::connect(addr).await.is_ok());
+    server.shutdown().await;
+}
+
+/// A StableIO client without the server's token is refused with the reason.
+#[tokio::test]
+async fn a_stable_client_without_the_token_is_refused() {
+    let (server, addr) = server(|config| {
+        config.security().token(b"right".to_vec());
+    })
+    .await;
+    let mut builder = Client::builder();
+    builder.config_mut().security().token(b"wrong".to_vec());
+    let error = builder.connect_stable(addr).await.unwrap_err().to_string();
+    assert!(error.contains("unauthorized"), "{error}");
+    server.shutdown().await;
+}
+
+/// Hand-driven links: a resume for a session that does not exist, and garbage instead of
+/// `Open`/`Resume`, are refused; the server keeps serving.
+#[tokio::test]
+async fn bogus_resumes_are_refused_and_garbage_drops_only_its_link() {
+    let (server, addr) = server(|_| {}).await;
+    let stable = stable_client(addr, |_| {}).await;
+
+    let link = async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut link = EncryptedStream::connect_stable_link(tcp, &Security::default())
+            .await
+            .unwrap();
+        let mut input = BytesMut::new();
+        while Frame::decode(&mut input.clone()).unwrap().is_none() {
+            link.read_buf(&mut input).await.unwrap();
+        }
+        let challenge = Frame::decode(&mut input).unwrap().unwrap();
+        assert!(matches!(challenge, Frame::Challenge { .. }));
+        (link, input)
+    };
+
+    // Resume of an unknown session.
+    let (mut link, mut input) = link.await;
+    let mut resume = BytesMut::new();
+    Frame::Resume {
+        session_id: SessionId([7; 16]),
+        proof: [9; 32],
+        next_expected: 0,
+    }
+    .encode(&mut resume);
+    link.write_all(&resume).await.unwrap();
+    link.flush().await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(frame) = Frame::decode(&mut input).unwrap() {
+                return frame;
+            }
+            assert_ne!(link.read_buf(&mut input).await.unwrap(), 0);
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        refused,
+        Frame::Refused {
+            reason: RefuseReason::UnknownSession
+        }
+    );
+
+    // Garbage as the first frame: the link is dropped.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut link = EncryptedStream::connect_stable_link(tcp, &Security::default())
+        .await
+        .unwrap();
+    link.write_all(b"\xff\xff\xff\xff\xff").await.unwrap();
+    link.flush().await.unwrap();
+    let mut sink = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(5), link.read_to_end(&mut sink)).await;
+    assert!(ended.is_ok(), "the server should drop a garbage link");
+
+    assert_eq!(stable.call_console("echo", "fine").await.unwrap(), "fine");
+    server.shutdown().await;
+}
