@@ -38,12 +38,27 @@ impl BlockingClient {
         builder: ClientBuilder,
         addr: impl ToSocketAddrs,
     ) -> Result<Self, ConnectError> {
+        Self::start(|runtime| runtime.block_on(builder.connect(addr)))
+    }
+
+    /// Connects with StableIO ([`ClientBuilder::connect_stable`]): the connection survives
+    /// dropped TCP connections, reconnecting on the private runtime.
+    pub fn connect_stable_with(
+        builder: ClientBuilder,
+        addr: impl ToSocketAddrs,
+    ) -> Result<Self, ConnectError> {
+        Self::start(|runtime| runtime.block_on(builder.connect_stable(addr)))
+    }
+
+    fn start(
+        connect: impl FnOnce(&tokio::runtime::Runtime) -> Result<Client, ConnectError>,
+    ) -> Result<Self, ConnectError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("zs-blocking-client")
             .enable_all()
             .build()?;
-        let client = runtime.block_on(builder.connect(addr))?;
+        let client = connect(&runtime)?;
         Ok(Self {
             client: Some(client),
             runtime,

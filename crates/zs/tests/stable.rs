@@ -297,3 +297,26 @@ async fn bogus_resumes_are_refused_and_garbage_drops_only_its_link() {
     assert_eq!(stable.call_console("echo", "fine").await.unwrap(), "fine");
     server.shutdown().await;
 }
+
+/// The blocking client rides StableIO too: a cut between two calls goes unnoticed.
+#[test]
+fn a_blocking_stable_client_survives_a_cut() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (server, proxy) = runtime.block_on(async {
+        let (server, addr) = server(|config| {
+            config.stable_config(fast_stable());
+        })
+        .await;
+        (server, cutter::start(addr, 1 << 40, 1 << 41).await)
+    });
+    let mut builder = Client::builder();
+    builder.config_mut().stable_config(fast_stable());
+    let client = zs::BlockingClient::connect_stable_with(builder, proxy.addr).unwrap();
+    assert_eq!(client.call_console("echo", "one").unwrap(), "one");
+    proxy.cut_all();
+    assert_eq!(client.call_console("echo", "two").unwrap(), "two");
+    assert_eq!(proxy.cuts.load(Ordering::SeqCst), 1);
+    assert_eq!(proxy.connections.load(Ordering::SeqCst), 2);
+    drop(client);
+    runtime.block_on(server.shutdown());
+}

@@ -74,6 +74,10 @@ pub struct RpcArgs {
     /// normal negotiation (aes-128-gcm).
     #[arg(long)]
     pub suite: Option<String>,
+    /// Connect the zserver clients with StableIO (sequence numbers, acks and a resend
+    /// buffer under the session) to measure its cost.
+    #[arg(long)]
+    pub stable: bool,
 }
 
 /// Runs the chosen benchmark.
@@ -190,7 +194,8 @@ async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
         }
     };
     println!(
-        "zs bench rpc: {} connections x {} in flight, {} byte payload, {} s per run, server {}{}",
+        "zs bench rpc: {}{} connections x {} in flight, {} byte payload, {} s per run, server {}{}",
+        if args.stable { "StableIO, " } else { "" },
         args.connections,
         args.in_flight,
         args.payload,
@@ -207,11 +212,13 @@ async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
     for _ in 0..args.connections {
         let mut builder = Client::builder();
         apply_suite(builder.config_mut().security(), suite);
+        let client = if args.stable {
+            builder.connect_stable(&addr).await
+        } else {
+            builder.connect(&addr).await
+        };
         clients.push(Arc::new(
-            builder
-                .connect(&addr)
-                .await
-                .with_context(|| format!("cannot connect to {addr}"))?,
+            client.with_context(|| format!("cannot connect to {addr}"))?,
         ));
     }
     let payload: Arc<str> = Arc::from("x".repeat(args.payload));

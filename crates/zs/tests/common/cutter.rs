@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 pub struct Cutter {
     pub addr: SocketAddr,
@@ -17,7 +17,9 @@ pub struct Cutter {
     /// Connections accepted.
     pub connections: Arc<AtomicU64>,
     outage: Arc<AtomicBool>,
-    cut_now: Arc<Notify>,
+    /// Bumped by `cut_all`; every connection watches it (a watch, so a bump while a
+    /// connection is busy writing is not missed).
+    cut_generation: watch::Sender<u64>,
 }
 
 impl Cutter {
@@ -28,7 +30,8 @@ impl Cutter {
 
     /// Cuts every open connection.
     pub fn cut_all(&self) {
-        self.cut_now.notify_waiters();
+        self.cut_generation
+            .send_modify(|generation| *generation += 1);
     }
 }
 
@@ -61,13 +64,13 @@ pub async fn start(upstream: SocketAddr, min_bytes: u64, max_bytes: u64) -> Cutt
     let cuts = Arc::new(AtomicU64::new(0));
     let connections = Arc::new(AtomicU64::new(0));
     let outage = Arc::new(AtomicBool::new(false));
-    let cut_now = Arc::new(Notify::new());
+    let (cut_generation, cut_watch) = watch::channel(0);
     let cutter = Cutter {
         addr,
         cuts: cuts.clone(),
         connections: connections.clone(),
         outage: outage.clone(),
-        cut_now: cut_now.clone(),
+        cut_generation,
     };
     tokio::spawn(async move {
         let mut rng = Rng::from_time();
@@ -79,14 +82,15 @@ pub async fn start(upstream: SocketAddr, min_bytes: u64, max_bytes: u64) -> Cutt
             connections.fetch_add(1, Ordering::SeqCst);
             let budget = min_bytes + rng.below(max_bytes.saturating_sub(min_bytes));
             let cuts = cuts.clone();
-            let cut_now = cut_now.clone();
+            let mut cut_now = cut_watch.clone();
+            cut_now.mark_unchanged();
             tokio::spawn(async move {
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     return;
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                if forward(client, server, budget, &cut_now).await {
+                if forward(client, server, budget, &mut cut_now).await {
                     cuts.fetch_add(1, Ordering::SeqCst);
                 }
             });
@@ -96,7 +100,12 @@ pub async fn start(upstream: SocketAddr, min_bytes: u64, max_bytes: u64) -> Cutt
 }
 
 /// Forwards both ways until the budget is spent (true: cut) or a side ends (false).
-async fn forward(client: TcpStream, server: TcpStream, budget: u64, cut_now: &Notify) -> bool {
+async fn forward(
+    client: TcpStream,
+    server: TcpStream,
+    budget: u64,
+    cut_now: &mut watch::Receiver<u64>,
+) -> bool {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let mut left = budget;
@@ -106,7 +115,7 @@ async fn forward(client: TcpStream, server: TcpStream, budget: u64, cut_now: &No
         let (read, to_server) = tokio::select! {
             read = client_read.read(&mut up) => (read, true),
             read = server_read.read(&mut down) => (read, false),
-            () = cut_now.notified() => return true,
+            _ = cut_now.changed() => return true,
         };
         let Ok(read) = read else { return false };
         if read == 0 {
