@@ -640,6 +640,12 @@ impl<S: Send + Sync + 'static> ServerHandle<S> {
             .len()
     }
 
+    /// Number of StableIO sessions held: connected ones and ones waiting for their client
+    /// to resume (each is also one connection while its client has not given up).
+    pub fn stable_session_count(&self) -> usize {
+        self.shared.stable_sessions.len()
+    }
+
     /// Sends a one-way console message to every peer; returns how many it was queued for.
     pub async fn broadcast_direct_console(
         &self,

@@ -182,12 +182,12 @@ async fn an_expired_session_ends_with_a_clear_error() {
         "reason should name the expiry: {reason} (call error: {error})"
     );
     tokio::time::timeout(Duration::from_secs(5), async {
-        while server.connection_count() > 0 {
+        while server.connection_count() > 0 || server.stable_session_count() > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })
     .await
-    .expect("the server should drop the expired session's connection");
+    .expect("the server should forget the expired session and drop its connection");
     server.shutdown().await;
 }
 
@@ -319,4 +319,26 @@ fn a_blocking_stable_client_survives_a_cut() {
     assert_eq!(proxy.connections.load(Ordering::SeqCst), 2);
     drop(client);
     runtime.block_on(server.shutdown());
+}
+
+/// Closing a StableIO client ends its session on both sides: no session is left waiting.
+#[tokio::test]
+async fn a_closed_client_leaves_no_session_behind() {
+    let (server, addr) = server(|_| {}).await;
+    let client = stable_client(addr, |_| {}).await;
+    assert_eq!(client.call_console("echo", "x").await.unwrap(), "x");
+    assert_eq!(server.stable_session_count(), 1);
+    let reason = client.close().await;
+    assert!(
+        matches!(reason, zs::DisconnectReason::Local { .. }),
+        "{reason:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while server.stable_session_count() > 0 || server.connection_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the session should end with its client");
+    server.shutdown().await;
 }
