@@ -12,7 +12,9 @@
 //! not stall anything — but a handler that burns CPU without awaiting holds up its own
 //! connection (only): move such work to `tokio::task::spawn_blocking` or a worker pool.
 //! One-way (direct) handlers are spawned, since nobody waits for them. A panicking handler
-//! costs only its request.
+//! costs only its request. A request the caller cancels (its call timed out) has its handler
+//! dropped at the handler's next await; work already handed to `Context::offload` finishes
+//! on its thread, unobserved.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use futures_util::future::{AbortHandle, Aborted, abortable};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -86,6 +89,9 @@ struct Driver<S> {
     outbound: std::collections::HashMap<u64, Arc<tokio::sync::Semaphore>>,
     /// The peer's transfers still arriving: where their chunks go.
     inbound: std::collections::HashMap<u64, mpsc::UnboundedSender<crate::large::Inbound>>,
+    /// Request handlers running or queued, by request id: a `Cancel` from the peer aborts
+    /// its handler (the future is dropped at its next await).
+    abort_handles: std::collections::HashMap<u64, AbortHandle>,
     max_complete_buffer: u64,
     reason: Option<DisconnectReason>,
 }
@@ -117,6 +123,7 @@ where
         offload,
         outbound: std::collections::HashMap::new(),
         inbound: std::collections::HashMap::new(),
+        abort_handles: std::collections::HashMap::new(),
         max_complete_buffer: config.max_complete_buffer,
         reason: None,
     };
@@ -337,11 +344,14 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     // The caller may have given up already; that is fine.
                     let _ = token.send(result);
                 }
-                // Handlers run to completion and the peer ignores the late reply; a transfer's
-                // handler is told the sender gave up.
+                // The caller gave up: its handler is dropped (a transfer's handler is told
+                // the sender gave up instead, so it can clean up).
                 Event::Cancelled { id } => {
                     if let Some(chunks) = self.inbound.remove(&id.0) {
                         let _ = chunks.send(crate::large::Inbound::Cancelled);
+                    }
+                    if let Some(handle) = self.abort_handles.remove(&id.0) {
+                        handle.abort();
                     }
                 }
                 Event::Closed(reason) => {
@@ -474,6 +484,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
     }
 
     fn send_reply(&mut self, reply: HandlerReply) {
+        self.abort_handles.remove(&reply.id.0);
         let result = match &reply.outcome {
             Ok(body) => Ok(&body[..]),
             Err((code, message)) => Err((*code, message.as_str())),
@@ -526,7 +537,21 @@ impl<S: Send + Sync + 'static> Driver<S> {
         }
         .instrument(span);
         let job: BoxFuture<'static, Option<HandlerReply>> = match id {
-            Some(id) => Box::pin(run.map(move |outcome| Some(HandlerReply { id, outcome }))),
+            Some(id) => {
+                let (run, handle) = abortable(run);
+                self.abort_handles.insert(id.0, handle);
+                Box::pin(run.map(move |outcome| {
+                    // An aborted handler still answers, so the request id is released; the
+                    // caller has given up and ignores it.
+                    let outcome = outcome.unwrap_or_else(|Aborted| {
+                        Err((
+                            ErrorCode::HandlerFailed,
+                            "cancelled by the caller".to_owned(),
+                        ))
+                    });
+                    Some(HandlerReply { id, outcome })
+                }))
+            }
             None => Box::pin(run.map(|outcome| {
                 if let Err((_, message)) = outcome {
                     tracing::warn!(error = message, "direct handler failed");

@@ -331,3 +331,48 @@ async fn peer_leaving_with_work_in_progress_leaves_nothing_behind() {
     .await;
     server.shutdown().await;
 }
+
+/// A caller that times out cancels its request: the server drops the running handler at its
+/// next await instead of finishing work nobody waits for, and keeps serving.
+#[tokio::test]
+async fn a_timed_out_call_cancels_its_handler() {
+    struct DropFlag(Arc<AtomicUsize>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut server = Server::bind("127.0.0.1:0").await.unwrap();
+    let (on_drop, on_finish) = (dropped.clone(), finished.clone());
+    server
+        .register_console("echo", |_ctx, text: String| async move {
+            Ok::<_, BoxError>(text)
+        })
+        .register_console("slow", move |_ctx, _text: String| {
+            let guard = DropFlag(on_drop.clone());
+            let finished = on_finish.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                drop(guard);
+                Ok::<_, BoxError>("done".to_owned())
+            }
+        });
+    let addr = server.local_addr().unwrap();
+    let server = server.spawn();
+    let client = Client::connect(addr).await.unwrap();
+    let result = client
+        .call_console("slow", "")
+        .timeout(Duration::from_millis(50))
+        .await;
+    assert!(
+        matches!(result, Err(zs::CallError::Timeout(_))),
+        "{result:?}"
+    );
+    wait_until(|| dropped.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(finished.load(Ordering::SeqCst), 0, "the handler ran on");
+    assert_eq!(client.call_console("echo", "still").await.unwrap(), "still");
+    server.shutdown().await;
+}
