@@ -37,6 +37,8 @@ enum Command {
     Hash(cmd::crypto::HashArgs),
     /// Write a new server key pair and print its fingerprint.
     Keygen(cmd::keygen::KeygenArgs),
+    /// XNat: expose TCP services behind NAT through a public server.
+    Nat(cmd::nat::NatArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +66,7 @@ fn main() -> std::process::ExitCode {
             Command::Cipher(args) => cmd::crypto::cipher(args),
             Command::Hash(args) => cmd::crypto::hash(args),
             Command::Keygen(args) => cmd::keygen::run(args),
+            Command::Nat(args) => cmd::nat::run(args).await,
         }
     });
     match result {

@@ -7,4 +7,5 @@ pub mod call;
 pub mod crypto;
 pub mod files;
 pub mod keygen;
+pub mod nat;
 pub mod serve;
