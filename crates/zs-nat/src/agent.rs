@@ -468,6 +468,7 @@ async fn run_session(context: &Arc<Context>, socket: TcpStream) -> Result<Sessio
         () = context.shutdown.cancelled() => return Ok(SessionEnd::Shutdown),
         encrypted = EncryptedStream::connect(socket, &context.link.security) => encrypted?,
     };
+    let channel_binding = encrypted.channel_binding();
     let cut = context.cut.child_token();
     // Whatever way this function returns, the link is cut.
     let _cut_on_return = cut.clone().drop_guard();
@@ -511,7 +512,7 @@ async fn run_session(context: &Arc<Context>, socket: TcpStream) -> Result<Sessio
         channel
             .send(&ControlMessage::Register {
                 mapping: plan.name.clone(),
-                token: plan.token.clone(),
+                proof: plan.token.register_proof(&plan.name, &channel_binding),
                 weight: plan.weight,
             })
             .await?;

@@ -28,8 +28,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{Buf, BufMut, BytesMut};
 
-use crate::Secret;
-
 /// Version of the control protocol this crate speaks (in `Hello` and `Welcome`).
 pub const PROTOCOL_VERSION: u16 = 1;
 
@@ -45,7 +43,8 @@ pub const MAX_MAPPING_NAME: usize = 64;
 /// Longest agent name, in bytes.
 pub const MAX_AGENT_NAME: usize = 64;
 
-/// Longest token, in bytes.
+/// Longest token (in configuration), in bytes. Tokens never cross the link: `Register`
+/// carries a proof of one.
 pub const MAX_TOKEN_LEN: usize = 255;
 
 /// Longest address text (in `Registered`), in bytes.
@@ -159,8 +158,10 @@ pub enum ControlMessage {
     Register {
         /// The mapping's name.
         mapping: String,
-        /// The mapping's token, 1..=[`MAX_TOKEN_LEN`] bytes.
-        token: Secret,
+        /// Proof of the mapping's token, bound to this link
+        /// ([`Secret::register_proof`](crate::Secret::register_proof)); the token itself is never
+        /// sent.
+        proof: [u8; 32],
         /// Share of new connections relative to other agents, 1..=[`MAX_WEIGHT`].
         weight: u16,
     },
@@ -270,12 +271,9 @@ impl ControlMessage {
             Self::Hello { agent, .. } => check_len("agent", agent.len(), 0, MAX_AGENT_NAME),
             Self::Welcome { .. } | Self::Open { .. } => Ok(()),
             Self::Register {
-                mapping,
-                token,
-                weight,
+                mapping, weight, ..
             } => {
                 check_len("mapping", mapping.len(), 1, MAX_MAPPING_NAME)?;
-                check_len("token", token.len(), 1, MAX_TOKEN_LEN)?;
                 check_weight(*weight)
             }
             Self::Registered { mapping, public } => {
@@ -306,11 +304,11 @@ impl ControlMessage {
             Self::Welcome { version } => out.put_u16_le(*version),
             Self::Register {
                 mapping,
-                token,
+                proof,
                 weight,
             } => {
                 put_str8(out, mapping);
-                put_str8(out, token.expose());
+                out.put_slice(proof);
                 out.put_u16_le(*weight);
             }
             Self::Registered { mapping, public } => {
@@ -419,7 +417,7 @@ pub fn decode_body(body: &[u8]) -> Result<ControlMessage, CodecError> {
         },
         3 => ControlMessage::Register {
             mapping: reader.str8("mapping")?,
-            token: Secret::new(reader.str8("token")?),
+            proof: reader.array("proof")?,
             weight: reader.u16("weight")?,
         },
         4 => ControlMessage::Registered {
@@ -521,7 +519,7 @@ mod tests {
             ControlMessage::Welcome { version: 1 },
             ControlMessage::Register {
                 mapping: "web".into(),
-                token: Secret::new("change-me"),
+                proof: [0xa5; 32],
                 weight: 3,
             },
             ControlMessage::Registered {
@@ -556,17 +554,18 @@ mod tests {
 
     #[test]
     fn register_layout_is_as_documented() {
+        let proof: [u8; 32] = std::array::from_fn(|index| index as u8);
         let wire = ControlMessage::Register {
             mapping: "web".into(),
-            token: Secret::new("tk"),
+            proof,
             weight: 2,
         }
         .to_bytes()
         .unwrap();
-        assert_eq!(
-            &wire[..],
-            &[10, 0, 3, 3, b'w', b'e', b'b', 2, b't', b'k', 2, 0]
-        );
+        let mut expected = vec![39, 0, 3, 3, b'w', b'e', b'b'];
+        expected.extend_from_slice(&proof);
+        expected.extend_from_slice(&[2, 0]);
+        assert_eq!(&wire[..], &expected[..]);
     }
 
     #[test]
@@ -600,20 +599,30 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_errors() {
+        // A `Register` body: mapping text, a 32-byte proof, the weight.
+        let register = |mapping: &[u8], weight: [u8; 2]| {
+            let mut body = vec![3, mapping.len() as u8];
+            body.extend_from_slice(mapping);
+            body.extend_from_slice(&[0xAB; 32]);
+            body.extend_from_slice(&weight);
+            body
+        };
+        let (empty_mapping, zero_weight) = (register(b"", [1, 0]), register(b"w", [0, 0]));
         let cases: &[(&[u8], CodecError)] = &[
             (&[9], CodecError::UnknownType(9)),
+            (&[3, 1, b'w', 1, 2], CodecError::Truncated("proof")),
             (&[2, 1], CodecError::Truncated("version")),
             (&[2, 1, 0, 0], CodecError::TrailingBytes(1)),
             (&[6, 2, 0, 0xFF, 0xFE], CodecError::BadUtf8("message")),
             (
-                &[3, 0, 1, b't', 1, 0],
+                &empty_mapping,
                 CodecError::OutOfRange {
                     field: "mapping",
                     detail: "0 bytes, allowed 1..=64".into(),
                 },
             ),
             (
-                &[3, 1, b'w', 1, b't', 0, 0],
+                &zero_weight,
                 CodecError::OutOfRange {
                     field: "weight",
                     detail: "0, allowed 1..=1000".into(),
@@ -637,7 +646,7 @@ mod tests {
         let mut out = BytesMut::from(&b"kept"[..]);
         let error = ControlMessage::Register {
             mapping: "m".repeat(MAX_MAPPING_NAME + 1),
-            token: Secret::new("t"),
+            proof: [0; 32],
             weight: 1,
         }
         .encode(&mut out)
@@ -685,12 +694,12 @@ mod tests {
             any::<u16>().prop_map(|version| ControlMessage::Welcome { version }),
             (
                 nonempty(MAX_MAPPING_NAME),
-                nonempty(MAX_TOKEN_LEN),
+                any::<[u8; 32]>(),
                 1..=MAX_WEIGHT
             )
-                .prop_map(|(mapping, token, weight)| ControlMessage::Register {
+                .prop_map(|(mapping, proof, weight)| ControlMessage::Register {
                     mapping,
-                    token: Secret::new(token),
+                    proof,
                     weight
                 }),
             (nonempty(MAX_MAPPING_NAME), text(MAX_ADDRESS_TEXT))

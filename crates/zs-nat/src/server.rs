@@ -702,18 +702,24 @@ async fn serve_agent(shared: Arc<Shared>, socket: TcpStream, address: SocketAddr
                 return false;
             }
         };
+    let channel_binding = encrypted.channel_binding();
     let cut = shared.closing.child_token();
     let link = MuxLink::new(
         Cuttable::new(encrypted, &cut),
         Role::Acceptor,
         shared.link.mux.clone(),
     );
-    let served = run_agent_link(&shared, &link, address).await;
+    let served = run_agent_link(&shared, &link, address, &channel_binding).await;
     cut.cancel();
     served
 }
 
-async fn run_agent_link(shared: &Arc<Shared>, link: &MuxLink, address: SocketAddr) -> bool {
+async fn run_agent_link(
+    shared: &Arc<Shared>,
+    link: &MuxLink,
+    address: SocketAddr,
+    channel_binding: &[u8; 32],
+) -> bool {
     let limit = shared.link.handshake_timeout;
     let control = match link.listen(CONTROL_SERVICE) {
         Ok(mut listener) => {
@@ -794,7 +800,7 @@ async fn run_agent_link(shared: &Arc<Shared>, link: &MuxLink, address: SocketAdd
         match message {
             Ok(Some(ControlMessage::Register {
                 mapping,
-                token,
+                proof,
                 weight,
             })) => {
                 attempts += 1;
@@ -810,7 +816,10 @@ async fn run_agent_link(shared: &Arc<Shared>, link: &MuxLink, address: SocketAdd
                     link,
                     &label,
                     &mapping,
-                    &token,
+                    &TokenProof {
+                        proof,
+                        channel_binding,
+                    },
                     weight,
                     &mut registered,
                 )
@@ -867,6 +876,12 @@ async fn run_agent_link(shared: &Arc<Shared>, link: &MuxLink, address: SocketAdd
     served || !registered.is_empty()
 }
 
+/// A `Register`'s proof of the mapping token, and the link it must be bound to.
+struct TokenProof<'a> {
+    proof: [u8; 32],
+    channel_binding: &'a [u8; 32],
+}
+
 /// Handles one `Register`: the reply to send.
 #[allow(clippy::too_many_arguments)]
 async fn register(
@@ -875,7 +890,7 @@ async fn register(
     link: &MuxLink,
     label: &str,
     name: &str,
-    token: &Secret,
+    token: &TokenProof<'_>,
     weight: u16,
     registered: &mut Vec<Arc<Mapping>>,
 ) -> ControlMessage {
@@ -893,7 +908,10 @@ async fn register(
             format!("the server has no mapping {name:?}"),
         );
     };
-    if !mapping.token.matches(token) {
+    if !mapping
+        .token
+        .verify_register_proof(name, token.channel_binding, &token.proof)
+    {
         return refuse(
             RefuseReason::WrongToken,
             format!("wrong token for mapping {name:?}"),

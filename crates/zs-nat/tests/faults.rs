@@ -14,7 +14,7 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zs_nat::codec::{self, CONTROL_SERVICE, ControlMessage, RefuseReason};
-use zs_nat::{AgentError, AgentMapping, MappingStatus, NatAgent, NatServerHandle};
+use zs_nat::{AgentError, AgentMapping, MappingStatus, NatAgent, NatServerHandle, Secret};
 
 /// A server with mappings `good` and `other`, and an agent serving `good`.
 async fn serving_good() -> (NatServerHandle, zs_nat::AgentHandle) {
@@ -146,26 +146,38 @@ async fn garbage_on_the_agent_port_costs_only_its_own_connection() {
     .await;
 }
 
-/// A hand-made agent: handshake and mux done right, then `bytes` on the control stream.
-async fn send_on_control_stream(server: &NatServerHandle, bytes: &[u8]) -> Option<ControlMessage> {
+/// A hand-made agent: handshake and mux done right, then the bytes `make` builds (from the
+/// link's channel binding) on the control stream.
+async fn send_on_control_stream(
+    server: &NatServerHandle,
+    make: impl FnOnce(&[u8; 32]) -> Vec<u8>,
+) -> Option<ControlMessage> {
     let socket = TcpStream::connect(agent_port(server)).await.unwrap();
     let encrypted = zs::EncryptedStream::connect(socket, &zs::Security::default())
         .await
         .unwrap();
+    let bytes = make(&encrypted.channel_binding());
     let link = zs::mux::MuxLink::new(
         encrypted,
         zs::mux::Role::Initiator,
         zs::mux::MuxConfig::default(),
     );
     let mut control = link.connect(CONTROL_SERVICE).await.unwrap();
-    control.write_all(bytes).await.unwrap();
-    // Whatever the server answers before it closes.
+    control.write_all(&bytes).await.unwrap();
+    // Whatever the server answers before it closes (or, when it only refuses a mapping and
+    // keeps the link, until its first answer).
     let mut received = BytesMut::new();
     let mut chunk = [0u8; 4096];
     loop {
         match control.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(read) => received.extend_from_slice(&chunk[..read]),
+        }
+        let mut so_far = received.clone();
+        while let Ok(Some(message)) = codec::decode(&mut so_far) {
+            if matches!(message, ControlMessage::Refused { .. }) {
+                return Some(message);
+            }
         }
     }
     let mut last = None;
@@ -180,42 +192,88 @@ async fn malformed_control_messages_get_an_error_and_lose_only_their_link() {
     bounded(async {
         let (server, _agent) = serving_good().await;
         // A length far above the limit.
-        let answer = send_on_control_stream(&server, &[0xFF, 0xFF, 1, 2, 3]).await;
+        let answer = send_on_control_stream(&server, |_| vec![0xFF, 0xFF, 1, 2, 3]).await;
         let Some(ControlMessage::Error { message }) = answer else {
             panic!("expected an Error, got {answer:?}");
         };
         assert!(message.contains("exceeds the limit"), "{message}");
         // A well-framed message of an unknown type.
-        let answer = send_on_control_stream(&server, &[1, 0, 99]).await;
+        let answer = send_on_control_stream(&server, |_| vec![1, 0, 99]).await;
         assert!(
             matches!(answer, Some(ControlMessage::Error { .. })),
             "{answer:?}"
         );
         // Register before Hello.
-        let register = ControlMessage::Register {
-            mapping: "good".into(),
-            token: "good-token".into(),
-            weight: 1,
-        }
-        .to_bytes()
-        .unwrap();
-        let answer = send_on_control_stream(&server, &register).await;
+        let register = |binding: &[u8; 32]| {
+            ControlMessage::Register {
+                mapping: "good".into(),
+                proof: Secret::new("good-token").register_proof("good", binding),
+                weight: 1,
+            }
+            .to_bytes()
+            .unwrap()
+            .to_vec()
+        };
+        let answer = send_on_control_stream(&server, register).await;
         assert!(
             matches!(answer, Some(ControlMessage::Error { .. })),
             "{answer:?}"
         );
         // Hello, then garbage after a valid registration: refused, mapping released.
-        let mut bytes = ControlMessage::Hello {
-            version: 1,
-            agent: "evil".into(),
-        }
-        .to_bytes()
-        .unwrap();
-        bytes.extend_from_slice(&register);
-        bytes.extend_from_slice(&[0, 0]);
-        let answer = send_on_control_stream(&server, &bytes).await;
+        let answer = send_on_control_stream(&server, |binding| {
+            let mut bytes = hello().to_vec();
+            bytes.extend_from_slice(&register(binding));
+            bytes.extend_from_slice(&[0, 0]);
+            bytes
+        })
+        .await;
         assert!(
             matches!(answer, Some(ControlMessage::Error { .. })),
+            "{answer:?}"
+        );
+        eventually(|| server.stats().mapping("good").unwrap().agents == 1).await;
+        good_still_works(&server).await;
+        server.shutdown().await;
+    })
+    .await;
+}
+
+fn hello() -> BytesMut {
+    ControlMessage::Hello {
+        version: 1,
+        agent: "evil".into(),
+    }
+    .to_bytes()
+    .unwrap()
+}
+
+/// A token proof made for another link (captured, or relayed by a man in the middle) is
+/// refused as a wrong token: the proof is bound to the link it was made on.
+#[tokio::test]
+async fn a_token_proof_from_another_link_is_refused() {
+    bounded(async {
+        let (server, _agent) = serving_good().await;
+        let answer = send_on_control_stream(&server, |binding| {
+            let mut other_link = *binding;
+            other_link[0] ^= 1;
+            let mut bytes = hello().to_vec();
+            let register = ControlMessage::Register {
+                mapping: "good".into(),
+                proof: Secret::new("good-token").register_proof("good", &other_link),
+                weight: 1,
+            };
+            bytes.extend_from_slice(&register.to_bytes().unwrap());
+            bytes
+        })
+        .await;
+        assert!(
+            matches!(
+                answer,
+                Some(ControlMessage::Refused {
+                    reason: RefuseReason::WrongToken,
+                    ..
+                })
+            ),
             "{answer:?}"
         );
         eventually(|| server.stats().mapping("good").unwrap().agents == 1).await;

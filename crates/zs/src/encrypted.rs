@@ -166,6 +166,14 @@ impl<IO> EncryptedStream<IO> {
     pub(crate) fn link_secret(&self) -> &[u8; 32] {
         &self.link_secret
     }
+
+    /// A channel binding: 32 bytes unique to this connection and known only to its two
+    /// ends (HKDF of the handshake's traffic secrets). Prove knowledge of a shared secret
+    /// with a MAC over it instead of sending the secret: the proof is worthless on any other
+    /// connection, including one a man in the middle opens to the real peer.
+    pub fn channel_binding(&self) -> [u8; 32] {
+        *self.link_secret
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for EncryptedStream<IO> {
