@@ -75,17 +75,41 @@
 //!
 //! Memory is bounded by configuration, never by input: at most
 //! [`MuxConfig::max_streams`] streams, each holding at most its window of received data and
-//! its window of unsent data (buffers exist only while data is pending; an idle stream is a
-//! small fixed-size entry — see the tests for its size), at most
+//! its window of unsent data (a stream that never carried data is a small fixed-size entry —
+//! see the tests for its size; one that did keeps one emptied receive buffer, at most twice
+//! the window, for the data that follows, and emptied send buffers go to a pool of at most
+//! 16 that busy streams draw from), received data over all streams within
+//! [`MuxConfig::max_buffered`] when set (below), at most
 //! [`MuxConfig::max_peer_services`] announced services, and one partial frame of at most
 //! [`HEADER_LEN`] + [`MAX_FRAME_BODY`] bytes left in the runtime's input buffer. Control
 //! answers (pongs, RSTs) grow with input only while the runtime keeps reading, and
 //! [`Mux::wants_read`] turns false when they pile up unsent.
+//!
+//! # Connection-wide budget
+//! Without [`MuxConfig::max_buffered`] a peer may make this side hold
+//! `max_streams × stream_window` bytes of received data (16 GiB with the defaults) by
+//! filling every window of streams whose readers are slow. With it, every stream counts
+//! against the budget what it holds plus what its peer may still send — its *commitment*,
+//! never less than [`INITIAL_WINDOW`], which the protocol grants each new stream — and the
+//! sum never exceeds the budget, so neither does the data held:
+//! - **Admission**: a stream opens only while the budget has room for its initial window. A
+//!   peer's `SYN` past that is answered with RST (as at the stream limit: a refusal, not a
+//!   protocol error); a local [`Mux::open_stream`] fails with
+//!   [`MuxError::BudgetExhausted`]. A budget therefore also caps the streams open at once
+//!   to `max_buffered / 256 KiB`.
+//! - **Back-pressure by window**: [`Mux::read`] grants consumed bytes back as usual, but a
+//!   grant that would take a stream above its initial window is cut to the budget's free
+//!   room (and sent only if at least 16 KiB, or all that is owed); the rest is owed and
+//!   granted by later reads once slow streams' data is read or streams end. The part up to
+//!   the initial window is always granted, so every stream keeps moving: a slow reader still
+//!   stalls only its own stream, while the windows beyond the initial one shrink for the
+//!   others when the budget is short. [`MuxStats::committed_receive`] shows the budget in
+//!   use.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 mod frame;
 
@@ -101,6 +125,9 @@ pub const MAX_STREAM_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Unsent control frames past which [`Mux::wants_read`] turns false.
 pub const CONTROL_HIGH_WATER: usize = 64 * 1024;
+
+/// Bytes allocated at a time for the frame headers [`Mux::poll_transmit_chunks`] hands out.
+const HEADER_ARENA: usize = 4096;
 
 /// Identifies one stream of a mux.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,6 +170,11 @@ pub struct MuxConfig {
     pub keepalive_interval: Option<Duration>,
     /// Close the mux after this long without receiving anything. `None` disables it.
     pub idle_timeout: Option<Duration>,
+    /// Connection-wide budget for received data, in bytes: what the peer has sent and is
+    /// not yet read, plus what it may still send, over all streams. `None` (the default)
+    /// sets no connection-wide limit: the bound is then `max_streams × stream_window`.
+    /// At least [`INITIAL_WINDOW`]; see "Connection-wide budget" in the module docs.
+    pub max_buffered: Option<usize>,
 }
 
 impl Default for MuxConfig {
@@ -154,6 +186,7 @@ impl Default for MuxConfig {
             max_peer_services: 1024,
             keepalive_interval: Some(Duration::from_secs(15)),
             idle_timeout: Some(Duration::from_secs(60)),
+            max_buffered: None,
         }
     }
 }
@@ -244,7 +277,8 @@ pub enum MuxEvent {
         /// The stream.
         id: StreamId,
     },
-    /// A stream whose last [`Mux::write`] was short can take data again.
+    /// A stream whose last [`Mux::write`] was short can take data again: at least half a
+    /// window, or whatever its peer allows once its queued data has been sent.
     Writable {
         /// The stream.
         id: StreamId,
@@ -383,6 +417,13 @@ pub enum MuxError {
         /// The limit.
         max: usize,
     },
+    /// Opening another stream would take the received-data budget
+    /// ([`MuxConfig::max_buffered`]) past its limit: every stream reserves [`INITIAL_WINDOW`].
+    #[error("receive budget exhausted: at most {max} bytes may be committed to streams")]
+    BudgetExhausted {
+        /// The budget.
+        max: usize,
+    },
     /// Every stream id of this side's parity has been used.
     #[error("stream ids exhausted")]
     StreamIdsExhausted,
@@ -411,6 +452,9 @@ pub struct MuxStats {
     pub buffered_send: usize,
     /// Control frame bytes not yet handed to [`Mux::poll_transmit`].
     pub control_pending: usize,
+    /// Received-data budget in use: over all streams, what each holds and may still be
+    /// sent, at least [`INITIAL_WINDOW`] per stream (see [`MuxConfig::max_buffered`]).
+    pub committed_receive: usize,
     /// Streams the peer opened that were refused with RST.
     pub refused_streams: u64,
 }
@@ -424,18 +468,19 @@ const QUEUED: u8 = 0x10;
 const WANT_WRITE: u8 = 0x20;
 
 /// One stream's state. 80 bytes on 64-bit targets (`stream_struct_is_small` checks it);
-/// the two buffers are empty `BytesMut`s, owning no allocation, while nothing is pending.
+/// the two buffers are empty `BytesMut`s, owning no allocation, until data passes.
 #[derive(Debug)]
 struct Stream {
     /// Received, not yet read. Never longer than the stream window.
     recv: BytesMut,
     /// Written, not yet framed. Never longer than the stream window.
-    send: BytesMut,
+    send: SendQueue,
     /// Bytes we may still send (already reduced by `send`).
     send_window: u32,
     /// Bytes the peer may still send.
     recv_window: u32,
-    /// Bytes read but not yet granted back to the peer.
+    /// Window owed to the peer: bytes read but not yet granted back, and any part of the
+    /// configured window the receive budget has held back.
     recv_unacked: u32,
     flags: u8,
 }
@@ -444,7 +489,7 @@ impl Stream {
     fn new(recv_window: u32, flags: u8) -> Self {
         Self {
             recv: BytesMut::new(),
-            send: BytesMut::new(),
+            send: SendQueue::default(),
             send_window: INITIAL_WINDOW,
             recv_window,
             recv_unacked: 0,
@@ -456,6 +501,13 @@ impl Stream {
         self.flags & flag != 0
     }
 
+    /// What the stream counts against the connection's receive budget: what it holds plus
+    /// what the peer may still send, and never less than [`INITIAL_WINDOW`], which every
+    /// stream keeps reserved so that it can always be granted its initial window again.
+    fn reservation(&self) -> usize {
+        (self.recv_window as usize + self.recv.len()).max(INITIAL_WINDOW as usize)
+    }
+
     fn has_output(&self) -> bool {
         !self.send.is_empty() || (self.has(LOCAL_FIN) && !self.has(FIN_SENT))
     }
@@ -464,6 +516,15 @@ impl Stream {
     fn write_capacity(&self, stream_window: u32) -> usize {
         let buffer_room = (stream_window as usize).saturating_sub(self.send.len());
         buffer_room.min(self.send_window as usize)
+    }
+
+    /// True when a writer that was turned away should be told to write again: there is room
+    /// for half a window, or the send buffer has drained and any room at all. Waiting for
+    /// that much room, rather than for any, wakes a busy writer once per half window instead
+    /// of once per chunk sent.
+    fn writable_again(&self, stream_window: u32) -> bool {
+        let capacity = self.write_capacity(stream_window);
+        capacity >= (stream_window / 2) as usize || (capacity > 0 && self.send.is_empty())
     }
 }
 
@@ -484,6 +545,13 @@ pub struct Mux {
     ready: VecDeque<u32>,
     /// Encoded control frames, sent before any data.
     control: BytesMut,
+    /// Header bytes handed out by [`Mux::poll_transmit_chunks`] (split off, shared).
+    headers: BytesMut,
+    /// Send chunks emptied by [`Mux::poll_transmit`], reused once no frame handed out
+    /// still shares them; at most [`SPARE_CHUNKS`], and only while output is pending.
+    spare_chunks: Vec<BytesMut>,
+    /// Received-data budget in use: the sum of [`Stream::reservation`] over all streams.
+    committed: usize,
     events: VecDeque<MuxEvent>,
     /// Next id this side opens (u64 so exhaustion is visible).
     next_local_id: u64,
@@ -512,6 +580,9 @@ impl Mux {
                 .clamp(INITIAL_WINDOW, MAX_STREAM_WINDOW),
             max_streams: config.max_streams.clamp(1, MAX_STREAMS_LIMIT),
             chunk_size: config.chunk_size.clamp(1, MAX_FRAME_BODY),
+            max_buffered: config
+                .max_buffered
+                .map(|max| max.max(INITIAL_WINDOW as usize)),
             ..config
         };
         Self {
@@ -521,6 +592,9 @@ impl Mux {
             streams: HashMap::new(),
             ready: VecDeque::new(),
             control: BytesMut::new(),
+            headers: BytesMut::new(),
+            spare_chunks: Vec::new(),
+            committed: 0,
             events: VecDeque::new(),
             next_local_id: match role {
                 Role::Initiator => 1,
@@ -615,6 +689,40 @@ impl Mux {
         Ok(())
     }
 
+    /// True when the receive budget has room for one more stream's initial window.
+    fn budget_admits_stream(&self) -> bool {
+        self.config
+            .max_buffered
+            .is_none_or(|max| self.committed + INITIAL_WINDOW as usize <= max)
+    }
+
+    /// Inserts a new stream whose peer starts with [`INITIAL_WINDOW`]; returns the extra
+    /// window to grant at once (the configured window's excess over the initial one, as far
+    /// as the budget allows; the rest is owed and granted by later reads).
+    fn insert_stream(&mut self, id: u32, flags: u8) -> u32 {
+        let window = self.config.stream_window;
+        let room = self.config.max_buffered.map_or(usize::MAX, |max| {
+            max.saturating_sub(self.committed + INITIAL_WINDOW as usize)
+        });
+        let extra = (window - INITIAL_WINDOW).min(u32::try_from(room).unwrap_or(u32::MAX));
+        let mut stream = Stream::new(INITIAL_WINDOW + extra, flags);
+        stream.recv_unacked = window - INITIAL_WINDOW - extra;
+        self.committed += stream.reservation();
+        self.streams.insert(id, stream);
+        extra
+    }
+
+    /// Removes a stream and releases its share of the receive budget.
+    fn remove_stream(&mut self, id: u32) -> bool {
+        match self.streams.remove(&id) {
+            Some(stream) => {
+                self.committed -= stream.reservation();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// True when `id` names a stream that existed once and is gone: frames for it are late.
     fn is_late(&self, id: u32) -> bool {
         if self.is_local_id(id) {
@@ -629,7 +737,7 @@ impl Mux {
         match header.frame_type {
             FrameType::Data if header.flags == Flags::SYN => self.handle_syn(id, body),
             FrameType::Data if header.flags == Flags::RST => {
-                if self.streams.remove(&id.0).is_some() {
+                if self.remove_stream(id.0) {
                     self.events
                         .push_back(MuxEvent::StreamClosed { id, reset: true });
                     Ok(())
@@ -700,15 +808,15 @@ impl Mux {
         let service = service_name(body)?;
         let refuse = self.local_going_away
             || !self.local_services.contains(service)
-            || self.streams.len() >= self.config.max_streams;
+            || self.streams.len() >= self.config.max_streams
+            || !self.budget_admits_stream();
         if refuse {
             self.refused_streams += 1;
             Header::data(id, Flags::RST, 0).encode(&mut self.control);
             return Ok(());
         }
-        let window = self.config.stream_window;
-        self.streams.insert(id.0, Stream::new(window, ACKED));
-        Header::window_update(id, Flags::ACK, window - INITIAL_WINDOW).encode(&mut self.control);
+        let extra = self.insert_stream(id.0, ACKED);
+        Header::window_update(id, Flags::ACK, extra).encode(&mut self.control);
         self.events.push_back(MuxEvent::IncomingStream {
             id,
             service: service.to_owned(),
@@ -745,6 +853,10 @@ impl Mux {
         }
         if !body.is_empty() {
             let was_empty = stream.recv.is_empty();
+            if was_empty && !stream.recv.try_reclaim(body.len()) {
+                let window = self.config.stream_window as usize;
+                stream.recv = BytesMut::with_capacity(fresh_capacity(body.len(), window));
+            }
             stream.recv.extend_from_slice(body);
             if was_empty {
                 self.events.push_back(MuxEvent::Readable { id });
@@ -790,7 +902,7 @@ impl Mux {
             .send_window
             .checked_add(delta)
             .ok_or(MuxError::WindowOverflow { id, delta })?;
-        if stream.has(WANT_WRITE) && stream.write_capacity(stream_window) > 0 {
+        if stream.has(WANT_WRITE) && stream.writable_again(stream_window) {
             stream.flags &= !WANT_WRITE;
             self.events.push_back(MuxEvent::Writable { id });
         }
@@ -804,7 +916,7 @@ impl Mux {
             .get(&id.0)
             .is_some_and(|s| s.has(FIN_SENT) && s.has(REMOTE_FIN) && s.recv.is_empty());
         if done {
-            self.streams.remove(&id.0);
+            self.remove_stream(id.0);
             self.events
                 .push_back(MuxEvent::StreamClosed { id, reset: false });
         }
@@ -820,6 +932,7 @@ impl Mux {
         }
         self.state = State::Closed;
         self.streams = HashMap::new();
+        self.committed = 0;
         self.ready = VecDeque::new();
         self.events.push_back(MuxEvent::Closed { reason });
     }
@@ -827,6 +940,11 @@ impl Mux {
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<MuxEvent> {
         self.events.pop_front()
+    }
+
+    /// True when [`Self::poll_event`] has an event.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
     }
 
     // ---------------------------------------------------------------- commands
@@ -891,14 +1009,17 @@ impl Mux {
                 max: self.config.max_streams,
             });
         }
+        if let Some(max) = self.config.max_buffered
+            && !self.budget_admits_stream()
+        {
+            return Err(MuxError::BudgetExhausted { max });
+        }
         let id = u32::try_from(self.next_local_id).map_err(|_| MuxError::StreamIdsExhausted)?;
         self.next_local_id += 2;
-        let window = self.config.stream_window;
-        self.streams.insert(id, Stream::new(window, 0));
+        let extra = self.insert_stream(id, 0);
         self.encode_named(FrameType::Data, Flags::SYN, id, service);
-        if window > INITIAL_WINDOW {
-            Header::window_update(StreamId(id), Flags::NONE, window - INITIAL_WINDOW)
-                .encode(&mut self.control);
+        if extra > 0 {
+            Header::window_update(StreamId(id), Flags::NONE, extra).encode(&mut self.control);
         }
         Ok(StreamId(id))
     }
@@ -923,7 +1044,9 @@ impl Mux {
         if taken == 0 {
             return Ok(0);
         }
-        stream.send.extend_from_slice(&data[..taken]);
+        stream
+            .send
+            .push(&data[..taken], stream_window, &mut self.spare_chunks);
         // `taken` is at most the send window, a u32.
         stream.send_window -= u32::try_from(taken).unwrap_or(u32::MAX);
         self.enqueue(id.0);
@@ -933,6 +1056,10 @@ impl Mux {
     /// Moves everything received on stream `id` to `out` (appended); returns the byte count
     /// (0 for an unknown stream or nothing buffered). Consumed bytes are granted back to the
     /// peer once half the window has been read.
+    ///
+    /// When `out` is empty the stream's buffer is handed over whole, without copying, and
+    /// the stream keeps `out`'s allocation for the data that follows: a reader that passes
+    /// its drained buffer back every time makes a busy stream allocate nothing per chunk.
     pub fn read(&mut self, id: StreamId, out: &mut BytesMut) -> usize {
         let stream_window = self.config.stream_window;
         let open = self.state == State::Open;
@@ -943,19 +1070,30 @@ impl Mux {
         if len == 0 {
             return 0;
         }
+        let reserved_before = stream.reservation();
         if out.is_empty() {
-            *out = std::mem::take(&mut stream.recv);
+            std::mem::swap(out, &mut stream.recv);
+            stream.recv.clear();
+            if stream.recv.capacity() > 2 * stream_window as usize {
+                stream.recv = BytesMut::new();
+            }
         } else {
             out.extend_from_slice(&stream.recv);
-            stream.recv = BytesMut::new();
+            stream.recv.clear();
         }
+        self.committed -= reserved_before - stream.reservation();
         if open && !stream.has(REMOTE_FIN) {
             // The receive buffer never exceeds the window, a u32.
             stream.recv_unacked += u32::try_from(len).unwrap_or(u32::MAX);
             if stream.recv_unacked >= stream_window / 2 {
-                let delta = std::mem::take(&mut stream.recv_unacked);
-                stream.recv_window += delta;
-                Header::window_update(id, Flags::NONE, delta).encode(&mut self.control);
+                let delta = grant(stream, self.committed, self.config.max_buffered);
+                if delta > 0 {
+                    let reserved_before = stream.reservation();
+                    stream.recv_unacked -= delta;
+                    stream.recv_window += delta;
+                    self.committed += stream.reservation() - reserved_before;
+                    Header::window_update(id, Flags::NONE, delta).encode(&mut self.control);
+                }
             }
         }
         self.maybe_remove(id);
@@ -1000,7 +1138,7 @@ impl Mux {
     /// sent, and the id is free at once (no [`MuxEvent::StreamClosed`] for it).
     pub fn reset(&mut self, id: StreamId) -> Result<(), MuxError> {
         self.check_open()?;
-        if self.streams.remove(&id.0).is_none() {
+        if !self.remove_stream(id.0) {
             return Err(MuxError::UnknownStream { id });
         }
         Header::data(id, Flags::RST, 0).encode(&mut self.control);
@@ -1062,15 +1200,34 @@ impl Mux {
     /// with much queued data cannot starve the others; the rotation carries over between
     /// calls. A data frame is never split, so a budget below 13 bytes may send nothing.
     pub fn poll_transmit(&mut self, out: &mut BytesMut, max_bytes: usize) -> usize {
-        let start = out.len();
-        let mut budget = max_bytes;
+        self.transmit(out, max_bytes)
+    }
+
+    /// [`Self::poll_transmit`] without copying stream data: appends the same bytes to `out`
+    /// as a sequence of [`Bytes`] (frame headers, control frames, and slices of the streams'
+    /// send buffers), for a vectored write (`writev`). Returns the byte count appended.
+    /// The two forms may be mixed freely between calls.
+    pub fn poll_transmit_chunks(&mut self, out: &mut VecDeque<Bytes>, max_bytes: usize) -> usize {
+        let mut headers = std::mem::take(&mut self.headers);
+        let sent = self.transmit(
+            &mut ChunkSink {
+                out,
+                headers: &mut headers,
+            },
+            max_bytes,
+        );
+        self.headers = headers;
+        sent
+    }
+
+    fn transmit(&mut self, out: &mut impl TransmitSink, max_bytes: usize) -> usize {
+        let mut sent = 0;
         if !self.control.is_empty() {
-            let take = self.control.len().min(budget);
-            out.extend_from_slice(&self.control[..take]);
-            self.control.advance(take);
-            budget -= take;
+            let take = self.control.len().min(max_bytes);
+            out.control(&mut self.control, take);
+            sent += take;
             if !self.control.is_empty() {
-                return out.len() - start;
+                return sent;
             }
             if self.control.capacity() > CONTROL_HIGH_WATER {
                 self.control = BytesMut::new();
@@ -1079,6 +1236,7 @@ impl Mux {
         let chunk_size = self.config.chunk_size as usize;
         let stream_window = self.config.stream_window;
         while let Some(&id) = self.ready.front() {
+            let budget = max_bytes - sent;
             let Some(stream) = self.streams.get_mut(&id) else {
                 self.ready.pop_front();
                 continue;
@@ -1093,21 +1251,21 @@ impl Mux {
             if budget < needed {
                 break;
             }
-            let len = pending.min(chunk_size).min(budget - HEADER_LEN);
+            let len = stream
+                .send
+                .front_len()
+                .min(chunk_size)
+                .min(budget - HEADER_LEN);
             let fin = len == pending && stream.has(LOCAL_FIN);
             let flags = if fin { Flags::FIN } else { Flags::NONE };
             // `len` is at most chunk_size, a u32.
-            Header::data(StreamId(id), flags, u32::try_from(len).unwrap_or(u32::MAX)).encode(out);
-            out.extend_from_slice(&stream.send[..len]);
-            stream.send.advance(len);
-            if stream.send.is_empty() {
-                stream.send = BytesMut::new();
-            }
-            budget -= HEADER_LEN + len;
+            let header = Header::data(StreamId(id), flags, u32::try_from(len).unwrap_or(u32::MAX));
+            stream.send.frame(out, header, len, &mut self.spare_chunks);
+            sent += HEADER_LEN + len;
             if fin {
                 stream.flags |= FIN_SENT;
             }
-            if stream.has(WANT_WRITE) && stream.write_capacity(stream_window) > 0 {
+            if stream.has(WANT_WRITE) && stream.writable_again(stream_window) {
                 stream.flags &= !WANT_WRITE;
                 self.events
                     .push_back(MuxEvent::Writable { id: StreamId(id) });
@@ -1122,7 +1280,11 @@ impl Mux {
                 self.maybe_remove(StreamId(id));
             }
         }
-        out.len() - start
+        if self.ready.is_empty() {
+            // Nothing left to send: the link is idle, keep no spare memory.
+            self.spare_chunks = Vec::new();
+        }
+        sent
     }
 
     // ---------------------------------------------------------------- timers and state
@@ -1211,7 +1373,170 @@ impl Mux {
             buffered_receive,
             buffered_send,
             control_pending: self.control.len(),
+            committed_receive: self.committed,
             refused_streams: self.refused_streams,
+        }
+    }
+}
+
+/// Where [`Mux::transmit`] puts frames: one contiguous buffer, or a list of chunks.
+trait TransmitSink {
+    /// Takes the first `take` bytes off `control`.
+    fn control(&mut self, control: &mut BytesMut, take: usize);
+    /// A data frame: `header`, then the first `len` bytes taken off `send`.
+    fn data(&mut self, header: Header, send: &mut BytesMut, len: usize);
+}
+
+impl TransmitSink for BytesMut {
+    fn control(&mut self, control: &mut BytesMut, take: usize) {
+        self.extend_from_slice(&control[..take]);
+        control.advance(take);
+    }
+
+    fn data(&mut self, header: Header, send: &mut BytesMut, len: usize) {
+        header.encode(self);
+        self.extend_from_slice(&send[..len]);
+        send.advance(len);
+    }
+}
+
+struct ChunkSink<'a> {
+    out: &'a mut VecDeque<Bytes>,
+    headers: &'a mut BytesMut,
+}
+
+impl TransmitSink for ChunkSink<'_> {
+    fn control(&mut self, control: &mut BytesMut, take: usize) {
+        self.out.push_back(control.split_to(take).freeze());
+    }
+
+    fn data(&mut self, header: Header, send: &mut BytesMut, len: usize) {
+        if self.headers.capacity() < HEADER_LEN {
+            // A fresh arena; the previous one lives on in the headers handed out.
+            *self.headers = BytesMut::with_capacity(HEADER_ARENA);
+        }
+        header.encode(self.headers);
+        self.out.push_back(self.headers.split().freeze());
+        if len > 0 {
+            self.out.push_back(send.split_to(len).freeze());
+        }
+    }
+}
+
+/// Smallest part of a stream's owed window granted from the shared part of the budget: the
+/// budget does not dribble out in tiny window updates.
+const MIN_BUDGET_GRANT: u32 = 16 * 1024;
+
+/// How much of `stream`'s owed window (`recv_unacked`) to grant now. Without a budget, all
+/// of it. With one, what is needed to bring the stream back to [`INITIAL_WINDOW`] (always
+/// reserved for it) plus what the budget's free room allows beyond that, if that is at least
+/// [`MIN_BUDGET_GRANT`] or all that is owed.
+fn grant(stream: &Stream, committed: usize, max_buffered: Option<usize>) -> u32 {
+    let owed = stream.recv_unacked;
+    let Some(max) = max_buffered else {
+        return owed;
+    };
+    let held = stream.recv_window as usize + stream.recv.len();
+    let base = (INITIAL_WINDOW as usize).saturating_sub(held);
+    let base = u32::try_from(base).unwrap_or(u32::MAX).min(owed);
+    let room = u32::try_from(max.saturating_sub(committed)).unwrap_or(u32::MAX);
+    let extra = (owed - base).min(room);
+    if extra >= MIN_BUDGET_GRANT || extra == owed - base {
+        base + extra
+    } else {
+        base
+    }
+}
+
+/// Capacity of a new receive buffer for a first frame of `len` bytes: a full-size chunk
+/// suggests more follow, so room for a few is taken at once (within the window) instead of
+/// growing the buffer chunk by chunk; a small frame gets just its size.
+fn fresh_capacity(len: usize, window: usize) -> usize {
+    if len >= 4096 {
+        len.max((window / 4).min(64 * 1024))
+    } else {
+        len
+    }
+}
+
+/// Written data not yet framed, in the chunks it was written in: growing it never moves
+/// what is queued, and [`Mux::poll_transmit_chunks`] frames it without copying. Small writes
+/// are packed into the last chunk's spare room. Owns no allocation while empty.
+#[derive(Debug, Default)]
+struct SendQueue {
+    /// Never holds an empty chunk.
+    chunks: VecDeque<BytesMut>,
+}
+
+/// Most emptied send chunks a mux keeps for reuse.
+const SPARE_CHUNKS: usize = 16;
+
+/// Spare room a new send chunk reserves for small writes that follow, at most: this, or a
+/// 64th of the stream window if larger (so a queue holds about 64 chunks at most).
+const SEND_PACKING: usize = 4096;
+
+impl SendQueue {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// Bytes queued (walks the chunks: few, as writes are packed).
+    fn len(&self) -> usize {
+        self.chunks.iter().map(BytesMut::len).sum()
+    }
+
+    /// Length of the first chunk: the most one frame takes.
+    fn front_len(&self) -> usize {
+        self.chunks.front().map_or(0, BytesMut::len)
+    }
+
+    fn push(&mut self, mut data: &[u8], stream_window: u32, spare: &mut Vec<BytesMut>) {
+        let queued = match self.chunks.back_mut() {
+            Some(back) => {
+                let room = (back.capacity() - back.len()).min(data.len());
+                back.extend_from_slice(&data[..room]);
+                data = &data[room..];
+                back.len()
+            }
+            None => 0,
+        };
+        if !data.is_empty() {
+            // Room for more small writes once some are queued; a first write gets its size.
+            let packing = (2 * queued).min(SEND_PACKING.max(stream_window as usize / 64));
+            let capacity = data.len().max(packing);
+            // A spare chunk that no frame in flight shares any more is as good as new (and
+            // its memory is already touched).
+            let reusable = spare
+                .iter_mut()
+                .rposition(|chunk| chunk.try_reclaim(capacity));
+            let mut chunk = match reusable {
+                Some(index) => spare.swap_remove(index),
+                None => BytesMut::with_capacity(capacity),
+            };
+            chunk.extend_from_slice(data);
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// Hands the first `len` bytes (at most [`Self::front_len`]) to `out` as one data frame.
+    fn frame(
+        &mut self,
+        out: &mut impl TransmitSink,
+        header: Header,
+        len: usize,
+        spare: &mut Vec<BytesMut>,
+    ) {
+        match self.chunks.front_mut() {
+            Some(front) => {
+                out.data(header, front, len);
+                if front.is_empty()
+                    && let Some(emptied) = self.chunks.pop_front()
+                    && spare.len() < SPARE_CHUNKS
+                {
+                    spare.push(emptied);
+                }
+            }
+            None => out.data(header, &mut BytesMut::new(), 0),
         }
     }
 }

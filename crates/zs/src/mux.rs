@@ -11,6 +11,15 @@
 //! Each stream has its own flow-control window, so a stream whose reader is slow stalls only
 //! itself; the link's output is shared fairly (round-robin per chunk) between streams.
 //!
+//! One lock per link guards the mux, shared by the driver task and the stream handles; the
+//! hot path is kept short and quiet: stream data leaves in vectored writes of slices of the
+//! streams' own buffers (no copy into a link buffer; a transport without vectored writes
+//! gets one contiguous buffer instead), the driver takes the lock once per turn, a handle
+//! wakes the driver only when it gives it work it did not have (output where there was
+//! none), a blocked writer is woken once half its window is free rather than per chunk, and
+//! a reader hands its drained buffer back for the next data. Connection-wide memory is
+//! bounded with [`MuxConfig::max_buffered`] (see [`zs_wire::mux`]).
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,13 +31,13 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::HashMap;
-use std::io;
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
@@ -37,6 +46,82 @@ pub use zs_wire::mux::{MuxConfig, MuxError, Role, StreamId};
 
 /// Output gathered per write to the transport.
 const TRANSMIT_BATCH: usize = 256 * 1024;
+
+/// Room kept free in the receive buffer for one read from the transport.
+const RECEIVE_BATCH: usize = 256 * 1024;
+
+/// Most slices passed to one vectored write.
+const MAX_IO_SLICES: usize = 64;
+
+/// Frames taken from the mux, not yet written to the transport.
+struct Output {
+    /// The transport takes vectored writes: stream data goes out without being copied.
+    vectored: bool,
+    /// Output for a transport without vectored writes.
+    flat: BytesMut,
+    /// Output for a vectored transport.
+    chunks: VecDeque<Bytes>,
+}
+
+impl Output {
+    fn new(vectored: bool) -> Self {
+        Self {
+            vectored,
+            flat: if vectored {
+                BytesMut::new()
+            } else {
+                BytesMut::with_capacity(TRANSMIT_BATCH)
+            },
+            chunks: VecDeque::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.flat.is_empty() && self.chunks.is_empty()
+    }
+
+    /// Takes the next batch of frames from the mux.
+    fn fill(&mut self, mux: &mut Mux) {
+        if self.vectored {
+            mux.poll_transmit_chunks(&mut self.chunks, TRANSMIT_BATCH);
+        } else {
+            mux.poll_transmit(&mut self.flat, TRANSMIT_BATCH);
+        }
+    }
+
+    /// Writes some of the output once.
+    async fn write_to<W: AsyncWrite + Unpin>(&self, writer: &mut W) -> io::Result<usize> {
+        if !self.vectored {
+            return writer.write(&self.flat).await;
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
+        let mut count = 0;
+        for (slice, chunk) in slices.iter_mut().zip(&self.chunks) {
+            *slice = IoSlice::new(chunk);
+            count += 1;
+        }
+        writer.write_vectored(&slices[..count]).await
+    }
+
+    /// Drops the first `written` bytes.
+    fn advance(&mut self, mut written: usize) {
+        if !self.vectored {
+            self.flat.advance(written);
+            return;
+        }
+        while written > 0 {
+            let Some(chunk) = self.chunks.front_mut() else {
+                return;
+            };
+            if written < chunk.len() {
+                chunk.advance(written);
+                return;
+            }
+            written -= chunk.len();
+            self.chunks.pop_front();
+        }
+    }
+}
 
 #[derive(Default)]
 struct StreamState {
@@ -61,7 +146,7 @@ struct Inner {
 
 struct Shared {
     inner: Mutex<Inner>,
-    /// Wakes the driver: there is output to send.
+    /// Wakes the driver: there is output to send, or events to handle.
     wake_driver: Notify,
 }
 
@@ -70,6 +155,21 @@ impl Shared {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Releases the lock and wakes the driver if the command just run under it gave the
+    /// driver work: output where there was none (`had_output` is what
+    /// [`Mux::wants_transmit`] said before the command), or events.
+    ///
+    /// Output added to output already pending needs no wake-up: the driver takes more from
+    /// the mux every time its own batch is written, so a busy link costs no wake-up per
+    /// write.
+    fn unlock_and_wake(&self, inner: MutexGuard<'_, Inner>, had_output: bool) {
+        let wake = (!had_output && inner.mux.wants_transmit()) || inner.mux.has_events();
+        drop(inner);
+        if wake {
+            self.wake_driver.notify_one();
+        }
     }
 }
 
@@ -124,13 +224,13 @@ impl MuxLink {
         if let Some(why) = &inner.ended {
             return Err(link_ended(why));
         }
+        let had_output = inner.mux.wants_transmit();
         inner
             .mux
             .listen(service)
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, error))?;
         inner.listeners.insert(service.to_owned(), sender);
-        drop(inner);
-        self.shared.wake_driver.notify_one();
+        self.shared.unlock_and_wake(inner, had_output);
         Ok(VirtualListener { incoming })
     }
 
@@ -142,12 +242,13 @@ impl MuxLink {
             if let Some(why) = &inner.ended {
                 return Err(link_ended(why));
             }
+            let had_output = inner.mux.wants_transmit();
             let id = inner.mux.open_stream(service).map_err(io::Error::other)?;
             inner.streams.insert(id, StreamState::default());
             inner.opening.insert(id, accepted);
+            self.shared.unlock_and_wake(inner, had_output);
             id
         };
-        self.shared.wake_driver.notify_one();
         let stream = VirtualStream::new(id, self.shared.clone());
         match answer.await {
             Ok(Ok(())) => Ok(stream),
@@ -168,8 +269,10 @@ impl MuxLink {
 
     /// Ends the link: no new streams; the peer is told with `GoAway`.
     pub fn close(&self) {
-        self.shared.lock().mux.go_away();
-        self.shared.wake_driver.notify_one();
+        let mut inner = self.shared.lock();
+        let had_output = inner.mux.wants_transmit();
+        inner.mux.go_away();
+        self.shared.unlock_and_wake(inner, had_output);
     }
 }
 
@@ -228,6 +331,7 @@ impl AsyncRead for VirtualStream {
         let this = self.get_mut();
         if this.pending.is_empty() {
             let mut inner = this.shared.lock();
+            let had_output = inner.mux.wants_transmit();
             let taken = inner.mux.read(this.id, &mut this.pending);
             if taken == 0 {
                 let ended = inner.ended.clone();
@@ -244,9 +348,8 @@ impl AsyncRead for VirtualStream {
                 state.read_waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            drop(inner);
             // Reading may have queued a window update.
-            this.shared.wake_driver.notify_one();
+            this.shared.unlock_and_wake(inner, had_output);
         }
         let len = this.pending.len().min(buf.remaining());
         buf.put_slice(&this.pending[..len]);
@@ -266,6 +369,7 @@ impl AsyncWrite for VirtualStream {
         if let Some(why) = &inner.ended {
             return Poll::Ready(Err(link_ended(why)));
         }
+        let had_output = inner.mux.wants_transmit();
         let written = match inner.mux.write(this.id, buf) {
             Ok(written) => written,
             Err(error) => {
@@ -276,14 +380,13 @@ impl AsyncWrite for VirtualStream {
             inner.streams.entry(this.id).or_default().write_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        drop(inner);
-        this.shared.wake_driver.notify_one();
+        this.shared.unlock_and_wake(inner, had_output);
         Poll::Ready(Ok(written))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Written bytes are queued in the mux; the driver sends them as soon as it can.
-        self.shared.wake_driver.notify_one();
+        // Written bytes are queued in the mux, and the driver was woken when they were
+        // written: it sends them as soon as the transport takes them.
         Poll::Ready(Ok(()))
     }
 
@@ -291,8 +394,10 @@ impl AsyncWrite for VirtualStream {
         let this = self.get_mut();
         if !this.shut_down {
             this.shut_down = true;
-            let _ = this.shared.lock().mux.close(this.id);
-            this.shared.wake_driver.notify_one();
+            let mut inner = this.shared.lock();
+            let had_output = inner.mux.wants_transmit();
+            let _ = inner.mux.close(this.id);
+            this.shared.unlock_and_wake(inner, had_output);
         }
         Poll::Ready(Ok(()))
     }
@@ -301,6 +406,7 @@ impl AsyncWrite for VirtualStream {
 impl Drop for VirtualStream {
     fn drop(&mut self) {
         let mut inner = self.shared.lock();
+        let had_output = inner.mux.wants_transmit();
         if inner.mux.contains_stream(self.id) {
             if self.shut_down {
                 // Like a TCP socket closed after `shutdown`: finish gracefully, discarding
@@ -316,8 +422,7 @@ impl Drop for VirtualStream {
             }
         }
         inner.streams.remove(&self.id);
-        drop(inner);
-        self.shared.wake_driver.notify_one();
+        self.shared.unlock_and_wake(inner, had_output);
     }
 }
 
@@ -422,18 +527,44 @@ fn end(inner: &mut Inner, why: &str) {
     }
 }
 
+/// What woke the driver, to be handled under the next lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Nothing to hand to the mux (a write completed, or the driver was notified).
+    Nothing,
+    /// Bytes were read into the receive buffer.
+    Received,
+    /// The timer fired.
+    Timer,
+}
+
 async fn drive<IO>(transport: IO, shared: Arc<Shared>)
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(transport);
-    let mut received = BytesMut::with_capacity(64 * 1024);
-    let mut output = BytesMut::with_capacity(TRANSMIT_BATCH);
+    let mut received = BytesMut::with_capacity(RECEIVE_BATCH);
+    let mut output = Output::new(writer.is_write_vectored());
+    // One timer, moved only when the mux's deadline comes earlier than the one armed (a
+    // later deadline is picked up when the armed one fires early and finds nothing due).
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
+    let mut wake = Wake::Nothing;
     loop {
+        // One lock per turn: hand over what arrived, take output, act on events.
         let (deadline, wants_read, finished, orphans) = {
             let mut inner = shared.lock();
+            match wake {
+                Wake::Received => {
+                    let now = Instant::now().into_std();
+                    let _ = inner.mux.handle_received(&mut received, now);
+                }
+                Wake::Timer => inner.mux.handle_timeout(Instant::now().into_std()),
+                Wake::Nothing => {}
+            }
             if output.is_empty() {
-                inner.mux.poll_transmit(&mut output, TRANSMIT_BATCH);
+                output.fill(&mut inner.mux);
             }
             let orphans = process_events(&mut inner, &shared);
             let deadline = inner.mux.poll_timeout().map(Instant::from_std);
@@ -448,15 +579,24 @@ where
         if finished && output.is_empty() {
             break;
         }
-        let sleep = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = writer.write(&output), if !output.is_empty() => match result {
-                Ok(written) => output.advance(written),
+        if wake == Wake::Received && received.capacity() - received.len() < RECEIVE_BATCH / 4 {
+            received.reserve(RECEIVE_BATCH);
+        }
+        if wake == Wake::Timer {
+            armed = None;
+        }
+        if let Some(deadline) = deadline
+            && armed.is_none_or(|armed| deadline < armed)
+        {
+            timer.as_mut().reset(deadline);
+            armed = Some(deadline);
+        }
+        wake = tokio::select! {
+            result = output.write_to(&mut writer), if !output.is_empty() => match result {
+                Ok(written) => {
+                    output.advance(written);
+                    Wake::Nothing
+                }
                 Err(error) => {
                     end(&mut shared.lock(), &error.to_string());
                     return;
@@ -467,30 +607,15 @@ where
                     end(&mut shared.lock(), "the transport closed");
                     return;
                 }
-                Ok(_) => {
-                    let mut inner = shared.lock();
-                    let _ = inner.mux.handle_received(&mut received, Instant::now().into_std());
-                    let orphans = process_events(&mut inner, &shared);
-                    drop(inner);
-                    drop(orphans);
-                    if received.capacity() - received.len() < 16 * 1024 {
-                        received.reserve(64 * 1024);
-                    }
-                }
+                Ok(_) => Wake::Received,
                 Err(error) => {
                     end(&mut shared.lock(), &error.to_string());
                     return;
                 }
             },
-            () = shared.wake_driver.notified() => {}
-            () = sleep => {
-                let mut inner = shared.lock();
-                inner.mux.handle_timeout(Instant::now().into_std());
-                let orphans = process_events(&mut inner, &shared);
-                drop(inner);
-                drop(orphans);
-            }
-        }
+            () = shared.wake_driver.notified() => Wake::Nothing,
+            () = &mut timer, if armed.is_some() => Wake::Timer,
+        };
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;

@@ -204,3 +204,45 @@ async fn dropped_transport_ends_every_stream_with_an_error() {
     assert!(client_link.ended().is_some());
     assert!(client_link.connect("echo").await.is_err());
 }
+
+#[tokio::test]
+async fn a_receive_budget_refuses_streams_past_it_and_the_admitted_ones_still_move() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let client_link = MuxLink::new(connected.unwrap(), Role::Initiator, MuxConfig::default());
+    // Room for two streams' initial windows (256 KiB each) on the accepting side.
+    let budget = MuxConfig {
+        max_buffered: Some(2 * 256 * 1024),
+        ..MuxConfig::default()
+    };
+    let server_link = MuxLink::new(accepted.unwrap().0, Role::Acceptor, budget);
+    echo_service(&server_link, "echo");
+    wait_listening().await;
+    let first = client_link.connect("echo").await.unwrap();
+    let second = client_link.connect("echo").await.unwrap();
+    let refused = client_link.connect("echo").await.unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let mut tasks = tokio::task::JoinSet::new();
+    for stream in [first, second] {
+        tasks.spawn(async move {
+            let payload = vec![stream.id().0 as u8; 3 * 1024 * 1024];
+            let (mut read_half, mut write_half) = tokio::io::split(stream);
+            let expected = payload.clone();
+            let writer = tokio::spawn(async move {
+                write_half.write_all(&payload).await.unwrap();
+                write_half.shutdown().await.unwrap();
+            });
+            let mut back = Vec::new();
+            read_half.read_to_end(&mut back).await.unwrap();
+            writer.await.unwrap();
+            assert!(back == expected);
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.unwrap();
+    }
+    // Both streams are over: their share of the budget is free again.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(client_link.connect("echo").await.is_ok());
+}

@@ -225,7 +225,7 @@ fn ten_thousand_streams_at_once_each_echo_a_little() {
         pair.server
             .streams
             .values()
-            .all(|s| s.recv.capacity() == 0 && s.send.capacity() == 0)
+            .all(|s| s.recv.capacity() == 0 && s.send.is_empty())
     );
 
     for (n, &id) in ids.iter().enumerate() {
@@ -949,6 +949,225 @@ fn a_tiny_transmit_budget_still_makes_progress() {
     assert!(events(&mut pair.server).contains(&MuxEvent::PeerFinished { id }));
 }
 
+#[test]
+fn chunked_transmit_sends_the_same_bytes_as_flat_transmit() {
+    // Two identical senders, one drained with poll_transmit, one with
+    // poll_transmit_chunks, under the same budgets: byte-for-byte the same output.
+    let now = Instant::now();
+    let mut flat = Mux::new(MuxConfig::default(), Role::Initiator, now);
+    let mut chunked = Mux::new(MuxConfig::default(), Role::Initiator, now);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7) as u8).collect();
+    for mux in [&mut flat, &mut chunked] {
+        mux.listen("x").unwrap();
+        for n in 0..5usize {
+            let id = mux.open_stream("echo").unwrap();
+            mux.write(id, &data[..40_000 * (n + 1)]).unwrap();
+            if n % 2 == 0 {
+                mux.close(id).unwrap();
+            }
+        }
+        mux.go_away();
+    }
+    let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+    for budget in [5, 13, 100, 16 * 1024 + 12, 70_000, usize::MAX]
+        .into_iter()
+        .cycle()
+    {
+        let sent_flat = flat.poll_transmit(&mut a, budget);
+        let mut chunks = VecDeque::new();
+        let sent_chunked = chunked.poll_transmit_chunks(&mut chunks, budget);
+        assert_eq!(sent_flat, sent_chunked, "budget {budget}");
+        for chunk in chunks {
+            b.extend_from_slice(&chunk);
+        }
+        if sent_flat == 0 && !flat.wants_transmit() {
+            break;
+        }
+    }
+    assert!(!chunked.wants_transmit());
+    assert_eq!(a.len(), b.len());
+    assert!(a == b, "outputs differ");
+}
+
+#[test]
+fn a_drained_receive_buffer_is_reused_without_copying() {
+    let mut pair = Pair::new();
+    pair.server.listen("echo").unwrap();
+    let id = pair.client.open_stream("echo").unwrap();
+    pair.drive();
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    let spare = out.as_ptr();
+    pair.client.write(id, &[1u8; 1000]).unwrap();
+    pair.drive();
+    assert_eq!(pair.server.read(id, &mut out), 1000);
+    // The reader's empty buffer went to the stream, and the next data lands in it.
+    out.clear();
+    pair.client.write(id, &[2u8; 1000]).unwrap();
+    pair.drive();
+    let mut next = BytesMut::new();
+    assert_eq!(pair.server.read(id, &mut next), 1000);
+    assert_eq!(next.as_ptr(), spare);
+    assert_eq!(&next[..], &[2u8; 1000][..]);
+}
+
+// ------------------------------------------------------------------ receive budget
+
+fn budget_pair(budget: usize, stream_window: u32) -> Pair {
+    let config = MuxConfig {
+        max_buffered: Some(budget),
+        stream_window,
+        ..MuxConfig::default()
+    };
+    let mut pair = Pair::with_config(config);
+    pair.server.listen("echo").unwrap();
+    pair.client.listen("back").unwrap();
+    pair
+}
+
+#[test]
+fn the_receive_budget_admits_streams_by_their_initial_window() {
+    let window = INITIAL_WINDOW as usize;
+    let mut pair = budget_pair(3 * window + 1000, INITIAL_WINDOW);
+    let opened: Vec<StreamId> = (0..3)
+        .map(|_| pair.client.open_stream("echo").unwrap())
+        .collect();
+    // This side has committed three initial windows: a fourth local open is refused.
+    assert_eq!(
+        pair.client.open_stream("echo"),
+        Err(MuxError::BudgetExhausted {
+            max: 3 * window + 1000
+        })
+    );
+    pair.drive();
+    assert_eq!(pair.server.stream_count(), 3);
+    assert_eq!(pair.server.stats().committed_receive, 3 * window);
+    // The server's budget is full too: the client's fourth stream (opened by a client
+    // with room) would be refused with RST, not a protocol error.
+    let mut roomy = Mux::new(MuxConfig::default(), Role::Initiator, pair.now);
+    for _ in 0..3 {
+        roomy.open_stream("echo").unwrap();
+    }
+    let fourth = roomy.open_stream("echo").unwrap();
+    let mut wire = BytesMut::new();
+    roomy.poll_transmit(&mut wire, usize::MAX);
+    let mut target = Mux::new(
+        MuxConfig {
+            max_buffered: Some(3 * window + 1000),
+            ..MuxConfig::default()
+        },
+        Role::Acceptor,
+        pair.now,
+    );
+    target.listen("echo").unwrap();
+    target.handle_received(&mut wire, pair.now).unwrap();
+    assert_eq!(target.stream_count(), 3);
+    assert_eq!(target.stats().refused_streams, 1);
+    let answers = transmitted(&mut target);
+    assert!(
+        answers
+            .iter()
+            .any(|(h, _)| h.stream_id == fourth.0 && h.flags == Flags::RST)
+    );
+    // Closing a stream frees its share: the next open fits again.
+    pair.client.reset(opened[0]).unwrap();
+    assert!(pair.client.open_stream("echo").is_ok());
+}
+
+#[test]
+fn the_receive_budget_bounds_what_slow_readers_hold_and_withholds_extra_window() {
+    // Windows of 1 MiB, a budget of 2.5 MiB: two streams get their full windows, the
+    // third only what is left; nothing the peer can send exceeds the budget.
+    let window = 1024 * 1024;
+    let budget = 5 * window as usize / 2;
+    let mut pair = budget_pair(budget, window);
+    let ids: Vec<StreamId> = (0..3)
+        .map(|_| pair.client.open_stream("echo").unwrap())
+        .collect();
+    pair.drive();
+    let big = vec![9u8; 4 * window as usize];
+    let mut accepted = Vec::new();
+    for &id in &ids {
+        accepted.push(pair.client.write(id, &big).unwrap());
+    }
+    pair.drive();
+    for &id in &ids {
+        accepted.push(pair.client.write(id, &big).unwrap());
+    }
+    pair.drive();
+    let held: usize = ids
+        .iter()
+        .map(|&id| pair.server.readable_len(id).unwrap())
+        .sum();
+    eprintln!("accepted {accepted:?}, server holds {held} bytes of a {budget} budget");
+    assert!(held <= budget, "{held} > {budget}");
+    assert!(pair.server.stats().committed_receive <= budget);
+    // The first two got 1 MiB windows, the third the rest of the budget.
+    assert_eq!(pair.server.readable_len(ids[0]), Some(window as usize));
+    assert_eq!(pair.server.readable_len(ids[1]), Some(window as usize));
+    assert_eq!(
+        pair.server.readable_len(ids[2]),
+        Some(budget - 2 * window as usize)
+    );
+
+    // The third stream's reader keeps reading while the others hold their data: it always
+    // gets back at least its initial window, so it keeps moving.
+    let mut moved = 0;
+    for _ in 0..20 {
+        moved += read_all(&mut pair.server, ids[2]).len();
+        pair.client.write(ids[2], &big).unwrap();
+        pair.drive();
+        let held: usize = ids
+            .iter()
+            .map(|&id| pair.server.readable_len(id).unwrap())
+            .sum();
+        assert!(held <= budget, "{held} > {budget}");
+        assert!(pair.server.stats().committed_receive <= budget);
+    }
+    assert!(moved >= 20 * INITIAL_WINDOW as usize, "moved {moved}");
+
+    // Once a slow reader reads, its share returns to the pool and the third stream's owed
+    // window is granted as it reads on.
+    read_all(&mut pair.server, ids[0]);
+    pair.client.write(ids[0], &big).unwrap();
+    read_all(&mut pair.server, ids[2]);
+    pair.client.write(ids[2], &big).unwrap();
+    pair.drive();
+    read_all(&mut pair.server, ids[2]);
+    pair.drive();
+    pair.client.write(ids[2], &big).unwrap();
+    pair.drive();
+    assert!(pair.server.stats().committed_receive <= budget);
+    let total: usize = ids
+        .iter()
+        .map(|&id| pair.server.readable_len(id).unwrap())
+        .sum();
+    assert!(total <= budget);
+}
+
+#[test]
+fn without_a_budget_the_commitment_is_still_counted() {
+    let mut pair = Pair::new();
+    pair.server.listen("echo").unwrap();
+    let a = pair.client.open_stream("echo").unwrap();
+    let _b = pair.client.open_stream("echo").unwrap();
+    pair.drive();
+    assert_eq!(
+        pair.server.stats().committed_receive,
+        2 * INITIAL_WINDOW as usize
+    );
+    pair.client.write(a, &[1u8; 1000]).unwrap();
+    pair.client.close(a).unwrap();
+    pair.server.close(a).unwrap();
+    pair.drive();
+    read_all(&mut pair.server, a);
+    pair.drive();
+    assert_eq!(pair.server.stream_count(), 1);
+    assert_eq!(
+        pair.server.stats().committed_receive,
+        INITIAL_WINDOW as usize
+    );
+}
+
 // ------------------------------------------------------------------ property tests
 
 fn valid_header() -> impl Strategy<Value = Header> {
@@ -1212,9 +1431,17 @@ proptest! {
         input in hostile_input(),
         chunk in 1usize..4096,
         read_some in any::<bool>(),
+        budgeted in any::<bool>(),
     ) {
         let now = Instant::now();
-        let config = MuxConfig { max_streams: 4, max_peer_services: 8, ..MuxConfig::default() };
+        // With a budget, room for three initial windows (ours and two of the peer's).
+        let budget = budgeted.then_some(3 * INITIAL_WINDOW as usize);
+        let config = MuxConfig {
+            max_streams: 4,
+            max_peer_services: 8,
+            max_buffered: budget,
+            ..MuxConfig::default()
+        };
         let window = config.stream_window as usize;
         let mut mux = Mux::new(config, Role::Acceptor, now);
         mux.listen("echo").unwrap();
@@ -1244,6 +1471,11 @@ proptest! {
             prop_assert!(stats.streams <= 4);
             prop_assert!(stats.buffered_receive <= stats.streams * window);
             prop_assert!(mux.streams.values().all(|s| s.recv.len() <= window));
+            if let Some(budget) = budget {
+                prop_assert!(stats.streams <= 3);
+                prop_assert!(stats.committed_receive <= budget);
+                prop_assert!(stats.buffered_receive <= budget);
+            }
             // Answers never outgrow the input that caused them (+ our Listen and SYN).
             prop_assert!(stats.control_pending <= fed + 64, "{} > {}", stats.control_pending, fed);
         }
