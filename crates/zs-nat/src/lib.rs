@@ -54,5 +54,5 @@ pub use config::{
     ServerMapping,
 };
 pub use secret::Secret;
-pub use server::{NatServer, NatServerHandle, STATS_COMMAND, ServerError, load_or_create_keypair};
+pub use server::{NatServer, NatServerHandle, STATS_COMMAND, ServerError};
 pub use stats::{AgentStats, MappingStats, ServerStats};

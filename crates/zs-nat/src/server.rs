@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -56,46 +55,9 @@ pub enum ServerError {
         /// Why.
         source: io::Error,
     },
-    /// The key file could not be read, parsed or created.
-    #[error("key file {}: {reason}", path.display())]
-    KeyFile {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// Loads the key pair in `path`, or creates the file (owner-only) with a new one. Returns
-/// the key pair and whether it was created.
-pub fn load_or_create_keypair(path: &Path) -> Result<(StaticKeypair, bool), ServerError> {
-    let key_error = |reason: String| ServerError::KeyFile {
-        path: path.to_owned(),
-        reason,
-    };
-    match std::fs::read_to_string(path) {
-        Ok(text) => StaticKeypair::from_text(&text)
-            .map(|keypair| (keypair, false))
-            .map_err(|error| key_error(error.to_string())),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => {
-            let keypair =
-                StaticKeypair::generate().map_err(|error| key_error(error.to_string()))?;
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options
-                .open(path)
-                .map_err(|error| key_error(format!("cannot create: {error}")))?;
-            std::io::Write::write_all(&mut file, keypair.to_text().as_bytes())
-                .map_err(|error| key_error(format!("cannot write: {error}")))?;
-            Ok((keypair, true))
-        }
-        Err(error) => Err(key_error(format!("cannot read: {error}"))),
-    }
+    /// The key file could not be read, parsed or created, or no key could be made.
+    #[error(transparent)]
+    KeyFile(#[from] zs::key_file::KeyFileError),
 }
 
 /// The public side of XNat, configured and ready to [`start`](Self::start).
@@ -141,16 +103,14 @@ impl NatServer {
         let keypair = match (self.keypair, &config.key_file) {
             (Some(keypair), _) => keypair,
             (None, Some(path)) => {
-                let (keypair, created) = load_or_create_keypair(path)?;
+                let (keypair, created) = zs::key_file::load_or_create(path)?;
                 if created {
                     info!(path = %path.display(), "created a new server key");
                 }
                 keypair
             }
-            (None, None) => StaticKeypair::generate().map_err(|error| ServerError::KeyFile {
-                path: PathBuf::new(),
-                reason: error.to_string(),
-            })?,
+            (None, None) => StaticKeypair::generate()
+                .map_err(|error| zs::key_file::KeyFileError::Generate(error.to_string()))?,
         };
         let listener =
             if config.listen.is_empty() {

@@ -50,6 +50,7 @@ mod connection;
 mod encrypted;
 mod error;
 mod files;
+pub mod key_file;
 mod large;
 pub mod mux;
 mod peer;

@@ -1,7 +1,6 @@
 //! `zs keygen`: a new server key pair.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -22,7 +21,7 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     let keypair = zs::StaticKeypair::generate()?;
-    write_private(&args.out, &keypair)?;
+    zs::key_file::write_new(&args.out, &keypair)?;
     let public = args.out.with_extension("pub");
     std::fs::write(&public, format!("{}\n", keypair.fingerprint()))
         .with_context(|| format!("cannot write {}", public.display()))?;
@@ -32,22 +31,5 @@ pub fn run(args: KeygenArgs) -> anyhow::Result<()> {
         keypair.fingerprint(),
         public.display()
     );
-    Ok(())
-}
-
-/// Creates `path` with the key pair in text form, readable by its owner only.
-pub fn write_private(path: &Path, keypair: &zs::StaticKeypair) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create key file {}", path.display()))?;
-    file.write_all(keypair.to_text().as_bytes())
-        .with_context(|| format!("cannot write key file {}", path.display()))?;
     Ok(())
 }

@@ -29,25 +29,6 @@ pub struct ServeArgs {
     pub files: Option<PathBuf>,
 }
 
-/// Loads the server key, or creates the file with a new key (owner-only permissions).
-pub fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<(zs::StaticKeypair, bool)> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let keypair = zs::StaticKeypair::from_text(&text)
-                .with_context(|| format!("invalid key file {}", path.display()))?;
-            Ok((keypair, false))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let keypair = zs::StaticKeypair::generate()?;
-            crate::cmd::keygen::write_private(path, &keypair)?;
-            Ok((keypair, true))
-        }
-        Err(error) => {
-            Err(error).with_context(|| format!("cannot read key file {}", path.display()))
-        }
-    }
-}
-
 /// Registers `echo`, `echo_df` and `time` (and `stats` once the handle exists).
 pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHandle>>>) {
     server
@@ -97,7 +78,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .key
         .clone()
         .unwrap_or_else(|| file.security.key_file.clone());
-    let (keypair, created) = load_or_create_key(&key_path)?;
+    let (keypair, created) = zs::key_file::load_or_create(&key_path)?;
     if created {
         tracing::info!(path = %key_path.display(), "created a new server key");
     }
