@@ -32,6 +32,8 @@ pub enum BenchKind {
     Stream(super::bench_stream::StreamArgs),
     /// p2pVM throughput with 1 and many virtual streams, and the cost of many open streams.
     Mux(super::bench_mux::MuxArgs),
+    /// XNat against a direct connection and rathole: throughput, HTTP requests/s, memory.
+    Nat(super::bench_nat::NatBenchArgs),
 }
 
 /// Arguments of `zs bench crypto`.
@@ -87,6 +89,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Crypto(args) => crypto(&args),
         BenchKind::Stream(args) => super::bench_stream::run(args).await,
         BenchKind::Mux(args) => super::bench_mux::run(args).await,
+        BenchKind::Nat(args) => super::bench_nat::run(args).await,
     }
 }
 

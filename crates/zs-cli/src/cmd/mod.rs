@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_mux;
+pub mod bench_nat;
 pub mod bench_stream;
 pub mod call;
 pub mod crypto;
