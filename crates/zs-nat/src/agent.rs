@@ -674,7 +674,7 @@ async fn forward_stream(
                 }
             };
             let _ = local.set_nodelay(true);
-            match tokio::io::copy_bidirectional(&mut stream, &mut local).await {
+            match crate::relay::relay(&mut stream, &mut local).await {
                 Ok((to_service, to_user)) => {
                     debug!(mapping = %plan.name, %peer, to_service, to_user, "connection finished");
                 }

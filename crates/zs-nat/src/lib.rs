@@ -42,6 +42,7 @@ pub mod balance;
 pub mod codec;
 mod config;
 mod link;
+mod relay;
 mod secret;
 mod stats;
 
@@ -50,8 +51,8 @@ mod server;
 
 pub use agent::{AgentError, AgentHandle, AgentStatus, MappingStatus, NatAgent, VirtualService};
 pub use config::{
-    AgentConfig, AgentMapping, ConfigError, ConfigFile, DEFAULT_LISTEN, NatSection, ServerConfig,
-    ServerMapping,
+    AgentConfig, AgentMapping, ConfigError, ConfigFile, DEFAULT_LISTEN, DEFAULT_STREAM_WINDOW,
+    NatSection, ServerConfig, ServerMapping,
 };
 pub use secret::Secret;
 pub use server::{NatServer, NatServerHandle, STATS_COMMAND, ServerError};

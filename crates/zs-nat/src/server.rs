@@ -583,7 +583,7 @@ async fn forward_public(
         return;
     }
     let mut public = Metered::new(socket, mapping.counters.clone());
-    match tokio::io::copy_bidirectional(&mut public, &mut stream).await {
+    match crate::relay::relay(&mut public, &mut stream).await {
         Ok((to_service, to_user)) => {
             debug!(mapping = %mapping.name, %peer, to_service, to_user, "connection finished");
         }

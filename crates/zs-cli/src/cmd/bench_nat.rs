@@ -619,7 +619,7 @@ async fn print_header(
             .collect::<Vec<_>>()
             .join(", "),
         args.zs_stream_window
-            .unwrap_or(zs::mux::MuxConfig::default().stream_window),
+            .unwrap_or(zs_nat::DEFAULT_STREAM_WINDOW),
         if args.zs_stream_window.is_some() {
             ""
         } else {
