@@ -369,8 +369,8 @@ pub struct AgentConfig {
     /// Name shown in the server's logs and statistics (default: none; the address is shown).
     pub name: String,
     /// The server's key fingerprint (`sha3-256:` + 64 hex digits, printed by `zs nat server`):
-    /// any other server is refused. Strongly advised: without it the agent trusts whoever
-    /// answers at `server` with its tokens.
+    /// any other server is refused. Strongly advised: without it the agent serves whoever
+    /// answers at `server` (its tokens stay safe: only link-bound proofs of them are sent).
     pub pin: Option<String>,
     /// Cipher suites offered, in preference order (default: every encrypted suite).
     pub suites: Vec<String>,

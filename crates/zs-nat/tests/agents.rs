@@ -193,14 +193,7 @@ async fn weights_share_new_connections() {
 #[tokio::test]
 async fn an_agent_shutting_down_lets_its_connections_finish() {
     bounded(async {
-        // Counts what arrives until the client's FIN, then answers.
-        let local = local_service(|mut socket| async move {
-            let mut received = Vec::new();
-            socket.read_to_end(&mut received).await.unwrap();
-            let reply = format!("got {} bytes", received.len());
-            socket.write_all(reply.as_bytes()).await.unwrap();
-        })
-        .await;
+        let local = counting_service().await;
         let server = start_server(server_config(&[("count", "t")])).await;
         let mut config = agent_config(
             agent_port(&server),

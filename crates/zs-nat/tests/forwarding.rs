@@ -64,15 +64,7 @@ async fn http_get_with_and_without_keep_alive() {
 #[tokio::test]
 async fn half_close_is_forwarded_both_ways() {
     bounded(async {
-        // Reads everything until the client's FIN, then answers with the count and closes.
-        let local = local_service(|mut socket| async move {
-            let mut received = Vec::new();
-            socket.read_to_end(&mut received).await.unwrap();
-            let reply = format!("got {} bytes", received.len());
-            socket.write_all(reply.as_bytes()).await.unwrap();
-            socket.shutdown().await.unwrap();
-        })
-        .await;
+        let local = counting_service().await;
         let server = start_server(server_config(&[("count", "t")])).await;
         let _agent = start_agent(agent_config(
             agent_port(&server),

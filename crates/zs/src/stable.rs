@@ -54,8 +54,6 @@ struct Inner {
     dropped: bool,
     /// Why the session ended, once it has.
     ended: Option<String>,
-    /// Links this session has been carried by.
-    links: u64,
 }
 
 struct Shared {
@@ -73,7 +71,6 @@ impl Shared {
                 peer_closed: false,
                 dropped: false,
                 ended: None,
-                links: 0,
             }),
             wake_driver: Notify::new(),
         })
@@ -454,6 +451,12 @@ impl Driver {
             .endpoint
             .poll_timeout()
             .map(Instant::from_std);
+        let sleep_give_up = async {
+            match give_up {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let expire = || {
             let mut inner = self.shared.lock();
             let now = inner.now();
@@ -474,19 +477,12 @@ impl Driver {
                     tokio::time::sleep(delay).await;
                     dialer.dial().await
                 };
-                let sleep_give_up = async {
-                    match give_up {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
                     result = attempt => match result {
                         Ok((io, secret, _)) => {
                             let mut inner = self.shared.lock();
                             let now = inner.now();
                             inner.endpoint.link_established(now, &secret);
-                            inner.links += 1;
                             Some((io, BytesMut::new()))
                         }
                         Err(error) => {
@@ -501,12 +497,6 @@ impl Driver {
                 }
             }
             LinkSource::Accept(incoming) => {
-                let sleep_give_up = async {
-                    match give_up {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
                     received = incoming.recv() => match received {
                         Some(link) => self.attach(link).await,
@@ -528,7 +518,7 @@ impl Driver {
     /// Server: checks a resuming link's proof and binds the session to it, or refuses it.
     async fn attach(&mut self, link: IncomingLink) -> Option<(BoxedLink, BytesMut)> {
         let IncomingLink {
-            mut io,
+            io,
             mut pending,
             proof,
             next_expected,
@@ -544,19 +534,10 @@ impl Driver {
             result
         };
         match result {
-            Ok(()) => {
-                self.shared.lock().links += 1;
-                Some((io, leftover))
-            }
+            Ok(()) => Some((io, leftover)),
             Err(error) => {
                 tracing::warn!(%error, "StableIO resume refused");
-                let mut refusal = BytesMut::new();
-                pending.poll_transmit(&mut refusal, usize::MAX);
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    io.write_all(&refusal).await?;
-                    io.shutdown().await
-                })
-                .await;
+                send_refusal(io, &mut pending).await;
                 None
             }
         }
@@ -760,11 +741,16 @@ pub(crate) async fn read_link_request(
 
 /// Writes a pending link's refusal and closes the link.
 pub(crate) async fn refuse_link(
-    mut io: BoxedLink,
+    io: BoxedLink,
     pending: &mut PendingLink,
     reason: zs_wire::stable::RefuseReason,
 ) {
     pending.refuse(reason);
+    send_refusal(io, pending).await;
+}
+
+/// Writes whatever refusal `pending` holds, then closes the link (bounded in time).
+async fn send_refusal(mut io: BoxedLink, pending: &mut PendingLink) {
     let mut refusal = BytesMut::new();
     pending.poll_transmit(&mut refusal, usize::MAX);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {

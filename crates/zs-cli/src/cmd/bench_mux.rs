@@ -89,19 +89,8 @@ async fn mux_throughput(size: u64, streams: usize) -> anyhow::Result<f64> {
     for _ in 0..streams {
         let link = sender.clone();
         tasks.spawn(async move {
-            let mut stream = link.connect("sink").await?;
-            let buffer = vec![0x5au8; 64 * 1024];
-            let mut left = per_stream;
-            while left > 0 {
-                let len = left.min(buffer.len() as u64) as usize;
-                stream.write_all(&buffer[..len]).await?;
-                left -= len as u64;
-            }
-            stream.shutdown().await?;
-            // Wait for the receiver's end of stream: everything has arrived.
-            let mut rest = Vec::new();
-            stream.read_to_end(&mut rest).await?;
-            anyhow::Ok(())
+            let stream = link.connect("sink").await?;
+            send_and_wait(stream, per_stream).await
         });
     }
     while let Some(result) = tasks.join_next().await {
@@ -187,19 +176,7 @@ async fn yamux_throughput(size: u64, streams: usize) -> anyhow::Result<f64> {
             let (request, answer) = oneshot::channel();
             open.send(request)
                 .map_err(|_| anyhow::anyhow!("yamux driver stopped"))?;
-            let mut stream = answer.await??.compat();
-            let buffer = vec![0x5au8; 64 * 1024];
-            let mut left = per_stream;
-            while left > 0 {
-                let len = left.min(buffer.len() as u64) as usize;
-                stream.write_all(&buffer[..len]).await?;
-                left -= len as u64;
-            }
-            stream.shutdown().await?;
-            // Wait for the receiver's end of stream: everything has arrived.
-            let mut rest = Vec::new();
-            stream.read_to_end(&mut rest).await?;
-            anyhow::Ok(())
+            send_and_wait(answer.await??.compat(), per_stream).await
         });
     }
     let outcome = async {
@@ -393,5 +370,24 @@ pub async fn run(args: MuxArgs) -> anyhow::Result<()> {
             yamux_many / tcp
         );
     }
+    Ok(())
+}
+
+/// Sends `bytes` on one stream, closes its sending side and waits for the receiver's end of
+/// stream: then everything has arrived. The same loop for zs mux and yamux streams.
+async fn send_and_wait<S>(mut stream: S, bytes: u64) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let buffer = vec![0x5au8; 64 * 1024];
+    let mut left = bytes;
+    while left > 0 {
+        let len = left.min(buffer.len() as u64) as usize;
+        stream.write_all(&buffer[..len]).await?;
+        left -= len as u64;
+    }
+    stream.shutdown().await?;
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await?;
     Ok(())
 }

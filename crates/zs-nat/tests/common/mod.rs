@@ -56,6 +56,19 @@ where
     address
 }
 
+/// A local service that reads everything until the client's FIN, then answers
+/// `got N bytes` and closes: shows that a half-close went through.
+pub async fn counting_service() -> SocketAddr {
+    local_service(|mut socket| async move {
+        let mut received = Vec::new();
+        socket.read_to_end(&mut received).await.unwrap();
+        let reply = format!("got {} bytes", received.len());
+        socket.write_all(reply.as_bytes()).await.unwrap();
+        socket.shutdown().await.unwrap();
+    })
+    .await
+}
+
 /// A minimal HTTP/1.1 server: answers `hello from TAG at PATH`, keeps the connection open
 /// unless the request says `Connection: close`.
 pub async fn http_server(tag: &'static str) -> SocketAddr {
