@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use zs_wire::frame::{CloseCode, ErrorCode, Payload, RequestId};
+use zs_wire::frame::{CloseCode, Payload, RequestId, StatusCode};
 use zs_wire::session::{Event, Session, SessionConfig};
 
 fuzz_target!(|data: &[u8]| {
@@ -45,12 +45,11 @@ fuzz_target!(|data: &[u8]| {
         let _ = session.handle_received(&mut received, now);
         while let Some(event) = session.poll_event() {
             if let Event::Request { id, body, .. } = event {
-                let result = if index % 2 == 0 {
-                    Ok(&body[..])
+                if index % 2 == 0 {
+                    session.send_reply(id, &body);
                 } else {
-                    Err((ErrorCode::HandlerFailed, "fuzz"))
-                };
-                session.send_reply(id, result);
+                    session.send_error(id, StatusCode::UNKNOWN, "fuzz", &body);
+                }
             }
         }
         // What a runtime would do between reads: write out, run due timers.

@@ -99,53 +99,7 @@ impl FrameKind {
     }
 }
 
-/// Why a request failed, as sent in an error reply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// The handler returned an error.
-    HandlerFailed,
-    /// No command of that name is registered.
-    UnknownCommand,
-    /// The request's payload is malformed (bad UTF-8, bad DataFrame).
-    BadRequest,
-    /// The handler panicked; only this request failed.
-    HandlerPanicked,
-    /// The receiver is shutting down and takes no new requests.
-    ShuttingDown,
-    /// The receiver is over its limits.
-    Overloaded,
-    /// A code this version does not know.
-    Other(u16),
-}
-
-impl ErrorCode {
-    /// The code's wire value.
-    pub fn to_u16(self) -> u16 {
-        match self {
-            Self::HandlerFailed => 1,
-            Self::UnknownCommand => 2,
-            Self::BadRequest => 3,
-            Self::HandlerPanicked => 4,
-            Self::ShuttingDown => 5,
-            Self::Overloaded => 6,
-            Self::Other(code) => code,
-        }
-    }
-
-    /// The code for a wire value.
-    pub fn from_u16(code: u16) -> Self {
-        match code {
-            1 => Self::HandlerFailed,
-            2 => Self::UnknownCommand,
-            3 => Self::BadRequest,
-            4 => Self::HandlerPanicked,
-            5 => Self::ShuttingDown,
-            6 => Self::Overloaded,
-            other => Self::Other(other),
-        }
-    }
-}
+pub use crate::status::StatusCode;
 
 /// Why a connection is closed, as sent in a close frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -307,9 +261,11 @@ pub enum Frame {
         /// The request answered.
         id: RequestId,
         /// Why it failed.
-        code: ErrorCode,
+        code: StatusCode,
         /// A message for humans.
         message: String,
+        /// Structured details (an encoded DataFrame), empty when there are none.
+        details: Bytes,
     },
     /// Keep-alive probe; the peer answers with a pong carrying the same nonce.
     Ping {
@@ -500,6 +456,28 @@ fn split_code(kind: FrameKind, body: &Bytes) -> Result<(u16, String), FrameError
     Ok((code, text))
 }
 
+/// Splits `u16 code | u16 message length | utf8 message | details`.
+fn split_error(kind: FrameKind, id: RequestId, mut body: Bytes) -> Result<Frame, FrameError> {
+    if body.len() < 4 {
+        return Err(malformed(kind, "missing code or message length"));
+    }
+    let code = StatusCode::from_u16(u16::from_le_bytes([body[0], body[1]]));
+    let message_len = usize::from(u16::from_le_bytes([body[2], body[3]]));
+    if body.len() < 4 + message_len {
+        return Err(malformed(kind, "message longer than the body"));
+    }
+    let message = std::str::from_utf8(&body[4..4 + message_len])
+        .map_err(|_| malformed(kind, "message is not UTF-8"))?
+        .to_owned();
+    body.advance(4 + message_len);
+    Ok(Frame::ErrorReply {
+        id,
+        code,
+        message,
+        details: body,
+    })
+}
+
 fn parse_body(kind: FrameKind, id: RequestId, body: Bytes) -> Result<Frame, FrameError> {
     let no_body = |frame: Frame| {
         if body.is_empty() {
@@ -540,14 +518,7 @@ fn parse_body(kind: FrameKind, id: RequestId, body: Bytes) -> Result<Frame, Fram
             }
         }
         FrameKind::Reply => Frame::Reply { id, body },
-        FrameKind::ErrorReply => {
-            let (code, message) = split_code(kind, &body)?;
-            Frame::ErrorReply {
-                id,
-                code: ErrorCode::from_u16(code),
-                message,
-            }
-        }
+        FrameKind::ErrorReply => split_error(kind, id, body)?,
         FrameKind::Ping => no_body(Frame::Ping { nonce: id.0 })?,
         FrameKind::Pong => no_body(Frame::Pong { nonce: id.0 })?,
         FrameKind::Close => {
@@ -714,9 +685,28 @@ fn put_code_frame(out: &mut BytesMut, kind: FrameKind, id: u64, code: u16, messa
     out.put_slice(message.as_bytes());
 }
 
-/// Appends an error reply. Messages longer than [`MAX_MESSAGE_LEN`] are truncated.
-pub fn encode_error_reply(out: &mut BytesMut, id: RequestId, code: ErrorCode, message: &str) {
-    put_code_frame(out, FrameKind::ErrorReply, id.0, code.to_u16(), message);
+/// Appends an error reply. Messages longer than [`MAX_MESSAGE_LEN`] are truncated; details
+/// that would take the frame over `max_frame_size` are left out (the code and message still
+/// reach the caller), which the return value reports as `false`.
+pub fn encode_error_reply(
+    out: &mut BytesMut,
+    id: RequestId,
+    code: StatusCode,
+    message: &str,
+    details: &[u8],
+    max_frame_size: u32,
+) -> bool {
+    let message = truncate_message(message);
+    let fixed = 4 + message.len();
+    let details_fit = check_len(fixed + details.len(), max_frame_size).is_ok();
+    let details = if details_fit { details } else { &[] };
+    put_header(out, FrameKind::ErrorReply, fixed + details.len(), id.0);
+    out.put_u16_le(code.to_u16());
+    // `truncate_message` keeps it at MAX_MESSAGE_LEN (4096), well inside a u16.
+    out.put_u16_le(message.len() as u16);
+    out.put_slice(message.as_bytes());
+    out.put_slice(details);
+    details_fit
 }
 
 /// Appends a close frame. Reasons longer than [`MAX_MESSAGE_LEN`] are truncated.
@@ -809,8 +799,13 @@ impl Frame {
                 body,
             } => encode_command(out, None, *payload, name, body, u32::MAX),
             Frame::Reply { id, body } => encode_reply(out, *id, body, u32::MAX),
-            Frame::ErrorReply { id, code, message } => {
-                encode_error_reply(out, *id, *code, message);
+            Frame::ErrorReply {
+                id,
+                code,
+                message,
+                details,
+            } => {
+                encode_error_reply(out, *id, *code, message, details, u32::MAX);
                 Ok(())
             }
             Frame::Ping { nonce } => {
@@ -870,13 +865,14 @@ mod tests {
                 id: RequestId(id),
                 body
             }),
-            (any::<u64>(), 1..7u16, ".{0,40}").prop_map(|(id, code, message)| {
-                Frame::ErrorReply {
+            (any::<u64>(), any::<u16>(), ".{0,40}", body.clone()).prop_map(
+                |(id, code, message, details)| Frame::ErrorReply {
                     id: RequestId(id),
-                    code: ErrorCode::from_u16(code),
+                    code: StatusCode::from_u16(code),
                     message,
+                    details,
                 }
-            }),
+            ),
             any::<u64>().prop_map(|nonce| Frame::Ping { nonce }),
             any::<u64>().prop_map(|nonce| Frame::Pong { nonce }),
             (0..7u16, ".{0,40}").prop_map(|(code, reason)| Frame::Close {

@@ -18,6 +18,7 @@
 //! - [`stable`]: StableIO's core: sessions that survive dropped links (sequence offsets,
 //!   acknowledgements, resend window, authenticated resume).
 //! - [`codec`]: little-endian primitives shared by the decoders.
+//! - [`status`]: the status codes of error replies.
 //!
 //! All multi-byte integers on the wire are little-endian; `docs/PROTOCOL.md` documents every
 //! byte.
@@ -30,5 +31,6 @@ pub mod handshake;
 pub mod mux;
 pub mod session;
 pub mod stable;
+pub mod status;
 
 pub use dataframe::{DataFrame, Value, ValueKind};

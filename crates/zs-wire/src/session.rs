@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::frame::{
-    self, CloseCode, EncodeError, ErrorCode, Frame, FrameDecoder, FrameError, Payload, RequestId,
+    self, CloseCode, EncodeError, Frame, FrameDecoder, FrameError, Payload, RequestId, StatusCode,
     StreamInfo,
 };
 
@@ -154,12 +154,14 @@ pub enum Event<T> {
 
 /// An error reply from the peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+#[error("{code}: {message}")]
 pub struct RemoteError {
     /// Why the request failed.
-    pub code: ErrorCode,
+    pub code: StatusCode,
     /// The peer's message.
     pub message: String,
+    /// Structured details (an encoded DataFrame), empty when there are none.
+    pub details: Bytes,
 }
 
 /// Why a session ended.
@@ -493,8 +495,20 @@ impl<T> Session<T> {
                 }
             }
             Frame::Reply { id, body } => self.complete(id, Ok(body))?,
-            Frame::ErrorReply { id, code, message } => {
-                self.complete(id, Err(RemoteError { code, message }))?;
+            Frame::ErrorReply {
+                id,
+                code,
+                message,
+                details,
+            } => {
+                self.complete(
+                    id,
+                    Err(RemoteError {
+                        code,
+                        message,
+                        details,
+                    }),
+                )?;
             }
             Frame::Ping { nonce } => frame::encode_pong(&mut self.transmit, nonce),
             Frame::Pong { .. } => {}
@@ -562,8 +576,10 @@ impl<T> Session<T> {
             frame::encode_error_reply(
                 &mut self.transmit,
                 id,
-                ErrorCode::ShuttingDown,
+                StatusCode::UNAVAILABLE,
                 "connection is closing",
+                &[],
+                u32::MAX,
             );
             return Ok(false);
         }
@@ -662,34 +678,58 @@ impl<T> Session<T> {
             .map_err(|error| SendError::Encode(error, ()))
     }
 
-    /// Answers the peer's request `id`. Replies to requests that are not open (already
-    /// answered) are ignored and return `false`. A reply body over the frame limit is turned
-    /// into an error reply saying so.
-    pub fn send_reply(&mut self, id: RequestId, result: Result<&[u8], (ErrorCode, &str)>) -> bool {
+    /// Answers the peer's request `id` with `body`. Replies to requests that are not open
+    /// (already answered) are ignored and return `false`. A body over the peer's frame limit
+    /// is turned into an error reply saying so.
+    pub fn send_reply(&mut self, id: RequestId, body: &[u8]) -> bool {
+        if !self.close_peer_request(id) {
+            return false;
+        }
+        if self.state != State::Finished {
+            let limit = self.send_limit();
+            if let Err(error) = frame::encode_reply(&mut self.transmit, id, body, limit) {
+                frame::encode_error_reply(
+                    &mut self.transmit,
+                    id,
+                    StatusCode::RESOURCE_EXHAUSTED,
+                    &format!("reply too large: {error}"),
+                    &[],
+                    limit,
+                );
+            }
+        }
+        self.maybe_finish_drain();
+        true
+    }
+
+    /// Answers the peer's request `id` with an error: a code, a message and optional
+    /// `details` (an encoded DataFrame; left out when they would exceed the peer's frame
+    /// limit). Returns `false`, sending nothing, when the request is not open.
+    pub fn send_error(
+        &mut self,
+        id: RequestId,
+        code: StatusCode,
+        message: &str,
+        details: &[u8],
+    ) -> bool {
+        if !self.close_peer_request(id) {
+            return false;
+        }
+        if self.state != State::Finished {
+            let limit = self.send_limit();
+            frame::encode_error_reply(&mut self.transmit, id, code, message, details, limit);
+        }
+        self.maybe_finish_drain();
+        true
+    }
+
+    /// Forgets the open peer request `id`; `false` when it was not open.
+    fn close_peer_request(&mut self, id: RequestId) -> bool {
         if !self.open_peer_requests.remove(&id.0) {
             return false;
         }
         // A transfer answered early (refused, failed): chunks still in flight are dropped.
         self.inbound_windows.remove(&id.0);
-        if self.state != State::Finished {
-            match result {
-                Ok(body) => {
-                    let limit = self.send_limit();
-                    if let Err(error) = frame::encode_reply(&mut self.transmit, id, body, limit) {
-                        frame::encode_error_reply(
-                            &mut self.transmit,
-                            id,
-                            ErrorCode::HandlerFailed,
-                            &format!("reply too large: {error}"),
-                        );
-                    }
-                }
-                Err((code, message)) => {
-                    frame::encode_error_reply(&mut self.transmit, id, code, message);
-                }
-            }
-        }
-        self.maybe_finish_drain();
         true
     }
 

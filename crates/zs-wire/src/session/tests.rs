@@ -85,13 +85,13 @@ fn many_requests_in_flight_in_both_directions_get_their_own_replies() {
         let Event::Request { id, body, .. } = event else {
             panic!("expected a request")
         };
-        assert!(pair.server.send_reply(id, Ok(&body)));
+        assert!(pair.server.send_reply(id, &body));
     }
     let Event::Request { id, .. } = &client_requests[0] else {
         panic!("expected a request")
     };
     pair.client
-        .send_reply(*id, Err((ErrorCode::HandlerFailed, "nope")));
+        .send_error(*id, StatusCode::UNKNOWN, "nope", b"");
     pair.drive();
 
     let replies: Vec<_> = events(&mut pair.client)
@@ -112,7 +112,7 @@ fn many_requests_in_flight_in_both_directions_get_their_own_replies() {
         panic!()
     };
     assert_eq!((id, token), (c, "c"));
-    assert_eq!(result.unwrap_err().code, ErrorCode::HandlerFailed);
+    assert_eq!(result.unwrap_err().code, StatusCode::UNKNOWN);
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn late_reply_after_cancel_is_ignored() {
         events(&mut pair.server)[..],
         [Event::Cancelled { .. }]
     ));
-    pair.server.send_reply(server_id, Ok(b"late"));
+    pair.server.send_reply(server_id, b"late");
     pair.drive();
     assert!(events(&mut pair.client).is_empty());
     assert_eq!(pair.client.late_reply_count(), 1);
@@ -301,7 +301,7 @@ fn close_after_drain_waits_for_open_requests_and_refuses_new_ones() {
         "new request not delivered while draining"
     );
 
-    pair.server.send_reply(id, Ok(b"done"));
+    pair.server.send_reply(id, b"done");
     assert!(pair.server.is_finished());
     pair.drive();
     let client_events = events(&mut pair.client);
@@ -310,7 +310,7 @@ fn close_after_drain_waits_for_open_requests_and_refuses_new_ones() {
         Event::Reply {
             token: "second",
             result: Err(RemoteError {
-                code: ErrorCode::ShuttingDown,
+                code: StatusCode::UNAVAILABLE,
                 ..
             }),
             ..
@@ -348,7 +348,7 @@ fn concurrency_limit_stops_reading() {
     let Some(Event::Request { id, .. }) = pair.server.poll_event() else {
         panic!()
     };
-    pair.server.send_reply(id, Ok(b""));
+    pair.server.send_reply(id, b"");
     assert!(pair.server.wants_read());
 }
 
@@ -415,7 +415,7 @@ fn transfer_flows_within_its_window_and_credit_extends_it() {
         server_events[..],
         [Event::StreamData { .. }, Event::StreamEnd { .. }]
     ));
-    pair.server.send_reply(server_id, Ok(b"stored"));
+    pair.server.send_reply(server_id, b"stored");
     pair.drive();
     assert!(matches!(
         &events(&mut pair.client)[..],
@@ -449,7 +449,7 @@ fn chunks_after_an_early_answer_are_dropped_but_forged_ones_are_errors() {
     let (id, server_id) = open_transfer(&mut pair);
     // The receiver refuses at once; chunks already in flight must not kill the connection.
     pair.server
-        .send_reply(server_id, Err((ErrorCode::BadRequest, "too large")));
+        .send_error(server_id, StatusCode::INVALID_ARGUMENT, "too large", b"");
     frame::encode_stream_data(pair.client.transmit_buffer(), id, b"late", u32::MAX).unwrap();
     pair.drive();
     assert!(events(&mut pair.server).is_empty());
