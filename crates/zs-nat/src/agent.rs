@@ -159,7 +159,7 @@ struct Context {
 /// use std::sync::Arc;
 /// use zs_nat::{AgentConfig, AgentMapping, NatAgent};
 /// let mut server = zs::Server::bind("127.0.0.1:0").await?; // its own port stays unused
-/// server.register_console("echo", |_ctx, text: String| async move { Ok::<_, zs::BoxError>(text) });
+/// server.register_console("echo", |_ctx, text: String| async move { Ok(text) });
 /// let handle = Arc::new(server.spawn());
 /// let mut config = AgentConfig::new("nat.example.com:4921");
 /// config.mappings.insert("rpc".into(), AgentMapping::virtual_server("change-me"));

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 use zs::mux::{MuxLink, Role};
-use zs::{BoxError, EncryptedStream, Fingerprint, StaticKeypair};
+use zs::{EncryptedStream, Fingerprint, StaticKeypair};
 
 use crate::Secret;
 use crate::backoff::Backoff;
@@ -944,7 +944,7 @@ async fn start_admin(
         let weak = weak.clone();
         async move {
             let shared = weak.upgrade().ok_or("the server has stopped")?;
-            Ok::<_, BoxError>(serde_json::to_string(&shared.stats())?)
+            Ok(serde_json::to_string(&shared.stats())?)
         }
     });
     let handle = server.spawn();

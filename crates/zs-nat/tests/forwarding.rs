@@ -160,7 +160,7 @@ async fn a_virtual_server_mapping_serves_zs_clients_without_a_local_socket() {
     bounded(async {
         let mut zs_server = zs::Server::bind("127.0.0.1:0").await.unwrap();
         zs_server.register_console("echo", |ctx, text: String| async move {
-            Ok::<_, zs::BoxError>(format!("{text} (from {})", ctx.peer().remote_addr().ip()))
+            Ok(format!("{text} (from {})", ctx.peer().remote_addr().ip()))
         });
         let zs_handle = Arc::new(zs_server.spawn());
         let server = start_server(server_config(&[("rpc", "t")])).await;

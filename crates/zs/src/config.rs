@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use zs_wire::session::SessionConfig;
 
-use crate::security::Security;
+use crate::transport::security::Security;
 
 /// Limits and timers shared by servers and clients.
 ///
@@ -57,7 +57,7 @@ impl Default for Config {
             command_queue: 1024,
             security: Security::default(),
             max_offload: std::thread::available_parallelism().map_or(2, usize::from),
-            max_complete_buffer: crate::large::DEFAULT_MAX_COMPLETE_BUFFER,
+            max_complete_buffer: crate::transfer::large::DEFAULT_MAX_COMPLETE_BUFFER,
             complete_buffer_compression: zs_wire::frame::Compression::None,
             stable: zs_wire::stable::StableConfig::default(),
             stable_link_timeout: DEFAULT_STABLE_LINK_TIMEOUT,

@@ -2,12 +2,41 @@
 
 use std::time::Duration;
 
-use zs_wire::frame::{CloseCode, EncodeError, ErrorCode};
+use zs_wire::crypto::record::RecordError;
+use zs_wire::dataframe::DecodeError;
+use zs_wire::frame::{CloseCode, EncodeError};
 use zs_wire::session::{CloseReason, ProtocolError};
 
-/// The error type handlers return; any `std::error::Error` or string converts into it with `?`
-/// or `.into()`. Its message becomes the error reply the caller sees.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+use crate::dispatch::Status;
+
+/// How a transport ended without a close frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Lost {
+    /// The peer ended the stream (EOF) without saying goodbye.
+    #[error("peer closed the connection without a close frame")]
+    Eof,
+    /// Reading or writing failed.
+    #[error("{kind}: {message}")]
+    Io {
+        /// The I/O error's kind (`ConnectionReset`, `BrokenPipe`, `TimedOut`, ...).
+        kind: std::io::ErrorKind,
+        /// Its text.
+        message: String,
+    },
+    /// The connection's task ended (the runtime is shutting down).
+    #[error("connection task ended")]
+    TaskEnded,
+}
+
+impl From<&std::io::Error> for Lost {
+    fn from(error: &std::io::Error) -> Self {
+        Self::Io {
+            kind: error.kind(),
+            message: error.to_string(),
+        }
+    }
+}
 
 /// Why a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,11 +66,11 @@ pub enum DisconnectReason {
     IdleTimeout(Duration),
     /// The transport ended without a close frame (peer crashed, cable pulled, reset).
     #[error("connection lost: {0}")]
-    ConnectionLost(String),
+    ConnectionLost(Lost),
     /// The record layer refused what arrived: an altered, replayed, reordered or oversize
     /// record. The connection is closed at once; nothing more is trusted.
     #[error("security violation: {0}")]
-    Security(String),
+    Security(RecordError),
 }
 
 impl From<CloseReason> for DisconnectReason {
@@ -51,13 +80,17 @@ impl From<CloseReason> for DisconnectReason {
             CloseReason::Peer { code, reason } => Self::Peer { code, reason },
             CloseReason::Protocol(error) => Self::Protocol(error),
             CloseReason::IdleTimeout(after) => Self::IdleTimeout(after),
-            other => Self::ConnectionLost(other.to_string()),
+            // A reason added to the session later: closest is a local close.
+            other => Self::Local {
+                code: CloseCode::Normal,
+                reason: other.to_string(),
+            },
         }
     }
 }
 
 /// A call (`call_console`, `call_stream`) failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CallError {
     /// No reply within the call's timeout; the request was cancelled at the peer.
@@ -66,35 +99,53 @@ pub enum CallError {
     /// The connection ended before the reply arrived.
     #[error("connection closed before the reply: {0}")]
     ConnectionClosed(DisconnectReason),
-    /// The peer answered with an error (handler error, unknown command, ...).
-    #[error("{code:?}: {message}")]
-    Remote {
-        /// Why it failed.
-        code: ErrorCode,
-        /// The peer's message.
-        message: String,
-    },
-    /// The reply is not what the command kind promises (bad UTF-8 or DataFrame).
+    /// The peer answered with an error: its handler's [`Status`], or one the runtime chose
+    /// (`UNIMPLEMENTED` for an unknown command, `INVALID_ARGUMENT` for a malformed request,
+    /// `INTERNAL` for a panic, `UNAVAILABLE` while shutting down).
+    #[error("{0}")]
+    Remote(Status),
+    /// The reply is not what the command kind promises.
     #[error("malformed reply: {0}")]
-    BadReply(String),
+    BadReply(#[from] BadReply),
     /// The request cannot be sent (too large, bad name).
     #[error(transparent)]
     Encode(#[from] EncodeError),
     /// The local source of a transfer failed (a file read error); the transfer was cancelled.
     #[error("transfer source failed: {0}")]
-    Source(String),
+    Source(Lost),
+}
+
+/// A reply that does not match its command kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadReply {
+    /// A console reply that is not UTF-8.
+    #[error("console reply is not UTF-8")]
+    NotUtf8,
+    /// A stream reply that is not a DataFrame.
+    #[error("reply is not a DataFrame: {0}")]
+    NotDataFrame(#[from] DecodeError),
+    /// The reply's values are not what the command returns.
+    #[error("unexpected reply values: {0}")]
+    Values(#[from] zs_wire::dataframe::ReadError),
+    /// The request id was still in use (a bug in the caller's runtime).
+    #[error("request id {0} in use")]
+    IdInUse(u64),
 }
 
 impl CallError {
-    /// True when the peer answered "no such command".
+    /// The peer's status, when the peer answered with an error.
+    pub fn status(&self) -> Option<&Status> {
+        match self {
+            Self::Remote(status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// True when the peer answered "no such command" (`UNIMPLEMENTED`).
     pub fn is_unknown_command(&self) -> bool {
-        matches!(
-            self,
-            Self::Remote {
-                code: ErrorCode::UnknownCommand,
-                ..
-            }
-        )
+        self.status()
+            .is_some_and(|status| status.code() == crate::StatusCode::UNIMPLEMENTED)
     }
 }
 
@@ -125,5 +176,5 @@ pub enum ConnectError {
     Timeout(Duration),
     /// The secure handshake failed (no common suite, pinned fingerprint mismatch, ...).
     #[error(transparent)]
-    Security(#[from] crate::security::SecurityError),
+    Security(#[from] crate::transport::security::SecurityError),
 }

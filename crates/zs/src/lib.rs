@@ -18,19 +18,29 @@
 //! - direct console / direct stream (`RegisterDirectConsole`, `RegisterDirectStream`): one-way, no reply.
 //!
 //! Many calls may be in flight at once in both directions on one connection; each reply
-//! reaches its own caller. A handler that returns an error produces an error reply with its
-//! message; a handler that panics costs only its own request.
+//! reaches its own caller. A handler returns `Result<T, Status>`: a failure reaches the caller
+//! as [`CallError::Remote`] with the handler's [`Status`] (a code from the table in
+//! `docs/PROTOCOL.md`, a message, optional details). A handler that panics costs only its own
+//! request (`INTERNAL`).
+//!
+//! ## Layout
+//! - [`endpoint`]: `Server`, `ServerHandle`/`ServerRef`, `Client`, `BlockingClient`, `Peer`.
+//! - [`dispatch`]: the handler contract: `Status`, `Context` (state, server, offload),
+//!   `Commands`, `Service`, statistics.
+//! - `driver` (private): the per-connection task that owns the protocol session.
+//! - [`transport`]: handshake and AEAD records, `EncryptedStream`, p2pVM `mux`, StableIO.
+//! - [`transfer`]: BigStream, CompleteBuffer, delayed response.
+//! - [`services`]: files and BatchStream, installed as [`Service`]s.
 //!
 //! ```no_run
-//! use zs::{BoxError, Client, Server};
-//! use zs_wire::DataFrame;
+//! use zs::{Client, DataFrame, Server};
 //!
-//! # async fn demo() -> Result<(), BoxError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut server = Server::bind("127.0.0.1:0").await?;
 //! server.register_stream("add", |_ctx, input: DataFrame| async move {
 //!     let mut reader = input.reader();
 //!     let sum = reader.read_i64()? + reader.read_i64()?;
-//!     Ok::<_, BoxError>(DataFrame::new().with(sum))
+//!     Ok(DataFrame::new().with(sum))
 //! });
 //! let addr = server.local_addr()?;
 //! let server = server.spawn();
@@ -42,60 +52,27 @@
 //! # Ok(()) }
 //! ```
 
-mod batch;
-mod blocking;
-mod client;
-mod config;
-mod connection;
-mod encrypted;
+pub mod config;
+pub mod dispatch;
+mod driver;
+pub mod endpoint;
 mod error;
-mod files;
-pub mod key_file;
-mod large;
-pub mod mux;
-mod peer;
-mod registry;
-mod responder;
-mod secure;
-mod security;
-mod server;
-mod stable;
-mod stats;
+pub mod services;
+pub mod transfer;
+pub mod transport;
 
-pub use batch::{
-    BATCH_CLEAR_COMMAND, BATCH_NEW_COMMAND, BATCH_POST_COMMAND, BATCH_STATE_COMMAND, Batch,
-    BatchInfo, BatchLimits, BatchService, BatchState, DEFAULT_BATCH_DISK_CAP,
-    DEFAULT_BATCH_MEMORY_CAP, DEFAULT_MAX_BATCH_ITEMS, DEFAULT_MAX_BATCHES, MAX_BATCH_NAME,
-    batch_clear, batch_clear_all, batch_new, batch_post, batch_state,
+pub use config::Config;
+pub use dispatch::{Commands, CommandStats, Context, Namespace, Service, Status, StatusCode};
+pub use endpoint::{
+    BlockingClient, Call, Client, ClientBuilder, Peer, Server, ServerHandle, ServerRef,
 };
-pub use blocking::BlockingClient;
-pub use client::{Client, ClientBuilder};
-pub use config::{
-    Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STABLE_LINK_TIMEOUT,
-};
-pub use encrypted::EncryptedStream;
-pub use error::{BoxError, CallError, ConnectError, DisconnectReason, SendError};
-pub use files::{
-    FileError, FileService, TransferOptions, TransferReport, get_file, put_file, register_sink,
-};
-pub use large::{
-    BigStream, CHUNK_SIZE, DEFAULT_MAX_COMPLETE_BUFFER, Progress, StreamError, Upload,
-};
-pub use peer::{Call, Peer, Reply};
-pub use registry::{Commands, Context, OffloadError};
-pub use responder::{PendingReply, RequestGone, Responder, deferred};
-pub use security::{
-    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_BYTES, Security,
-    SecurityError,
-};
-pub use server::{Server, ServerHandle};
-pub use stats::CommandStats;
+pub use error::{BadReply, CallError, ConnectError, DisconnectReason, Lost, SendError};
+pub use transfer::{BigStream, Responder, deferred};
+pub use transport::{EncryptedStream, Security, SecurityError, StableConfig, key_file, mux};
 pub use zs_wire::DataFrame;
 pub use zs_wire::crypto::record::Suite;
-pub use zs_wire::frame::{CloseCode, Compression, ErrorCode};
+pub use zs_wire::frame::{CloseCode, Compression};
 pub use zs_wire::handshake::{Fingerprint, StaticKeypair};
-pub use zs_wire::stable::StableConfig;
 
 /// The README's library example, compiled and run as a doctest so it cannot rot.
 #[cfg(doctest)]

@@ -14,19 +14,19 @@ use bytes::{BufMut, BytesMut};
 use common::{RawClient, preamble};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zs::{BoxError, Client, DataFrame, Server, ServerHandle};
-use zs_wire::frame::{self, CloseCode, ErrorCode, Frame, Payload, RequestId};
+use zs::{Client, DataFrame, Server, ServerHandle};
+use zs_wire::frame::{self, CloseCode, StatusCode, Frame, Payload, RequestId};
 
 async fn server() -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_stream("add", |_ctx, frame: DataFrame| async move {
             let mut reader = frame.reader();
             let sum = reader.read_i64()? + reader.read_i64()?;
-            Ok::<_, BoxError>(DataFrame::new().with(sum))
+            Ok(DataFrame::new().with(sum))
         });
     server.config_mut().max_frame_size(64 * 1024);
     let addr = server.local_addr().unwrap();
@@ -186,7 +186,7 @@ async fn malformed_dataframe_is_an_error_reply_not_a_disconnect() {
         _ => u64::MAX,
     });
     assert!(
-        matches!(&replies[0], Frame::ErrorReply { id: RequestId(1), code: ErrorCode::BadRequest, message } if message.starts_with("invalid DataFrame")),
+        matches!(&replies[0], Frame::ErrorReply { id: RequestId(1), code: StatusCode::INVALID_ARGUMENT, message } if message.starts_with("invalid DataFrame")),
         "{replies:?}"
     );
     assert!(

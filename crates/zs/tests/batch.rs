@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use zs::{
-    BatchLimits, BatchService, BoxError, CallError, Client, DataFrame, Server, ServerHandle,
+    BatchLimits, BatchService, CallError, Client, DataFrame, Server, ServerHandle,
     batch_clear, batch_clear_all, batch_new, batch_post, batch_state,
 };
 use zs_wire::crypto::hash::HashAlgorithm;
@@ -41,7 +41,7 @@ async fn server(service: &BatchService) -> (ServerHandle, SocketAddr) {
             }
             assert!(batch.is_empty());
             assert_eq!(batch.bytes(), 0);
-            Ok::<_, BoxError>(reply)
+            Ok(reply)
         }
     });
     let addr = server.local_addr().unwrap();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use zs::{
-    BoxError, CallError, Client, ErrorCode, FileError, FileService, Server, ServerHandle,
+    CallError, Client, StatusCode, FileError, FileService, Server, ServerHandle,
     TransferOptions, get_file, put_file, register_sink,
 };
 use zs_wire::crypto::hash::{HashAlgorithm, hex};
@@ -108,7 +108,7 @@ fn header(json: &str) -> Vec<u8> {
 fn remote_message(error: CallError) -> String {
     match error {
         CallError::Remote {
-            code: ErrorCode::HandlerFailed,
+            code: StatusCode::UNKNOWN,
             message,
         } => message,
         other => panic!("expected a handler error, got {other:?}"),
@@ -529,7 +529,7 @@ async fn missing_pieces_fail_clearly() {
     // A server without a FileService does not serve files.
     let mut bare = Server::bind("127.0.0.1:0").await.unwrap();
     bare.register_console("echo", |_ctx, text: String| async move {
-        Ok::<_, BoxError>(text)
+        Ok(text)
     });
     let bare_addr = bare.local_addr().unwrap();
     let bare = bare.spawn();

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use zs::{BoxError, Client, DataFrame, Responder, Server, ServerHandle};
+use zs::{Client, DataFrame, Responder, Server, ServerHandle};
 
 type Parked = Arc<Mutex<Vec<Responder<String>>>>;
 
@@ -25,7 +25,7 @@ async fn parking_server() -> (ServerHandle, SocketAddr, Parked, Arc<Mutex<Vec<bo
     let results = wake_results.clone();
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_console("wait", move |_ctx, _text: String| {
             let (responder, reply) = zs::deferred();
@@ -39,7 +39,7 @@ async fn parking_server() -> (ServerHandle, SocketAddr, Parked, Arc<Mutex<Vec<bo
                 results.lock().unwrap().push(ok);
                 delivered += usize::from(ok);
             }
-            async move { Ok::<_, BoxError>(delivered.to_string()) }
+            async move { Ok(delivered.to_string()) }
         });
     let addr = server.local_addr().unwrap();
     (server.spawn(), addr, parked, wake_results)
@@ -105,7 +105,7 @@ async fn bridge_answers_when_the_backend_server_replies() {
     backend.register_stream("lookup", |_ctx, frame: DataFrame| async move {
         let key = frame.reader().read_string()?;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        Ok::<_, BoxError>(DataFrame::new().with(format!("value of {key}")))
+        Ok(DataFrame::new().with(format!("value of {key}")))
     });
     let backend_addr = backend.local_addr().unwrap();
     let backend = backend.spawn();
@@ -118,7 +118,7 @@ async fn bridge_answers_when_the_backend_server_replies() {
             let reply = upstream
                 .call_stream("lookup", &DataFrame::new().with(key))
                 .await?;
-            Ok::<_, BoxError>(reply.reader().read_string()?)
+            Ok(reply.reader().read_string()?)
         }
     });
     let bridge_addr = bridge.local_addr().unwrap();
@@ -146,7 +146,7 @@ async fn offloaded_work_is_bounded_and_the_connection_keeps_serving() {
     let (running_in, most_in) = (running.clone(), most.clone());
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_console("heavy", move |ctx, text: String| {
             let (running, most) = (running_in.clone(), most_in.clone());
@@ -162,12 +162,12 @@ async fn offloaded_work_is_bounded_and_the_connection_keeps_serving() {
                         sum
                     })
                     .await?;
-                Ok::<_, BoxError>(sum.to_string())
+                Ok(sum.to_string())
             }
         })
         .register_console("heavy_panic", |ctx, _text: String| async move {
             ctx.offload(|| panic!("bug in heavy work")).await?;
-            Ok::<_, BoxError>(String::new())
+            Ok(String::new())
         });
     let addr = server.local_addr().unwrap();
     let server = server.spawn();
@@ -214,7 +214,7 @@ async fn mixed_calls(ordered: bool) -> Vec<usize> {
                 for _ in 0..(index * 7919) % 5 {
                     tokio::task::yield_now().await;
                 }
-                Ok::<_, BoxError>(text)
+                Ok(text)
             }
         })
         .register_stream("s", move |_ctx, frame: DataFrame| {
@@ -225,14 +225,14 @@ async fn mixed_calls(ordered: bool) -> Vec<usize> {
                 for _ in 0..(index * 104_729) % 3 {
                     tokio::task::yield_now().await;
                 }
-                Ok::<_, BoxError>(frame)
+                Ok(frame)
             }
         })
         .register_direct_console("d", move |_ctx, text: String| {
             let log = direct_log.clone();
             async move {
                 log.lock().unwrap().push(text.parse()?);
-                Ok::<_, BoxError>(())
+                Ok(())
             }
         });
     let addr = server.local_addr().unwrap();
@@ -348,7 +348,7 @@ async fn a_timed_out_call_cancels_its_handler() {
     let (on_drop, on_finish) = (dropped.clone(), finished.clone());
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_console("slow", move |_ctx, _text: String| {
             let guard = DropFlag(on_drop.clone());
@@ -357,7 +357,7 @@ async fn a_timed_out_call_cancels_its_handler() {
                 tokio::time::sleep(Duration::from_secs(3)).await;
                 finished.fetch_add(1, Ordering::SeqCst);
                 drop(guard);
-                Ok::<_, BoxError>("done".to_owned())
+                Ok("done".to_owned())
             }
         });
     let addr = server.local_addr().unwrap();

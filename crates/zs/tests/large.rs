@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use zs::{
-    BigStream, BoxError, CallError, Client, Compression, DataFrame, ErrorCode, Server,
+    BigStream, CallError, Client, Compression, DataFrame, StatusCode, Server,
     ServerHandle, StreamError,
 };
 use zs_wire::crypto::hash::HashAlgorithm;
@@ -22,12 +22,12 @@ async fn server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, SocketAdd
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_big_stream("store", |_ctx, stream| hashing_handler(stream))
         .register_complete_buffer("buffer", |_ctx, data: Bytes| async move {
             let digest = HashAlgorithm::Sha3_256.digest(&data);
-            Ok::<_, BoxError>(DataFrame::new().with(digest).with(data.len() as u64))
+            Ok(DataFrame::new().with(digest).with(data.len() as u64))
         });
     configure(&mut server);
     let addr = server.local_addr().unwrap();
@@ -102,7 +102,7 @@ async fn server_streams_to_its_client() {
                 .peer()
                 .send_big_stream("sink", pattern(size), Some(size))
                 .await?;
-            Ok::<_, BoxError>(format!("client got {}", reply.reader().read_u64()?))
+            Ok(format!("client got {}", reply.reader().read_u64()?))
         });
     })
     .await;
@@ -115,7 +115,7 @@ async fn server_streams_to_its_client() {
                 while let Some(chunk) = stream.next_chunk().await? {
                     sink.lock().unwrap().extend_from_slice(&chunk);
                 }
-                Ok::<_, BoxError>(DataFrame::new().with(stream.completed()))
+                Ok(DataFrame::new().with(stream.completed()))
             }
         })
         .connect(addr)
@@ -186,7 +186,7 @@ async fn complete_buffer_at_the_limit_passes_and_just_over_is_refused_unbuffered
     assert_eq!(
         error,
         CallError::Remote {
-            code: ErrorCode::Overloaded,
+            code: StatusCode::RESOURCE_EXHAUSTED,
             message: format!(
                 "complete buffer of {} bytes exceeds the limit of {LIMIT} bytes",
                 LIMIT + 1
@@ -253,7 +253,7 @@ async fn sender_cancelling_is_seen_by_the_receiver() {
                         }
                     }
                 }
-                Ok::<_, BoxError>(DataFrame::new())
+                Ok(DataFrame::new())
             }
         });
     })
@@ -284,7 +284,7 @@ async fn receiver_refusing_midway_stops_the_sender() {
     let (server, addr) = server(|server| {
         server.register_big_stream("picky", |_ctx, mut stream: BigStream| async move {
             stream.next_chunk().await?;
-            Err::<DataFrame, BoxError>("seen enough".into())
+            Err::<DataFrame>("seen enough".into())
         });
     })
     .await;
@@ -298,7 +298,7 @@ async fn receiver_refusing_midway_stops_the_sender() {
     assert_eq!(
         error,
         CallError::Remote {
-            code: ErrorCode::HandlerFailed,
+            code: StatusCode::UNKNOWN,
             message: "seen enough".into()
         }
     );

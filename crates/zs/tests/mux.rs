@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use zs::mux::{MuxConfig, MuxLink, Role};
-use zs::{BoxError, Client, Server};
+use zs::{Client, Server};
 
 /// Two mux links joined by one real TCP connection: (initiator, acceptor).
 async fn linked_pair() -> (MuxLink, MuxLink) {
@@ -119,7 +119,7 @@ async fn zs_server_on_a_virtual_listener_serves_clients_on_virtual_streams() {
     let (client_link, server_link) = linked_pair().await;
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server.register_console("echo", |_ctx, text: String| async move {
-        Ok::<_, BoxError>(text)
+        Ok(text)
     });
     let handle = std::sync::Arc::new(server.spawn());
     let virtual_addr: SocketAddr = "10.0.0.1:80".parse().unwrap();

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use zs::{
-    BoxError, CallError, Client, ConnectError, DataFrame, DisconnectReason, ErrorCode, Server,
+    CallError, Client, ConnectError, DataFrame, DisconnectReason, StatusCode, Server,
     ServerHandle,
 };
 
@@ -17,29 +17,29 @@ async fn echo_server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, Sock
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_stream("echo_df", |_ctx, frame: DataFrame| async move {
-            Ok::<_, BoxError>(frame)
+            Ok(frame)
         })
         .register_stream("add", |_ctx, frame: DataFrame| async move {
             let mut reader = frame.reader();
             let sum = reader.read_i64()? + reader.read_i64()?;
-            Ok::<_, BoxError>(DataFrame::new().with(sum))
+            Ok(DataFrame::new().with(sum))
         })
         .register_console("fail", |_ctx, text: String| async move {
-            Err::<String, BoxError>(format!("refused: {text}").into())
+            Err::<String>(format!("refused: {text}").into())
         })
         .register_console("panic", |_ctx, _text: String| async move {
             if true {
                 panic!("handler bug");
             }
-            Ok::<_, BoxError>(String::new())
+            Ok(String::new())
         })
         .register_console("sleep_ms", |_ctx, text: String| async move {
             let millis: u64 = text.parse()?;
             tokio::time::sleep(Duration::from_millis(millis)).await;
-            Ok::<_, BoxError>(text)
+            Ok(text)
         });
     configure(&mut server);
     let addr = server.local_addr().unwrap();
@@ -72,7 +72,7 @@ async fn works_over_ipv6_loopback() {
         return;
     };
     server.register_console("echo", |_ctx, text: String| async move {
-        Ok::<_, BoxError>(text)
+        Ok(text)
     });
     let addr = server.local_addr().unwrap();
     let server = server.spawn();
@@ -90,13 +90,13 @@ async fn handler_errors_and_panics_cost_only_their_request() {
     assert_eq!(
         error,
         CallError::Remote {
-            code: ErrorCode::HandlerFailed,
+            code: StatusCode::UNKNOWN,
             message: "refused: x".into()
         }
     );
     let error = client.call_console("panic", "").await.unwrap_err();
     assert!(
-        matches!(&error, CallError::Remote { code: ErrorCode::HandlerPanicked, message } if message.contains("handler bug")),
+        matches!(&error, CallError::Remote { code: StatusCode::INTERNAL, message } if message.contains("handler bug")),
         "{error:?}"
     );
     // Same connection still serves.
@@ -113,7 +113,7 @@ async fn handler_errors_and_panics_cost_only_their_request() {
     assert!(matches!(
         error,
         CallError::Remote {
-            code: ErrorCode::BadRequest,
+            code: StatusCode::INVALID_ARGUMENT,
             ..
         }
     ));
@@ -131,7 +131,7 @@ async fn wrong_dataframe_type_in_a_handler_is_an_error_reply() {
     let CallError::Remote { code, message } = error else {
         panic!("expected a remote error")
     };
-    assert_eq!(code, ErrorCode::HandlerFailed);
+    assert_eq!(code, StatusCode::UNKNOWN);
     assert_eq!(message, "value 0 is string, not i64");
     server.shutdown().await;
 }
@@ -186,13 +186,13 @@ async fn server_calls_its_clients_and_broadcasts() {
         let received = received.clone();
         let client = Client::builder()
             .register_stream("whoami", move |_ctx, _frame: DataFrame| async move {
-                Ok::<_, BoxError>(DataFrame::new().with(index))
+                Ok(DataFrame::new().with(index))
             })
             .register_direct_console("news", move |_ctx, text: String| {
                 let received = received.clone();
                 async move {
                     received.lock().await.push((index, text));
-                    Ok::<_, BoxError>(())
+                    Ok(())
                 }
             })
             .connect(addr)
@@ -246,13 +246,13 @@ async fn handler_calls_back_the_calling_client_before_replying() {
     let (server, addr) = echo_server(|server| {
         server.register_console("ask_back", |ctx, text: String| async move {
             let answer = ctx.peer().call_console("upper", &text).await?;
-            Ok::<_, BoxError>(format!("client said {answer}"))
+            Ok(format!("client said {answer}"))
         });
     })
     .await;
     let client = Client::builder()
         .register_console("upper", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text.to_uppercase())
+            Ok(text.to_uppercase())
         })
         .connect(addr)
         .await
@@ -287,7 +287,7 @@ async fn pending_call_fails_clearly_when_the_connection_dies() {
         server.register_console("die", |ctx, _text: String| async move {
             ctx.peer().close("dying on purpose").await;
             tokio::time::sleep(Duration::from_millis(200)).await;
-            Ok::<_, BoxError>(String::new())
+            Ok(String::new())
         });
     })
     .await;
@@ -307,7 +307,7 @@ async fn per_connection_state_is_typed_and_separate() {
         .unwrap();
     server.register_console("count", |ctx, _text: String| async move {
         let count = ctx.state().fetch_add(1, Ordering::SeqCst) + 1;
-        Ok::<_, BoxError>(count.to_string())
+        Ok(count.to_string())
     });
     let addr = server.local_addr().unwrap();
     let server = server.spawn();
@@ -427,7 +427,7 @@ async fn close_after_flush_delivers_pending_replies_first() {
             // Ask for a delayed close while our own reply is still pending.
             peer.close_after_flush("done").await;
             tokio::time::sleep(Duration::from_millis(100)).await;
-            Ok::<_, BoxError>("last words".to_string())
+            Ok("last words".to_string())
         });
     })
     .await;
@@ -569,7 +569,7 @@ async fn server_and_client_run_over_any_byte_stream() {
     // calls both ways and transfers all work, which is what virtual streams will rely on.
     let (server, _addr) = echo_server(|server| {
         server.register_console("who", |ctx, _text: String| async move {
-            Ok::<_, BoxError>(ctx.peer().remote_addr().to_string())
+            Ok(ctx.peer().remote_addr().to_string())
         });
     })
     .await;
@@ -581,7 +581,7 @@ async fn server_and_client_run_over_any_byte_stream() {
         server.serve_stream(server_side, local, virtual_addr);
         let client = Client::builder()
             .register_console("upper", |_ctx, text: String| async move {
-                Ok::<_, BoxError>(text.to_uppercase())
+                Ok(text.to_uppercase())
             })
             .connect_stream(client_side, virtual_addr, local)
             .await

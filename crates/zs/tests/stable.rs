@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use zs::{BoxError, Client, Config, EncryptedStream, Security, Server, StableConfig};
+use zs::{Client, Config, EncryptedStream, Security, Server, StableConfig};
 use zs_wire::stable::{Frame, RefuseReason, SessionId};
 
 mod common;
@@ -35,7 +35,7 @@ async fn server(configure: impl FnOnce(&mut Config)) -> (zs::ServerHandle, Socke
     configure(server.config_mut());
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_big_stream("store", |_ctx, stream| hashing_handler(stream));
     let addr = server.local_addr().unwrap();
@@ -119,7 +119,7 @@ async fn server_calls_reach_the_client_across_cuts() {
     let proxy = cutter::start(addr, 1 << 40, 1 << 41).await;
     let mut builder = Client::builder()
         .register_console("whoami", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(format!("client got {text}"))
+            Ok(format!("client got {text}"))
         });
     builder.config_mut().stable_config(fast_stable());
     let client = builder.connect_stable(proxy.addr).await.unwrap();

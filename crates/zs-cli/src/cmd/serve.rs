@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Args;
-use zs::{BoxError, DataFrame, Server, ServerHandle};
+use zs::{DataFrame, Server, ServerHandle};
 
 use crate::config_file::ConfigFile;
 
@@ -33,10 +33,10 @@ pub struct ServeArgs {
 pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHandle>>>) {
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_stream("echo_df", |_ctx, frame: DataFrame| async move {
-            Ok::<_, BoxError>(frame)
+            Ok(frame)
         })
         // Lets `zs bench stream --connect` measure against this server.
         .register_big_stream(crate::cmd::bench_stream::SINK, |_ctx, stream| {
@@ -44,7 +44,7 @@ pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHan
         })
         .register_console("time", |_ctx, _text: String| async move {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
-            Ok::<_, BoxError>(format!("{}.{:03}", now.as_secs(), now.subsec_millis()))
+            Ok(format!("{}.{:03}", now.as_secs(), now.subsec_millis()))
         })
         .register_console("stats", move |_ctx, _text: String| {
             let handle = handle.clone();
@@ -54,7 +54,7 @@ pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHan
                     "connections": handle.connection_count(),
                     "commands": handle.stats(),
                 });
-                Ok::<_, BoxError>(report.to_string())
+                Ok(report.to_string())
             }
         });
 }

@@ -40,9 +40,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use zs_wire::DataFrame;
 use zs_wire::dataframe::Value;
 
-use crate::error::{BoxError, CallError};
-use crate::peer::Peer;
-use crate::registry::Commands;
+use crate::dispatch::Status;
+use crate::error::{BadReply, CallError};
+use crate::endpoint::peer::Peer;
+use crate::dispatch::registry::Commands;
 
 /// The command that creates a batch.
 pub const BATCH_NEW_COMMAND: &str = "__zs.batch.new";
@@ -363,7 +364,7 @@ impl Inner {
 ///         while let Some(item) = batch.next_item().await? {
 ///             total += item.len() as u64;
 ///         }
-///         Ok::<_, BoxError>(DataFrame::new().with(total))
+///         Ok(DataFrame::new().with(total))
 ///     }
 /// });
 /// # Ok(()) }
@@ -424,7 +425,7 @@ impl BatchService {
             async move {
                 let name = input.reader().read_string()?;
                 service.create(ctx.peer(), name).await?;
-                Ok::<_, BoxError>(DataFrame::new())
+                Ok(DataFrame::new())
             }
         });
         let service = self.clone();
@@ -435,7 +436,7 @@ impl BatchService {
         let service = self.clone();
         commands.register_stream(BATCH_STATE_COMMAND, move |ctx, _input: DataFrame| {
             let service = service.clone();
-            async move { Ok::<_, BoxError>(service.state(ctx.peer()).await.to_frame()) }
+            async move { Ok(service.state(ctx.peer()).await.to_frame()) }
         });
         let service = self.clone();
         commands.register_stream(BATCH_CLEAR_COMMAND, move |ctx, input: DataFrame| {
@@ -448,7 +449,7 @@ impl BatchService {
                         u64::from(service.clear(ctx.peer(), &name).await)
                     }
                 };
-                Ok::<_, BoxError>(DataFrame::new().with(removed))
+                Ok(DataFrame::new().with(removed))
             }
         });
     }
@@ -545,16 +546,18 @@ impl BatchService {
         &self,
         peer: &Peer<S>,
         name: String,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), Status> {
         check_name(&name)?;
         let store = self.store(peer);
         let mut store = store.lock().await;
         if store.batches.contains_key(&name) {
-            return Err(format!("batch {name:?} already exists").into());
+            return Err(Status::already_exists(format!("batch {name:?} already exists")));
         }
         let max = self.inner.limits.batches_per_connection;
         if store.batches.len() >= max {
-            return Err(format!("at most {max} batches per connection").into());
+            return Err(Status::resource_exhausted(format!(
+                "at most {max} batches per connection"
+            )));
         }
         let batch = Batch::new(name.clone(), store.usage.clone());
         store.batches.insert(name, batch);
@@ -565,23 +568,22 @@ impl BatchService {
         &self,
         peer: &Peer<S>,
         data: Bytes,
-    ) -> Result<DataFrame, BoxError> {
+    ) -> Result<DataFrame, Status> {
         let (name, item) = split_post(data)?;
         let limits = &self.inner.limits;
         let store = self.store(peer);
         let mut store = store.lock().await;
         if store.items >= limits.items_per_connection {
-            return Err(format!(
+            return Err(Status::resource_exhausted(format!(
                 "at most {} batch items per connection",
                 limits.items_per_connection
-            )
-            .into());
+            )));
         }
         let usage = store.usage.clone();
         let batch = store
             .batches
             .get_mut(&name)
-            .ok_or_else(|| format!("no batch named {name:?}"))?;
+            .ok_or_else(|| Status::not_found(format!("no batch named {name:?}")))?;
         let len = item.len() as u64;
         let memory = usage.memory.load(Ordering::Relaxed);
         let disk = usage.disk.load(Ordering::Relaxed);
@@ -592,14 +594,13 @@ impl BatchService {
             batch
                 .push_spilled(&item, dir, peer.id())
                 .await
-                .map_err(|error| format!("batch spill file: {error}"))?;
+                .map_err(|error| Status::internal(format!("batch spill file: {error}")))?;
         } else {
-            return Err(format!(
+            return Err(Status::resource_exhausted(format!(
                 "batch item of {len} bytes refused: {memory} of {} bytes in memory and \
                  {disk} of {} bytes on disk already used by this connection",
                 limits.memory_per_connection, limits.disk_per_connection
-            )
-            .into());
+            )));
         }
         let reply = DataFrame::new()
             .with(batch.len() as u64)
@@ -648,27 +649,27 @@ impl BatchState {
     }
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), Status> {
     if name.is_empty() || name.len() > MAX_BATCH_NAME {
-        return Err(format!(
+        return Err(Status::invalid_argument(format!(
             "batch name must be 1 to {MAX_BATCH_NAME} bytes, not {}",
             name.len()
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Splits a post into its batch name and item (see the module's wire layout).
-fn split_post(data: Bytes) -> Result<(String, Bytes), String> {
+fn split_post(data: Bytes) -> Result<(String, Bytes), Status> {
     let Some(prefix) = data.get(..2) else {
-        return Err("batch post shorter than its name length".into());
+        return Err(Status::invalid_argument("batch post shorter than its name length"));
     };
     let name_len = usize::from(u16::from_le_bytes([prefix[0], prefix[1]]));
     let Some(name) = data.get(2..2 + name_len) else {
-        return Err("batch post shorter than its name".into());
+        return Err(Status::invalid_argument("batch post shorter than its name"));
     };
     let name = std::str::from_utf8(name)
-        .map_err(|_| "batch name is not UTF-8".to_owned())?
+        .map_err(|_| Status::invalid_argument("batch name is not UTF-8"))?
         .to_owned();
     check_name(&name)?;
     Ok((name, data.slice(2 + name_len..)))
@@ -676,7 +677,7 @@ fn split_post(data: Bytes) -> Result<(String, Bytes), String> {
 
 /// Encodes a post (see the module's wire layout).
 fn encode_post(name: &str, item: &[u8]) -> Result<Bytes, CallError> {
-    check_name(name).map_err(CallError::Source)?;
+    check_name(name).map_err(CallError::Remote)?;
     let mut post = BytesMut::with_capacity(2 + name.len() + item.len());
     post.put_u16_le(name.len() as u16);
     post.put_slice(name.as_bytes());
@@ -708,7 +709,7 @@ pub async fn batch_post<S: Send + Sync + 'static>(
     let post = encode_post(name, item)?;
     let reply = peer.send_complete_buffer(BATCH_POST_COMMAND, post).await?;
     let mut reader = reply.reader();
-    let bad = |error: zs_wire::dataframe::ReadError| CallError::BadReply(error.to_string());
+    let bad = |error: zs_wire::dataframe::ReadError| CallError::BadReply(BadReply::Values(error));
     Ok(BatchInfo {
         name: name.to_owned(),
         items: reader.read_u64().map_err(bad)?,
@@ -724,7 +725,7 @@ pub async fn batch_state<S: Send + Sync + 'static>(
     let reply = peer
         .call_stream(BATCH_STATE_COMMAND, &DataFrame::new())
         .await?;
-    BatchState::from_frame(&reply).map_err(|error| CallError::BadReply(error.to_string()))
+    BatchState::from_frame(&reply).map_err(|error| CallError::BadReply(BadReply::Values(error)))
 }
 
 /// Removes batch `name` at the other side of `peer` (ZServer4D `ClearBatchStream`); true if
@@ -739,7 +740,7 @@ pub async fn batch_clear<S: Send + Sync + 'static>(
     let removed = reply
         .reader()
         .read_u64()
-        .map_err(|error| CallError::BadReply(error.to_string()))?;
+        .map_err(|error| CallError::BadReply(BadReply::Values(error)))?;
     Ok(removed > 0)
 }
 
@@ -751,7 +752,7 @@ pub async fn batch_clear_all<S: Send + Sync + 'static>(peer: &Peer<S>) -> Result
     reply
         .reader()
         .read_u64()
-        .map_err(|error| CallError::BadReply(error.to_string()))
+        .map_err(|error| CallError::BadReply(BadReply::Values(error)))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use std::sync::{Arc, Mutex};
-//! use zs::{BoxError, Responder, Server};
+//! use zs::{Responder, Server};
 //!
 //! # async fn demo() -> std::io::Result<()> {
 //! let waiting: Arc<Mutex<Vec<Responder<String>>>> = Arc::default();
@@ -21,7 +21,7 @@
 //! });
 //! server.register_console("wake", move |_ctx, text: String| {
 //!     let woken = waiting.lock().unwrap().drain(..).filter_map(|r| r.send(text.clone()).ok()).count();
-//!     async move { Ok::<_, BoxError>(format!("woke {woken}")) }
+//!     async move { Ok(format!("woke {woken}")) }
 //! });
 //! # Ok(()) }
 //! ```
@@ -32,7 +32,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::sync::oneshot;
 
-use crate::error::BoxError;
+use crate::dispatch::Status;
 
 /// Makes a responder and the pending reply it completes.
 pub fn deferred<T>() -> (Responder<T>, PendingReply<T>) {
@@ -43,7 +43,7 @@ pub fn deferred<T>() -> (Responder<T>, PendingReply<T>) {
 /// The right to answer one parked request; send it anywhere.
 #[derive(Debug)]
 pub struct Responder<T> {
-    sender: oneshot::Sender<Result<T, BoxError>>,
+    sender: oneshot::Sender<Result<T, Status>>,
 }
 
 /// The request is gone: its connection ended or its handler was dropped before the answer.
@@ -63,8 +63,9 @@ impl<T> Responder<T> {
         }
     }
 
-    /// Answers the request with an error reply carrying `error`'s message.
-    pub fn fail(self, error: impl Into<BoxError>) -> Result<(), RequestGone<()>> {
+    /// Answers the request with an error reply: a [`Status`], or any error (which converts
+    /// as a handler's `?` does).
+    pub fn fail(self, error: impl Into<Status>) -> Result<(), RequestGone<()>> {
         self.sender
             .send(Err(error.into()))
             .map_err(|_| RequestGone(()))
@@ -87,18 +88,20 @@ impl<T> Responder<T> {
 #[derive(Debug)]
 #[must_use = "return the pending reply from the handler"]
 pub struct PendingReply<T> {
-    receiver: oneshot::Receiver<Result<T, BoxError>>,
+    receiver: oneshot::Receiver<Result<T, Status>>,
 }
 
 impl<T> Future for PendingReply<T> {
-    type Output = Result<T, BoxError>;
+    type Output = Result<T, Status>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         Pin::new(&mut self.receiver)
             .poll(cx)
             .map(|result| match result {
                 Ok(answer) => answer,
-                Err(_) => Err("the responder was dropped without answering".into()),
+                Err(_) => Err(Status::internal(
+                    "the responder was dropped without answering",
+                )),
             })
     }
 }

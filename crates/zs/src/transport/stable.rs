@@ -32,8 +32,8 @@ use zs_wire::stable::{
     LinkRequest, PendingLink, StableConfig, StableEndpoint, StableError, StableEvent,
 };
 
-use crate::encrypted::EncryptedStream;
-use crate::security::{Security, SecurityError};
+use crate::transport::encrypted::EncryptedStream;
+use crate::transport::security::{Security, SecurityError};
 
 /// Output gathered per write to a link.
 const TRANSMIT_BATCH: usize = 256 * 1024;

@@ -25,8 +25,9 @@ use zs_wire::DataFrame;
 use zs_wire::frame::{Compression, RequestId, StreamInfo, StreamMode};
 use zs_wire::session::INITIAL_STREAM_WINDOW;
 
-use crate::error::{BoxError, CallError};
-use crate::peer::{Command, Peer};
+use crate::dispatch::Status;
+use crate::error::{BadReply, CallError, Lost};
+use crate::endpoint::peer::{Command, Peer};
 
 /// Bytes per chunk on the wire.
 pub const CHUNK_SIZE: usize = 64 * 1024;
@@ -147,14 +148,19 @@ impl BigStream {
         }
     }
 
-    /// Reads the rest of the transfer into `sink`, returning the bytes written.
+    /// Reads the rest of the transfer into `sink`, returning the bytes written. A cancelled
+    /// transfer is an error of kind `ConnectionAborted` whose source is the [`StreamError`].
     pub async fn copy_to<W: tokio::io::AsyncWrite + Unpin>(
         &mut self,
         sink: &mut W,
-    ) -> Result<u64, BoxError> {
+    ) -> std::io::Result<u64> {
         use tokio::io::AsyncWriteExt;
         let mut written = 0;
-        while let Some(chunk) = self.next_chunk().await? {
+        while let Some(chunk) = self
+            .next_chunk()
+            .await
+            .map_err(|error| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, error))?
+        {
             sink.write_all(&chunk).await?;
             written += chunk.len() as u64;
         }
@@ -165,42 +171,42 @@ impl BigStream {
 
 /// Collects a CompleteBuffer: chunks into one buffer of the announced size, then
 /// decompression. The size was checked against the limit before this runs.
-pub(crate) async fn collect_complete(mut stream: BigStream) -> Result<Bytes, BoxError> {
+pub(crate) async fn collect_complete(mut stream: BigStream) -> Result<Bytes, Status> {
     let total = stream.total().unwrap_or(0);
-    let mut buffer = BytesMut::with_capacity(usize::try_from(total)?);
+    let too_large = |_| Status::resource_exhausted("complete buffer larger than this machine can hold");
+    let mut buffer = BytesMut::with_capacity(usize::try_from(total).map_err(too_large)?);
     while let Some(chunk) = stream.next_chunk().await? {
         if (buffer.len() + chunk.len()) as u64 > total {
-            return Err(format!("complete buffer exceeds its announced {total} bytes").into());
+            return Err(Status::invalid_argument(format!("complete buffer exceeds its announced {total} bytes")));
         }
         buffer.extend_from_slice(&chunk);
     }
     if buffer.len() as u64 != total {
-        return Err(format!("complete buffer ended at {} of {total} bytes", buffer.len()).into());
+        return Err(Status::invalid_argument(format!("complete buffer ended at {} of {total} bytes", buffer.len())));
     }
-    let original = usize::try_from(stream.info.original_len)?;
+    let original = usize::try_from(stream.info.original_len).map_err(too_large)?;
     match stream.info.compression {
         Compression::None => Ok(buffer.freeze()),
         Compression::Lz4 => {
             let mut output = vec![0u8; original];
             let len = lz4_flex::block::decompress_into(&buffer, &mut output)
-                .map_err(|error| format!("lz4: {error}"))?;
+                .map_err(|error| Status::invalid_argument(format!("lz4: {error}")))?;
             if len != original {
-                return Err(
-                    format!("lz4 buffer decompressed to {len}, announced {original}").into(),
-                );
+                return Err(Status::invalid_argument(format!(
+                    "lz4 buffer decompressed to {len}, announced {original}"
+                )));
             }
             Ok(Bytes::from(output))
         }
         Compression::Zstd => {
             // Bounded by the announced (and limit-checked) size.
             let output = zstd::bulk::decompress(&buffer, original)
-                .map_err(|error| format!("zstd: {error}"))?;
+                .map_err(|error| Status::invalid_argument(format!("zstd: {error}")))?;
             if output.len() != original {
-                return Err(format!(
+                return Err(Status::invalid_argument(format!(
                     "zstd buffer decompressed to {}, announced {original}",
                     output.len()
-                )
-                .into());
+                )));
             }
             Ok(Bytes::from(output))
         }
@@ -339,7 +345,7 @@ impl<'a, S: Send + Sync + 'static, R: AsyncRead + Unpin + Send + 'a> Upload<'a, 
                     Err(error) => {
                         // Dropping the guard cancels the transfer at the receiver.
                         drop(guard);
-                        return Err(CallError::Source(error.to_string()));
+                        return Err(CallError::Source(Lost::from(&error)));
                     }
                 };
                 if read == 0 {
@@ -390,7 +396,7 @@ fn decode_reply<S>(
 ) -> Result<DataFrame, CallError> {
     match reply {
         Ok(result) => {
-            DataFrame::decode(&result?).map_err(|error| CallError::BadReply(error.to_string()))
+            DataFrame::decode(&result?).map_err(|error| CallError::BadReply(BadReply::NotDataFrame(error)))
         }
         Err(_) => Err(CallError::ConnectionClosed(peer.reason_or_lost())),
     }

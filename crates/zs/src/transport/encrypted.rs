@@ -40,8 +40,8 @@ use zs_wire::crypto::record::Suite;
 use zs_wire::handshake::{ClientHandshake, Fingerprint, ServerHandshake, StaticKeypair};
 use zs_wire::stable::{self, Role};
 
-use crate::secure::SecureStream;
-use crate::security::{HandshakeSide, Security, SecurityError, run_handshake};
+use crate::transport::secure::SecureStream;
+use crate::transport::security::{HandshakeSide, Security, SecurityError, run_handshake};
 
 /// A transport after the zs handshake: everything written is sealed into AEAD records,
 /// everything read was opened and authenticated. Keys rotate as [`Security`] says.

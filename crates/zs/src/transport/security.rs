@@ -4,7 +4,7 @@
 //! keys give each connection fresh keys and forward secrecy, the server proves its static key
 //! (whose fingerprint clients may pin), both sides' suite lists are bound into the transcript,
 //! and an optional pre-shared token authenticates the client. Then every byte travels in AEAD
-//! records ([`SecureStream`](crate::secure::SecureStream)) whose keys rotate after a number of
+//! records ([`SecureStream`](crate::transport::secure::SecureStream)) whose keys rotate after a number of
 //! bytes or an interval.
 
 use std::time::Duration;
@@ -17,7 +17,7 @@ use zs_wire::handshake::{
     ServerHandshake, StaticKeypair,
 };
 
-use crate::secure::{RekeyPolicy, write_all};
+use crate::transport::secure::{RekeyPolicy, write_all};
 
 /// Default for [`Security::rekey_after_bytes`]: 1 GiB.
 pub const DEFAULT_REKEY_AFTER_BYTES: u64 = 1 << 30;

@@ -16,7 +16,6 @@
 //! dropped at the handler's next await; work already handed to `Context::offload` finishes
 //! on its thread, unobserved.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,13 +31,20 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
-use zs_wire::frame::{CloseCode, ErrorCode, Payload, RequestId};
+use zs_wire::frame::{CloseCode, Payload, RequestId};
+use zs_wire::status::StatusCode;
 use zs_wire::session::{Event, SendError as SessionSendError, Session};
 
 use crate::Config;
-use crate::error::{CallError, DisconnectReason};
-use crate::peer::{Command, Peer};
-use crate::registry::{Commands, Context, Handler};
+use crate::dispatch::Status;
+use crate::dispatch::context::{Context, HandlerEnv};
+use crate::dispatch::registry::{Commands, Handler};
+use crate::endpoint::peer::{Command, Peer};
+use crate::error::{BadReply, CallError, DisconnectReason, Lost};
+
+mod handler;
+
+use handler::{run_handler, run_transfer};
 
 /// Stop taking new commands from handles while this much output is unsent: the socket is
 /// the bottleneck, and queuing more would only grow memory.
@@ -54,7 +60,7 @@ type ReplySender = oneshot::Sender<Result<Bytes, CallError>>;
 
 struct HandlerReply {
     id: RequestId,
-    outcome: Result<Bytes, (ErrorCode, String)>,
+    outcome: Result<Bytes, Status>,
 }
 
 /// Everything a driver needs besides the byte stream.
@@ -69,8 +75,8 @@ pub(crate) struct DriverParts<S> {
     pub(crate) abort: CancellationToken,
     /// Told once the preamble exchange succeeded or failed.
     pub(crate) established: Option<oneshot::Sender<Result<(), DisconnectReason>>>,
-    /// Slots for `Context::offload` jobs.
-    pub(crate) offload: Arc<tokio::sync::Semaphore>,
+    /// What every handler's `Context` shares: app state, server, offload slots.
+    pub(crate) env: Arc<HandlerEnv<S>>,
 }
 
 struct Driver<S> {
@@ -84,11 +90,11 @@ struct Driver<S> {
     /// When the peer asked for strict order, handlers wait here and run one at a time.
     queue: std::collections::VecDeque<BoxFuture<'static, Option<HandlerReply>>>,
     queue_limit: usize,
-    offload: Arc<tokio::sync::Semaphore>,
+    env: Arc<HandlerEnv<S>>,
     /// Our transfers still sending: their credit semaphores.
     outbound: std::collections::HashMap<u64, Arc<tokio::sync::Semaphore>>,
     /// The peer's transfers still arriving: where their chunks go.
-    inbound: std::collections::HashMap<u64, mpsc::UnboundedSender<crate::large::Inbound>>,
+    inbound: std::collections::HashMap<u64, mpsc::UnboundedSender<crate::transfer::large::Inbound>>,
     /// Request handlers running or queued, by request id: a `Cancel` from the peer aborts
     /// its handler (the future is dropped at its next await).
     abort_handles: std::collections::HashMap<u64, AbortHandle>,
@@ -110,7 +116,7 @@ where
         drain,
         abort,
         mut established,
-        offload,
+        env,
     } = parts;
     let mut driver = Driver {
         session: Session::new(config.session.clone(), Instant::now().into_std()),
@@ -120,7 +126,7 @@ where
         running: FuturesUnordered::new(),
         queue: std::collections::VecDeque::new(),
         queue_limit: config.session.max_concurrent_requests,
-        offload,
+        env,
         outbound: std::collections::HashMap::new(),
         inbound: std::collections::HashMap::new(),
         abort_handles: std::collections::HashMap::new(),
@@ -193,7 +199,7 @@ where
             result = reader.read_buf(&mut received), if driver.session.wants_read() && driver.queue.len() < driver.queue_limit => {
                 match result {
                     Ok(0) => {
-                        driver.lost("peer closed the connection without a close frame");
+                        driver.lost(Lost::Eof);
                         break;
                     }
                     Ok(_) => {
@@ -250,7 +256,7 @@ where
     let reason = driver
         .reason
         .clone()
-        .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection ended".into()));
+        .unwrap_or(DisconnectReason::ConnectionLost(Lost::Eof));
     driver.peer.close_queue();
     for (_, waiting) in driver.session.take_in_flight() {
         let _ = waiting.send(Err(CallError::ConnectionClosed(reason.clone())));
@@ -287,22 +293,31 @@ impl<S: Send + Sync + 'static> Driver<S> {
     fn io_failed(&mut self, error: &std::io::Error) {
         let violation = error
             .get_ref()
-            .and_then(|inner| inner.downcast_ref::<crate::secure::RecordViolation>());
+            .and_then(|inner| inner.downcast_ref::<crate::transport::secure::RecordViolation>());
         if let Some(violation) = violation {
             tracing::warn!(%violation, "closing connection: record layer violation");
             if self.reason.is_none() {
-                self.reason = Some(DisconnectReason::Security(violation.to_string()));
+                self.reason = Some(DisconnectReason::Security(violation.0.clone()));
             }
         }
-        self.lost(&error.to_string());
+        self.lost(Lost::from(error));
     }
 
-    fn lost(&mut self, why: &str) {
+    /// Why new work fails on a connection that is closing.
+    fn closing_reason(&self) -> DisconnectReason {
+        self.reason.clone().unwrap_or(DisconnectReason::Local {
+            code: CloseCode::Normal,
+            reason: "connection is closing".to_owned(),
+        })
+    }
+
+    fn lost(&mut self, why: Lost) {
+        let text = why.to_string();
         if self.reason.is_none() {
-            self.reason = Some(DisconnectReason::ConnectionLost(why.to_owned()));
+            self.reason = Some(DisconnectReason::ConnectionLost(why));
         }
         // Finish the session so nothing more is queued.
-        self.session.close(CloseCode::Normal, why);
+        self.session.close(CloseCode::Normal, &text);
         while self.session.poll_event().is_some() {}
     }
 
@@ -323,7 +338,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 Event::StreamOpen { id, name, info } => self.dispatch_transfer(id, &name, info),
                 Event::StreamData { id, body } => {
                     if let Some(chunks) = self.inbound.get(&id.0) {
-                        let _ = chunks.send(crate::large::Inbound::Chunk(body));
+                        let _ = chunks.send(crate::transfer::large::Inbound::Chunk(body));
                     }
                 }
                 Event::StreamEnd { id } => {
@@ -337,9 +352,12 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 }
                 Event::Reply { id, token, result } => {
                     self.stop_transfer(id);
-                    let result = result.map_err(|error| CallError::Remote {
-                        code: error.code,
-                        message: error.message,
+                    let result = result.map_err(|error| {
+                        CallError::Remote(Status::from_wire(
+                            error.code,
+                            error.message,
+                            &error.details,
+                        ))
                     });
                     // The caller may have given up already; that is fine.
                     let _ = token.send(result);
@@ -348,7 +366,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 // the sender gave up instead, so it can clean up).
                 Event::Cancelled { id } => {
                     if let Some(chunks) = self.inbound.remove(&id.0) {
-                        let _ = chunks.send(crate::large::Inbound::Cancelled);
+                        let _ = chunks.send(crate::transfer::large::Inbound::Cancelled);
                     }
                     if let Some(handle) = self.abort_handles.remove(&id.0) {
                         handle.abort();
@@ -381,16 +399,14 @@ impl<S: Send + Sync + 'static> Driver<S> {
             } => match self.session.send_request(id, payload, &name, &body, reply) {
                 Ok(_) => {}
                 Err(SessionSendError::Closed(reply)) => {
-                    let reason = self.reason.clone().unwrap_or_else(|| {
-                        DisconnectReason::ConnectionLost("connection is closing".into())
-                    });
+                    let reason = self.closing_reason();
                     let _ = reply.send(Err(CallError::ConnectionClosed(reason)));
                 }
                 Err(SessionSendError::Encode(error, reply)) => {
                     let _ = reply.send(Err(CallError::Encode(error)));
                 }
                 Err(SessionSendError::BadRequestId(id, reply)) => {
-                    let _ = reply.send(Err(CallError::BadReply(format!("request id {id} in use"))));
+                    let _ = reply.send(Err(CallError::BadReply(BadReply::IdInUse(id.0))));
                 }
                 Err(_) => {}
             },
@@ -422,14 +438,12 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     let (reply, error) = match error {
                         SessionSendError::Closed(reply) => (
                             reply,
-                            CallError::ConnectionClosed(self.reason.clone().unwrap_or_else(|| {
-                                DisconnectReason::ConnectionLost("connection is closing".into())
-                            })),
+                            CallError::ConnectionClosed(self.closing_reason()),
                         ),
                         SessionSendError::Encode(error, reply) => (reply, CallError::Encode(error)),
                         SessionSendError::BadRequestId(id, reply) => (
                             reply,
-                            CallError::BadReply(format!("request id {id} in use")),
+                            CallError::BadReply(BadReply::IdInUse(id.0)),
                         ),
                         _ => return,
                     };
@@ -485,11 +499,17 @@ impl<S: Send + Sync + 'static> Driver<S> {
 
     fn send_reply(&mut self, reply: HandlerReply) {
         self.abort_handles.remove(&reply.id.0);
-        let result = match &reply.outcome {
-            Ok(body) => Ok(&body[..]),
-            Err((code, message)) => Err((*code, message.as_str())),
+        match &reply.outcome {
+            Ok(body) => self.session.send_reply(reply.id, body),
+            Err(status) => self.send_status(reply.id, status),
         };
-        self.session.send_reply(reply.id, result);
+    }
+
+    /// Answers request `id` with an error status.
+    fn send_status(&mut self, id: RequestId, status: &Status) -> bool {
+        let details = status.details().map(DataFrame::encode).unwrap_or_default();
+        self.session
+            .send_error(id, status.code(), status.message(), &details)
     }
 
     fn dispatch(&mut self, id: Option<RequestId>, payload: Payload, name: &str, body: Bytes) {
@@ -498,7 +518,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 Some(id) => {
                     let message = format!("no command named {name:?}");
                     self.session
-                        .send_reply(id, Err((ErrorCode::UnknownCommand, &message)));
+                        .send_error(id, StatusCode::UNIMPLEMENTED, &message, &[]);
                 }
                 None => tracing::warn!(command = name, "direct message for an unknown command"),
             }
@@ -511,7 +531,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
             match id {
                 Some(id) => {
                     self.session
-                        .send_reply(id, Err((ErrorCode::BadRequest, &message)));
+                        .send_error(id, StatusCode::UNIMPLEMENTED, &message, &[]);
                 }
                 None => tracing::warn!(command = name, "{message}; message dropped"),
             }
@@ -522,7 +542,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
             peer: self.peer.clone(),
             command: entry.name.clone(),
             request_id: id,
-            offload: self.offload.clone(),
+            env: self.env.clone(),
         };
         let span = tracing::debug_span!("handler", command = name);
         let run = async move {
@@ -544,17 +564,14 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     // An aborted handler still answers, so the request id is released; the
                     // caller has given up and ignores it.
                     let outcome = outcome.unwrap_or_else(|Aborted| {
-                        Err((
-                            ErrorCode::HandlerFailed,
-                            "cancelled by the caller".to_owned(),
-                        ))
+                        Err(Status::cancelled("cancelled by the caller"))
                     });
                     Some(HandlerReply { id, outcome })
                 }))
             }
             None => Box::pin(run.map(|outcome| {
-                if let Err((_, message)) = outcome {
-                    tracing::warn!(error = message, "direct handler failed");
+                if let Err(status) = outcome {
+                    tracing::warn!(%status, "direct handler failed");
                 }
                 None
             })),
@@ -580,13 +597,13 @@ impl<S: Send + Sync + 'static> Driver<S> {
     /// Starts the handler of an inbound transfer (BigStream or CompleteBuffer).
     fn dispatch_transfer(&mut self, id: RequestId, name: &str, info: zs_wire::frame::StreamInfo) {
         use zs_wire::frame::StreamMode;
-        let refuse = |driver: &mut Self, code: ErrorCode, message: String| {
-            driver.session.send_reply(id, Err((code, &message)));
+        let refuse = |driver: &mut Self, code: StatusCode, message: String| {
+            driver.session.send_error(id, code, &message, &[]);
         };
         let Some(entry) = self.registry.get(name).cloned() else {
             return refuse(
                 self,
-                ErrorCode::UnknownCommand,
+                StatusCode::UNIMPLEMENTED,
                 format!("no command named {name:?}"),
             );
         };
@@ -597,7 +614,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
         );
         if !is_transfer || wants_complete != (info.mode == StreamMode::Complete) {
             let message = format!("{name:?} is a {} command", entry.handler.kind_name());
-            return refuse(self, ErrorCode::BadRequest, message);
+            return refuse(self, StatusCode::UNIMPLEMENTED, message);
         }
         if wants_complete {
             let announced = info.total.unwrap_or(u64::MAX).max(info.original_len);
@@ -607,17 +624,17 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     "complete buffer of {announced} bytes exceeds the limit of {} bytes",
                     self.max_complete_buffer
                 );
-                return refuse(self, ErrorCode::Overloaded, message);
+                return refuse(self, StatusCode::RESOURCE_EXHAUSTED, message);
             }
         }
         let (chunks, receiver) = mpsc::unbounded_channel();
         self.inbound.insert(id.0, chunks);
-        let stream = crate::large::BigStream::new(id, info, receiver, self.peer.command_sender());
+        let stream = crate::transfer::large::BigStream::new(id, info, receiver, self.peer.command_sender());
         let context = Context {
             peer: self.peer.clone(),
             command: entry.name.clone(),
             request_id: Some(id),
-            offload: self.offload.clone(),
+            env: self.env.clone(),
         };
         let span = tracing::debug_span!("transfer", command = name);
         let run = async move {
@@ -637,119 +654,3 @@ impl<S: Send + Sync + 'static> Driver<S> {
     }
 }
 
-async fn run_transfer<S: Send + Sync + 'static>(
-    handler: &Handler<S>,
-    context: Context<S>,
-    stream: crate::large::BigStream,
-) -> Result<Bytes, (ErrorCode, String)> {
-    let outcome = match handler {
-        Handler::BigStream(handler) => {
-            AssertUnwindSafe(async { handler(context, stream).await })
-                .catch_unwind()
-                .await
-        }
-        Handler::CompleteBuffer(handler) => {
-            let buffer = crate::large::collect_complete(stream)
-                .await
-                .map_err(|error| (ErrorCode::BadRequest, error.to_string()))?;
-            AssertUnwindSafe(async { handler(context, buffer).await })
-                .catch_unwind()
-                .await
-        }
-        _ => return Err((ErrorCode::BadRequest, "not a transfer command".to_owned())),
-    };
-    match outcome {
-        Ok(Ok(frame)) => Ok(Bytes::from(frame.encode())),
-        Ok(Err(error)) => Err((ErrorCode::HandlerFailed, error.to_string())),
-        Err(panic) => {
-            let message = panic_message(panic.as_ref());
-            tracing::error!(
-                panic = message,
-                "transfer handler panicked; only its transfer fails"
-            );
-            Err((
-                ErrorCode::HandlerPanicked,
-                format!("handler panicked: {message}"),
-            ))
-        }
-    }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}
-
-async fn run_handler<S: Send + Sync + 'static>(
-    handler: &Handler<S>,
-    context: Context<S>,
-    body: Bytes,
-) -> Result<Bytes, (ErrorCode, String)> {
-    let text = |body: &Bytes| {
-        std::str::from_utf8(body).map(str::to_owned).map_err(|_| {
-            (
-                ErrorCode::BadRequest,
-                "console text is not UTF-8".to_owned(),
-            )
-        })
-    };
-    let frame = |body: &Bytes| {
-        DataFrame::decode(body)
-            .map_err(|error| (ErrorCode::BadRequest, format!("invalid DataFrame: {error}")))
-    };
-    // The handler call itself and its future both run inside catch_unwind: a panic in either
-    // becomes an error reply for this request only.
-    let outcome = match handler {
-        Handler::BigStream(_) | Handler::CompleteBuffer(_) => {
-            return Err((
-                ErrorCode::BadRequest,
-                "a transfer command takes a transfer".to_owned(),
-            ));
-        }
-        Handler::Console(handler) => {
-            let input = text(&body)?;
-            AssertUnwindSafe(async { handler(context, input).await.map(Bytes::from) })
-                .catch_unwind()
-                .await
-        }
-        Handler::Stream(handler) => {
-            let input = frame(&body)?;
-            AssertUnwindSafe(async {
-                handler(context, input)
-                    .await
-                    .map(|output| Bytes::from(output.encode()))
-            })
-            .catch_unwind()
-            .await
-        }
-        Handler::DirectConsole(handler) => {
-            let input = text(&body)?;
-            AssertUnwindSafe(async { handler(context, input).await.map(|()| Bytes::new()) })
-                .catch_unwind()
-                .await
-        }
-        Handler::DirectStream(handler) => {
-            let input = frame(&body)?;
-            AssertUnwindSafe(async { handler(context, input).await.map(|()| Bytes::new()) })
-                .catch_unwind()
-                .await
-        }
-    };
-    match outcome {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(error)) => Err((ErrorCode::HandlerFailed, error.to_string())),
-        Err(panic) => {
-            let message = panic_message(panic.as_ref());
-            tracing::error!(panic = message, "handler panicked; only its request fails");
-            Err((
-                ErrorCode::HandlerPanicked,
-                format!("handler panicked: {message}"),
-            ))
-        }
-    }
-}

@@ -12,12 +12,13 @@ use tracing::Instrument;
 use zs_wire::DataFrame;
 
 use crate::Config;
-use crate::connection::{DriverParts, drive};
-use crate::encrypted::EncryptedStream;
-use crate::error::{BoxError, ConnectError, DisconnectReason, SendError};
-use crate::peer::{Call, Peer, SecurityInfo};
-use crate::registry::{Commands, Context};
-use crate::stats::CommandStats;
+use crate::driver::{DriverParts, drive};
+use crate::transport::encrypted::EncryptedStream;
+use crate::error::{ConnectError, DisconnectReason, SendError};
+use crate::endpoint::peer::{Call, Peer, SecurityInfo};
+use crate::dispatch::context::{AppState, Context, HandlerEnv};
+use crate::dispatch::registry::Commands;
+use crate::dispatch::stats::CommandStats;
 
 /// A connection to a zserver server (ZServer4D `TPhysicsClient`).
 ///
@@ -55,6 +56,22 @@ impl Client<()> {
     pub fn builder() -> ClientBuilder<()> {
         ClientBuilder::new()
     }
+}
+
+/// One `register_*` method that forwards to the command table (see
+/// [`Commands`](crate::Commands)).
+macro_rules! register_method {
+    ($name:ident, $variant:ident, $input:ty, $output:ty, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $name<F, Fut>(mut self, name: &str, handler: F) -> Self
+        where
+            F: Fn(Context<S>, $input) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<$output, crate::Status>> + Send + 'static,
+        {
+            self.commands.$name(name, handler);
+            self
+        }
+    };
 }
 
 impl<S: Send + Sync + 'static> Client<S> {
@@ -100,6 +117,7 @@ pub struct ClientBuilder<S = ()> {
     commands: Commands<S>,
     config: Config,
     state: S,
+    app: AppState,
 }
 
 impl ClientBuilder<()> {
@@ -123,7 +141,22 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             commands: Commands::new(),
             config: Config::default(),
             state,
+            app: AppState::default(),
         }
+    }
+
+    /// Shares `state` with the client's handlers, reached as
+    /// [`ctx.app_state::<T>()`](crate::Context::app_state); one value per type.
+    pub fn with_app_state<T: Send + Sync + 'static>(mut self, state: T) -> Self {
+        self.app.insert(state);
+        self
+    }
+
+    /// Installs a [`Service`](crate::Service) the server may call: its commands under its
+    /// namespace.
+    pub fn install(mut self, service: impl crate::Service<S>) -> Self {
+        crate::dispatch::service::Namespace::install(&mut self.commands, service);
+        self
     }
 
     /// The configuration.
@@ -142,71 +175,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         &mut self.commands
     }
 
-    /// See [`Commands::register_console`].
-    pub fn register_console<F, Fut, E>(mut self, name: &str, handler: F) -> Self
-    where
-        F: Fn(Context<S>, String) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<String, E>> + Send + 'static,
-        E: Into<BoxError>,
-    {
-        self.commands.register_console(name, handler);
-        self
-    }
-
-    /// See [`Commands::register_stream`].
-    pub fn register_stream<F, Fut, E>(mut self, name: &str, handler: F) -> Self
-    where
-        F: Fn(Context<S>, DataFrame) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
-        E: Into<BoxError>,
-    {
-        self.commands.register_stream(name, handler);
-        self
-    }
-
-    /// See [`Commands::register_direct_console`].
-    pub fn register_direct_console<F, Fut, E>(mut self, name: &str, handler: F) -> Self
-    where
-        F: Fn(Context<S>, String) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError>,
-    {
-        self.commands.register_direct_console(name, handler);
-        self
-    }
-
-    /// See [`Commands::register_direct_stream`].
-    pub fn register_direct_stream<F, Fut, E>(mut self, name: &str, handler: F) -> Self
-    where
-        F: Fn(Context<S>, DataFrame) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError>,
-    {
-        self.commands.register_direct_stream(name, handler);
-        self
-    }
-
-    /// See [`Commands::register_big_stream`].
-    pub fn register_big_stream<F, Fut, E>(mut self, name: &str, handler: F) -> Self
-    where
-        F: Fn(Context<S>, crate::BigStream) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
-        E: Into<BoxError>,
-    {
-        self.commands.register_big_stream(name, handler);
-        self
-    }
-
-    /// See [`Commands::register_complete_buffer`].
-    pub fn register_complete_buffer<F, Fut, E>(mut self, name: &str, handler: F) -> Self
-    where
-        F: Fn(Context<S>, bytes::Bytes) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<DataFrame, E>> + Send + 'static,
-        E: Into<BoxError>,
-    {
-        self.commands.register_complete_buffer(name, handler);
-        self
-    }
+    crate::dispatch::registry::command_kinds!(register_method);
 
     /// Connects over TCP, runs the secure handshake (verifying a pinned fingerprint if one is
     /// set) and waits for the server's preamble.
@@ -242,7 +211,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         addr: impl ToSocketAddrs,
     ) -> Result<Client<S>, ConnectError> {
         let addrs: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
-        let (stream, first) = crate::stable::connect(
+        let (stream, first) = crate::transport::stable::connect(
             addrs,
             self.config.security.clone(),
             self.config.connect_timeout,
@@ -323,7 +292,11 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             drain: CancellationToken::new(),
             abort: abort.clone(),
             established: Some(established_sender),
-            offload: Arc::new(tokio::sync::Semaphore::new(self.config.max_offload)),
+            env: Arc::new(HandlerEnv {
+                app: Arc::new(self.app),
+                server: None,
+                offload: Arc::new(tokio::sync::Semaphore::new(self.config.max_offload)),
+            }),
         };
         let config = self.config;
         let driver_peer = peer.clone();

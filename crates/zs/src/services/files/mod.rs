@@ -21,13 +21,12 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use zs_wire::DataFrame;
 use zs_wire::crypto::hash::{HashAlgorithm, Hasher, hex};
-use zs_wire::frame::ErrorCode;
 
-use crate::client::{Client, ClientBuilder};
+use crate::endpoint::client::{Client, ClientBuilder};
 use crate::error::CallError;
-use crate::large::{BigStream, StreamError};
-use crate::peer::Peer;
-use crate::registry::{Commands, Context};
+use crate::transfer::large::{BigStream, StreamError};
+use crate::endpoint::peer::Peer;
+use crate::dispatch::{Commands, Context, Status, StatusCode};
 
 const STAT: &str = "__zs.files.stat";
 const PUT: &str = "__zs.files.put";
@@ -47,9 +46,11 @@ const LONG_CALL: Duration = Duration::from_secs(7 * 24 * 3600);
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// Read size when hashing files.
 const HASH_BUFFER: usize = 1 << 20;
-/// The start of the error reply of a commit whose hash does not match.
-const MISMATCH: &str = "sha3-256 mismatch: expected ";
-const MISMATCH_ACTUAL: &str = ", the .part has ";
+/// Tags in the details of the service's error statuses, so the client tells failures
+/// apart by code and details, never by message text.
+const DETAIL_NOT_FOUND: &str = "not-found";
+const DETAIL_MISMATCH: &str = "sha3-mismatch";
+const DETAIL_NO_SINK: &str = "no-sink";
 
 // ---------------------------------------------------------------------------------------
 // Messages
@@ -357,17 +358,47 @@ async fn write_stream(
 // ---------------------------------------------------------------------------------------
 // Server side
 
-/// Why a file command was refused (its message is the error reply).
+/// Why a file command was refused; [`ServeError::into_status`] gives the caller its code.
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
     #[error("bad path {path:?}: {reason}")]
     BadPath { path: String, reason: String },
     #[error("not found: {0}")]
     NotFound(String),
+    #[error("sha3-256 mismatch: expected {expected}, the .part has {actual}; the .part is kept for a resume")]
+    Mismatch { expected: String, actual: String },
+    #[error("the client cannot receive files (no file sink installed)")]
+    NoSink,
     #[error("{0}")]
     Refused(String),
     #[error("{what}: {error}")]
     Io { what: String, error: io::Error },
+}
+
+impl ServeError {
+    /// The status the caller receives: a code, and details the client decodes.
+    fn into_status(self) -> Status {
+        let message = self.to_string();
+        match self {
+            Self::BadPath { .. } => Status::invalid_argument(message),
+            Self::NotFound(path) => Status::not_found(message)
+                .with_details(DataFrame::new().with(DETAIL_NOT_FOUND).with(path)),
+            Self::Mismatch { expected, actual } => Status::failed_precondition(message)
+                .with_details(
+                    DataFrame::new()
+                        .with(DETAIL_MISMATCH)
+                        .with(expected)
+                        .with(actual),
+                ),
+            Self::NoSink => Status::failed_precondition(message)
+                .with_details(DataFrame::new().with(DETAIL_NO_SINK)),
+            Self::Refused(_) => Status::failed_precondition(message),
+            Self::Io { error, .. } => {
+                let code = Status::from(error).code();
+                Status::new(code, message)
+            }
+        }
+    }
 }
 
 fn bad_path(path: &str, reason: &str) -> ServeError {
@@ -489,23 +520,23 @@ impl FileService {
         let service = self.inner.clone();
         commands.register_console(STAT, move |_ctx: Context<S>, text: String| {
             let service = service.clone();
-            async move { service.stat(&text).await }
+            async move { service.stat(&text).await.map_err(ServeError::into_status) }
         });
         let service = self.inner.clone();
         commands.register_big_stream(PUT, move |_ctx: Context<S>, stream: BigStream| {
             let service = service.clone();
-            async move { service.put(stream).await }
+            async move { service.put(stream).await.map_err(ServeError::into_status) }
         });
         let service = self.inner.clone();
         commands.register_console(COMMIT, move |_ctx: Context<S>, text: String| {
             let service = service.clone();
-            async move { service.commit(&text).await }
+            async move { service.commit(&text).await.map_err(ServeError::into_status) }
         });
         let service = self.inner.clone();
         commands.register_console(GET, move |ctx: Context<S>, text: String| {
             let service = service.clone();
             let peer = ctx.peer().clone();
-            async move { service.get(&peer, &text).await }
+            async move { service.get(&peer, &text).await.map_err(ServeError::into_status) }
         });
     }
 }
@@ -680,10 +711,10 @@ impl Service {
             Err(error) => return Err(io_error(remote)(error)),
         };
         if !sha3.eq_ignore_ascii_case(&request.sha3) {
-            return Err(ServeError::Refused(format!(
-                "{MISMATCH}{}{MISMATCH_ACTUAL}{sha3}; the .part is kept for a resume",
-                request.sha3
-            )));
+            return Err(ServeError::Mismatch {
+                expected: request.sha3,
+                actual: sha3,
+            });
         }
         let file = OpenOptions::new()
             .write(true)
@@ -743,7 +774,11 @@ impl Service {
                 .offset(offset)
                 .await
                 .map_err(|error| {
-                    ServeError::Refused(format!("cannot send {remote} to the client: {error}"))
+                    if error.is_unknown_command() {
+                        ServeError::NoSink
+                    } else {
+                        ServeError::Refused(format!("cannot send {remote} to the client: {error}"))
+                    }
                 })?;
             reply
                 .reader()
@@ -806,9 +841,9 @@ pub enum FileError {
     /// A call to the server failed (connection, timeout, protocol).
     #[error(transparent)]
     Call(CallError),
-    /// The server refused or failed the operation; its message.
+    /// The server refused or failed the operation.
     #[error("server: {0}")]
-    Remote(String),
+    Remote(Status),
     /// The file's SHA3-256 differs between the two sides (the `.part` is kept; a resume
     /// checks its prefix again and starts over if that differs).
     #[error("sha3-256 mismatch: local {local}, remote {remote}")]
@@ -850,38 +885,28 @@ pub enum FileError {
 
 impl From<CallError> for FileError {
     fn from(error: CallError) -> Self {
-        match error {
-            CallError::Remote {
-                code: ErrorCode::HandlerFailed,
-                message,
-            } => remote_failure(message),
-            CallError::Remote {
-                code: ErrorCode::UnknownCommand,
-                message,
-            } if message.contains("__zs.files.") => Self::NotServed,
-            other => Self::Call(other),
+        let CallError::Remote(status) = error else {
+            return Self::Call(error);
+        };
+        if status.code() == StatusCode::UNIMPLEMENTED {
+            return Self::NotServed;
+        }
+        let mut details = status.details().map(DataFrame::reader);
+        let tag = details
+            .as_mut()
+            .and_then(|details| details.read_string().ok());
+        match (tag.as_deref(), details) {
+            (Some(DETAIL_NOT_FOUND), Some(mut details)) => {
+                Self::NotFound(details.read_string().unwrap_or_default())
+            }
+            (Some(DETAIL_MISMATCH), Some(mut details)) => Self::HashMismatch {
+                local: details.read_string().unwrap_or_default(),
+                remote: details.read_string().unwrap_or_default(),
+            },
+            (Some(DETAIL_NO_SINK), _) => Self::NoSink,
+            _ => Self::Remote(status),
         }
     }
-}
-
-/// The error a server's handler message stands for.
-fn remote_failure(message: String) -> FileError {
-    if message.contains(&format!("no command named {SINK:?}")) {
-        return FileError::NoSink;
-    }
-    if let Some(rest) = message.strip_prefix(MISMATCH)
-        && let Some((expected, rest)) = rest.split_once(MISMATCH_ACTUAL)
-    {
-        let actual = rest.split(';').next().unwrap_or(rest);
-        return FileError::HashMismatch {
-            local: expected.to_owned(),
-            remote: actual.to_owned(),
-        };
-    }
-    if let Some(path) = message.strip_prefix("not found: ") {
-        return FileError::NotFound(path.to_owned());
-    }
-    FileError::Remote(message)
 }
 
 fn check_remote(remote: &str) -> Result<(), FileError> {
@@ -1115,7 +1140,7 @@ impl Drop for ForgetSink {
 /// were asked on, are accepted.
 pub fn register_sink<S: Send + Sync + 'static>(builder: ClientBuilder<S>) -> ClientBuilder<S> {
     builder.register_big_stream(SINK, |ctx: Context<S>, stream: BigStream| {
-        sink(ctx.peer().id(), stream)
+        async move { sink(ctx.peer().id(), stream).await.map_err(Status::failed_precondition) }
     })
 }
 
@@ -1171,7 +1196,7 @@ async fn sink(peer_id: u64, mut stream: BigStream) -> Result<DataFrame, String> 
             path: slot.path.clone(),
             error,
         },
-        other => FileError::Remote(other.to_string()),
+        other => FileError::Remote(Status::aborted(other.to_string())),
     });
     let _ = slot.done.send(SinkOutcome {
         written,

@@ -18,7 +18,7 @@ use zs_wire::frame::{
 };
 use zs_wire::handshake::Fingerprint;
 
-use crate::error::{CallError, DisconnectReason, SendError};
+use crate::error::{BadReply, CallError, DisconnectReason, Lost, SendError};
 
 /// What a caller's task sends to the connection's driver task.
 pub(crate) enum Command {
@@ -204,7 +204,7 @@ impl<S> Peer<S> {
 
     pub(crate) fn reason_or_lost(&self) -> DisconnectReason {
         self.disconnect_reason()
-            .unwrap_or_else(|| DisconnectReason::ConnectionLost("connection task ended".into()))
+            .unwrap_or(DisconnectReason::ConnectionLost(Lost::TaskEnded))
     }
 
     /// The next request id of this connection.
@@ -370,13 +370,13 @@ pub trait Reply: Sized + Send + 'static {
 impl Reply for String {
     fn decode(body: Bytes) -> Result<Self, CallError> {
         String::from_utf8(body.to_vec())
-            .map_err(|_| CallError::BadReply("console reply is not UTF-8".into()))
+            .map_err(|_| CallError::BadReply(BadReply::NotUtf8))
     }
 }
 
 impl Reply for DataFrame {
     fn decode(body: Bytes) -> Result<Self, CallError> {
-        DataFrame::decode(&body).map_err(|error| CallError::BadReply(error.to_string()))
+        DataFrame::decode(&body).map_err(|error| CallError::BadReply(BadReply::NotDataFrame(error)))
     }
 }
 

@@ -1,0 +1,332 @@
+//! Serving connections: the accept loop, the handshake, StableIO links, and the driver of
+//! each connection with its hooks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tracing::Instrument;
+use zs_wire::frame::CloseCode;
+use zs_wire::session::Session;
+use zs_wire::stable::{LinkRequest, PendingLink, RefuseReason, StableEndpoint};
+
+use crate::Config;
+use crate::dispatch::context::HandlerEnv;
+use crate::driver::{DriverParts, drive};
+use crate::endpoint::handle::ServerRef;
+use crate::endpoint::peer::{Peer, SecurityInfo};
+use crate::endpoint::server::Shared;
+use crate::transport::encrypted::EncryptedStream;
+use crate::transport::stable;
+
+pub(crate) async fn accept_loop<S: Send + Sync + 'static>(listener: TcpListener, shared: Arc<Shared<S>>) {
+    let permits = shared.permits.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.stop_accepting.cancelled() => break,
+        };
+        let (stream, remote_addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Over the limit the connection still gets a handshake, so the client learns why it
+        // is refused ("server full") instead of seeing a reset.
+        let permit = permits.clone().try_acquire_owned().ok();
+        if permit.is_none() {
+            tracing::warn!(peer = %remote_addr, limit = shared.config.max_connections, "refusing connection: server full");
+        }
+        let shared_for_task = shared.clone();
+        let span = tracing::info_span!("connection", peer = %remote_addr);
+        shared.tasks.spawn(
+            async move {
+                serve_connection(stream, remote_addr, shared_for_task, permit).await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Tells a connection why it is dropped: its preamble, then a close frame.
+async fn refuse<W: AsyncWrite + Unpin>(
+    mut stream: W,
+    config: &Config,
+    code: CloseCode,
+    reason: &str,
+) {
+    let mut session: Session<()> = Session::new(config.session.clone(), std::time::Instant::now());
+    session.close(code, reason);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        stream.write_all(session.transmit_pending()).await?;
+        stream.flush().await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+async fn serve_connection<S: Send + Sync + 'static>(
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+    shared: Arc<Shared<S>>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    // Small frames must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let local_addr = stream.local_addr().unwrap_or(remote_addr);
+    serve_stream(stream, remote_addr, local_addr, shared, permit).await;
+}
+
+/// Serves one connection over any byte stream: handshake, then the driver.
+pub(crate) async fn serve_stream<S, IO>(
+    stream: IO,
+    remote_addr: SocketAddr,
+    local_addr: SocketAddr,
+    shared: Arc<Shared<S>>,
+    permit: Option<OwnedSemaphorePermit>,
+) where
+    S: Send + Sync + 'static,
+    IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let security = &shared.config.security;
+    let stream = match EncryptedStream::accept_any_token(stream, security, &shared.keypair).await {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::warn!(%error, "handshake failed; connection dropped");
+            return;
+        }
+    };
+    if stream.stable_link() {
+        if shared.config.accept_stable {
+            serve_stable_link(stream, remote_addr, local_addr, shared, permit).await;
+        } else {
+            tracing::warn!("StableIO link refused: this server does not accept StableIO");
+        }
+        return;
+    }
+    if !stream.client_token_ok() {
+        tracing::warn!("client token rejected");
+        refuse(
+            stream,
+            &shared.config,
+            CloseCode::Unauthorized,
+            "client token rejected",
+        )
+        .await;
+        return;
+    }
+    let Some(permit) = permit else {
+        let reason = format!(
+            "server full ({} connections)",
+            shared.config.max_connections
+        );
+        refuse(stream, &shared.config, CloseCode::ServerFull, &reason).await;
+        return;
+    };
+    let info = SecurityInfo {
+        suite: stream.suite(),
+        peer_fingerprint: stream.peer_fingerprint(),
+    };
+    serve_secured(stream, info, remote_addr, local_addr, shared, permit, None).await;
+}
+
+/// Serves a link whose client spoke StableIO: opens a session (and serves a zs connection
+/// over it) or hands the link to the session it resumes.
+async fn serve_stable_link<S, IO>(
+    stream: EncryptedStream<IO>,
+    remote_addr: SocketAddr,
+    local_addr: SocketAddr,
+    shared: Arc<Shared<S>>,
+    permit: Option<OwnedSemaphorePermit>,
+) where
+    S: Send + Sync + 'static,
+    IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let info = SecurityInfo {
+        suite: stream.suite(),
+        peer_fingerprint: stream.peer_fingerprint(),
+    };
+    let token_ok = stream.client_token_ok();
+    let mut pending = match PendingLink::new(stream.link_secret()) {
+        Ok(pending) => pending,
+        Err(error) => {
+            tracing::error!(%error, "cannot start a StableIO link");
+            return;
+        }
+    };
+    let mut io: stable::BoxedLink = Box::new(stream);
+    if !token_ok {
+        tracing::warn!("client token rejected (StableIO link)");
+        stable::refuse_link(io, &mut pending, RefuseReason::Unauthorized).await;
+        return;
+    }
+    let timeout = shared.config.security.handshake_timeout;
+    let (request, leftover) = match stable::read_link_request(&mut io, &mut pending, timeout).await
+    {
+        Ok(request) => request,
+        Err(error) => {
+            tracing::warn!(%error, "bad StableIO link; dropped");
+            return;
+        }
+    };
+    match request {
+        LinkRequest::Open => {
+            let config = &shared.config;
+            let Some(permit) = permit else {
+                tracing::warn!(
+                    limit = config.max_connections,
+                    "refusing StableIO session: server full"
+                );
+                stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
+                return;
+            };
+            if shared.stable_sessions.len() >= config.stable.max_sessions {
+                tracing::warn!(
+                    limit = config.stable.max_sessions,
+                    "refusing StableIO session: too many sessions"
+                );
+                stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
+                return;
+            }
+            let now = std::time::Instant::now();
+            let endpoint = match StableEndpoint::open_server(config.stable.clone(), &pending, now) {
+                Ok(endpoint) => endpoint,
+                Err(error) => {
+                    tracing::error!(%error, "cannot open a StableIO session");
+                    return;
+                }
+            };
+            let Some(id) = endpoint.session_id() else {
+                return;
+            };
+            let ended = shared.clone();
+            let (stream, sender) = stable::serve(
+                endpoint,
+                io,
+                leftover,
+                config.stable.clone(),
+                config.stable_link_timeout,
+                move || ended.stable_sessions.remove(id),
+            );
+            shared.stable_sessions.insert(id, sender);
+            tracing::debug!(?id, "StableIO session opened");
+            // The session outlives links, so the zs idle timer must not end it while a
+            // link is down: StableIO's give-up time does that.
+            let mut session_config = config.clone();
+            session_config.session.idle_timeout = None;
+            serve_secured(
+                stream,
+                info,
+                remote_addr,
+                local_addr,
+                shared,
+                permit,
+                Some(session_config),
+            )
+            .await;
+        }
+        LinkRequest::Resume {
+            session_id,
+            proof,
+            next_expected,
+        } => {
+            drop(permit);
+            let link = stable::IncomingLink {
+                io,
+                pending,
+                proof,
+                next_expected,
+                leftover,
+            };
+            if let Err(mut link) = shared.stable_sessions.route(session_id, link) {
+                tracing::debug!(?session_id, "resume for an unknown StableIO session");
+                stable::refuse_link(link.io, &mut link.pending, RefuseReason::UnknownSession).await;
+            }
+        }
+    }
+}
+
+/// Serves one connection whose security is settled: peer, hooks, driver.
+async fn serve_secured<S, IO>(
+    stream: IO,
+    info: SecurityInfo,
+    remote_addr: SocketAddr,
+    local_addr: SocketAddr,
+    shared: Arc<Shared<S>>,
+    permit: OwnedSemaphorePermit,
+    session_config: Option<Config>,
+) where
+    S: Send + Sync + 'static,
+    IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    tracing::debug!(suite = %info.suite, "handshake done");
+    let (commands_sender, commands) = mpsc::unbounded_channel();
+    let peer = Peer::new(
+        remote_addr,
+        local_addr,
+        (shared.state_factory)(remote_addr),
+        commands_sender,
+        &shared.config,
+        info,
+    );
+    shared
+        .peers
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert(peer.id(), peer.clone());
+    let (established_sender, established) = tokio::sync::oneshot::channel();
+    let hook_peer = peer.clone();
+    let hook_shared = shared.clone();
+    let connected_hook = async move {
+        if let Ok(Ok(())) = established.await {
+            tracing::debug!(id = hook_peer.id(), "connected");
+            if let Some(hook) = &hook_shared.on_connected {
+                hook(&hook_peer);
+            }
+            true
+        } else {
+            false
+        }
+    };
+    let parts = DriverParts {
+        peer: peer.clone(),
+        commands,
+        registry: shared.registry.clone(),
+        tasks: shared.tasks.clone(),
+        drain: shared.drain.clone(),
+        abort: shared.abort.clone(),
+        established: Some(established_sender),
+        env: Arc::new(HandlerEnv {
+            app: shared.app.clone(),
+            server: Some(ServerRef::new(shared.clone())),
+            offload: shared.offload.clone(),
+        }),
+    };
+    let (reason, was_established) = tokio::join!(
+        drive(
+            stream,
+            session_config.as_ref().unwrap_or(&shared.config),
+            parts
+        ),
+        connected_hook
+    );
+    peer.mark_closed(reason.clone());
+    shared
+        .peers
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .remove(&peer.id());
+    tracing::debug!(%reason, "disconnected");
+    if was_established && let Some(hook) = &shared.on_disconnected {
+        hook(&peer, &reason);
+    }
+    drop(permit);
+}
+

@@ -1,0 +1,224 @@
+//! [`Server`]: accepts connections and serves registered commands.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use zs_wire::handshake::{Fingerprint, StaticKeypair};
+
+use crate::Config;
+use crate::dispatch::context::{AppState, Context};
+use crate::dispatch::registry::Commands;
+use crate::dispatch::service::{Namespace, Service};
+use crate::endpoint::handle::ServerHandle;
+use crate::endpoint::peer::Peer;
+use crate::error::DisconnectReason;
+use crate::transport::stable;
+
+type ConnectedHook<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
+type DisconnectedHook<S> = Arc<dyn Fn(&Peer<S>, &DisconnectReason) + Send + Sync>;
+type StateFactory<S> = Arc<dyn Fn(SocketAddr) -> S + Send + Sync>;
+
+/// A bound server, not yet serving: register commands and hooks, then [`Server::spawn`] or
+/// [`Server::run_until`].
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let mut server = zs::Server::bind("127.0.0.1:4920").await?;
+/// server.register_console("echo", |_ctx, text: String| async move { Ok(text) });
+/// let handle = server.spawn();
+/// // ... later
+/// handle.shutdown().await;
+/// # Ok(()) }
+/// ```
+///
+/// ZServer4D: `TPhysicsServer` + `StartService`.
+pub struct Server<S = ()> {
+    listener: TcpListener,
+    keypair: StaticKeypair,
+    commands: Commands<S>,
+    config: Config,
+    state_factory: StateFactory<S>,
+    on_connected: Option<ConnectedHook<S>>,
+    on_disconnected: Option<DisconnectedHook<S>>,
+    app: AppState,
+}
+
+impl Server<()> {
+    /// Binds a TCP listener (IPv4 or IPv6, e.g. `"[::1]:0"`); connections carry no user state.
+    pub async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<Self> {
+        Self::bind_with_state(addr, |_| ()).await
+    }
+}
+
+/// One `register_*` method that forwards to the command table (see
+/// [`Commands`](crate::Commands)).
+macro_rules! register_method {
+    ($name:ident, $variant:ident, $input:ty, $output:ty, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $name<F, Fut>(&mut self, name: &str, handler: F) -> &mut Self
+        where
+            F: Fn(Context<S>, $input) -> Fut + Send + Sync + 'static,
+            Fut: Future<Output = Result<$output, crate::Status>> + Send + 'static,
+        {
+            self.commands.$name(name, handler);
+            self
+        }
+    };
+}
+
+impl<S: Send + Sync + 'static> Server<S> {
+    /// Binds a TCP listener; each connection's state is made by `state` from the peer's
+    /// address and is reachable from handlers as `ctx.state()` (ZServer4D `UserDefine`).
+    pub async fn bind_with_state(
+        addr: impl ToSocketAddrs,
+        state: impl Fn(SocketAddr) -> S + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        Self::from_listener(TcpListener::bind(addr).await?, state)
+    }
+
+    /// Serves on an already bound listener. A fresh static key is generated; set one with
+    /// `config_mut().security().keypair(..)` to keep the server's identity across restarts.
+    pub fn from_listener(
+        listener: TcpListener,
+        state: impl Fn(SocketAddr) -> S + Send + Sync + 'static,
+    ) -> std::io::Result<Self> {
+        let keypair = StaticKeypair::generate().map_err(std::io::Error::other)?;
+        Ok(Self {
+            listener,
+            keypair,
+            commands: Commands::new(),
+            config: Config::default(),
+            state_factory: Arc::new(state),
+            on_connected: None,
+            on_disconnected: None,
+            app: AppState::default(),
+        })
+    }
+
+    /// The fingerprint of the server's static key, which clients may pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.config
+            .security
+            .keypair
+            .as_ref()
+            .unwrap_or(&self.keypair)
+            .fingerprint()
+    }
+
+    /// The bound address (useful after binding port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The configuration, to change before serving.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// The command table, to register commands from a function that takes `&mut Commands`.
+    pub fn commands_mut(&mut self) -> &mut Commands<S> {
+        &mut self.commands
+    }
+
+    crate::dispatch::registry::command_kinds!(register_method);
+
+    /// Shares `state` with every handler of every connection, reached as
+    /// [`ctx.app_state::<T>()`](crate::Context::app_state): a database, a cache, counters.
+    /// One value per type; a second value of the same type replaces the first. (ZServer4D
+    /// handlers reach such state as fields of the server object.)
+    pub fn with_state<T: Send + Sync + 'static>(&mut self, state: T) -> &mut Self {
+        self.app.insert(state);
+        self
+    }
+
+    /// Installs a [`Service`]: its commands under its namespace.
+    pub fn install(&mut self, service: impl Service<S>) -> &mut Self {
+        Namespace::install(&mut self.commands, service);
+        self
+    }
+
+    /// Called for each connection once its preamble exchange succeeded
+    /// (ZServer4D `DoIOConnectAfter`).
+    pub fn on_connected(&mut self, hook: impl Fn(&Peer<S>) + Send + Sync + 'static) -> &mut Self {
+        self.on_connected = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called when an established connection ends, with the reason (ZServer4D
+    /// `DoIODisconnect`).
+    pub fn on_disconnected(
+        &mut self,
+        hook: impl Fn(&Peer<S>, &DisconnectReason) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.on_disconnected = Some(Arc::new(hook));
+        self
+    }
+
+    /// Starts serving in the background and returns a handle to control the server.
+    pub fn spawn(self) -> ServerHandle<S> {
+        let local_addr = self
+            .listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let keypair = self.config.security.keypair.clone().unwrap_or(self.keypair);
+        let shared = Arc::new(Shared {
+            local_addr,
+            keypair,
+            permits: Arc::new(Semaphore::new(self.config.max_connections)),
+            offload: Arc::new(Semaphore::new(self.config.max_offload)),
+            registry: Arc::new(self.commands),
+            config: self.config,
+            peers: Mutex::new(HashMap::new()),
+            state_factory: self.state_factory,
+            on_connected: self.on_connected,
+            on_disconnected: self.on_disconnected,
+            tasks: TaskTracker::new(),
+            stop_accepting: CancellationToken::new(),
+            drain: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            stable_sessions: stable::Sessions::default(),
+            app: Arc::new(self.app),
+        });
+        let accept = tokio::spawn(super::serve::accept_loop(self.listener, shared.clone()));
+        ServerHandle::new(shared, accept)
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) {
+        let handle = self.spawn();
+        signal.await;
+        handle.shutdown().await;
+    }
+}
+
+/// What a running server's tasks and handles share.
+pub(crate) struct Shared<S> {
+    /// The listening address.
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) keypair: StaticKeypair,
+    /// One per connection being served; `max_connections` of them.
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) offload: Arc<Semaphore>,
+    pub(crate) registry: Arc<Commands<S>>,
+    pub(crate) config: Config,
+    pub(crate) peers: Mutex<HashMap<u64, Peer<S>>>,
+    pub(crate) state_factory: StateFactory<S>,
+    pub(crate) on_connected: Option<ConnectedHook<S>>,
+    pub(crate) on_disconnected: Option<DisconnectedHook<S>>,
+    /// Connection drivers and handler tasks, so shutdown can wait for them.
+    pub(crate) tasks: TaskTracker,
+    pub(crate) stop_accepting: CancellationToken,
+    pub(crate) drain: CancellationToken,
+    pub(crate) abort: CancellationToken,
+    /// StableIO sessions, so a resuming link finds its session.
+    pub(crate) stable_sessions: stable::Sessions,
+    /// Application state for handlers.
+    pub(crate) app: Arc<AppState>,
+}
+

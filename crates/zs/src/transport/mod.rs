@@ -1,0 +1,20 @@
+//! Transports: what carries a connection's bytes under the driver.
+//!
+//! Every connection runs the Noise XX handshake ([`security`]) and then AEAD records
+//! ([`secure`]); [`EncryptedStream`] offers that pair without RPC. [`mux`] (p2pVM) turns one
+//! stream into many virtual ones, and [`stable`] (StableIO) gives the driver a stream that
+//! outlives dropped links. The driver takes any `AsyncRead + AsyncWrite`, so these stack.
+
+pub(crate) mod encrypted;
+pub mod key_file;
+pub mod mux;
+pub(crate) mod secure;
+pub(crate) mod security;
+pub(crate) mod stable;
+
+pub use encrypted::EncryptedStream;
+pub use security::{
+    DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_BYTES, Security,
+    SecurityError,
+};
+pub use zs_wire::stable::StableConfig;
