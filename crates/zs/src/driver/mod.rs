@@ -24,7 +24,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use futures_util::future::{AbortHandle, Aborted, abortable};
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +36,7 @@ use zs_wire::status::StatusCode;
 use zs_wire::session::{Event, SendError as SessionSendError, Session};
 
 use crate::Config;
+use crate::transport::read_buf::ReadBuffer;
 use crate::dispatch::Status;
 use crate::dispatch::context::{Context, HandlerEnv};
 use crate::dispatch::registry::{Commands, Handler};
@@ -50,8 +51,9 @@ use handler::{run_handler, run_transfer};
 /// the bottleneck, and queuing more would only grow memory.
 const TRANSMIT_HIGH_WATER: usize = 1024 * 1024;
 
-/// Read size: large enough for many small frames per syscall.
-const READ_CHUNK: usize = 256 * 1024;
+
+/// A write at least this large means bulk traffic: the output buffer is kept for the next.
+const BULK_WRITE: usize = 64 * 1024;
 
 /// How long the last bytes (a close frame, final replies) may take to flush at the end.
 const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -134,7 +136,8 @@ where
         reason: None,
     };
     let (mut reader, mut writer) = tokio::io::split(io);
-    let mut received = BytesMut::with_capacity(READ_CHUNK);
+    // Sized to what flows: nothing while idle (see `ReadBuffer`).
+    let mut received = ReadBuffer::default();
     let timer = tokio::time::sleep_until(next_deadline(&driver.session));
     tokio::pin!(timer);
     let mut draining = false;
@@ -196,7 +199,7 @@ where
                 }
                 driver.peer.release_credit(taken);
             }
-            result = reader.read_buf(&mut received), if driver.session.wants_read() && driver.queue.len() < driver.queue_limit => {
+            result = std::future::poll_fn(|cx| received.poll_fill(std::pin::Pin::new(&mut reader), cx)), if driver.session.wants_read() && driver.queue.len() < driver.queue_limit => {
                 match result {
                     Ok(0) => {
                         driver.lost(Lost::Eof);
@@ -205,10 +208,8 @@ where
                     Ok(_) => {
                         // A protocol error also arrives as Event::Closed; the close frame
                         // naming it is already queued for the peer.
-                        let _ = driver.session.handle_received(&mut received, Instant::now().into_std());
-                        if received.capacity() - received.len() < READ_CHUNK / 4 {
-                            received.reserve(READ_CHUNK);
-                        }
+                        let _ = driver.session.handle_received(received.bytes(), Instant::now().into_std());
+                        received.settle();
                     }
                     Err(error) => {
                         driver.io_failed(&error);
@@ -217,6 +218,9 @@ where
                 }
             }
             () = &mut timer => {
+                // Quiet long enough for a timer: give buffers back.
+                release_transmit(&mut driver.session);
+                received.release_if_empty();
                 driver.session.handle_timeout(Instant::now().into_std());
                 timer.as_mut().reset(next_deadline(&driver.session));
             }
@@ -233,6 +237,11 @@ where
                 match result {
                     Ok(Some(written)) => {
                         driver.session.advance_transmit(written);
+                        if written < BULK_WRITE {
+                            // Small traffic: keep no output buffer between writes. A bulk
+                            // sender keeps its buffer until the next timer tick.
+                            release_transmit(&mut driver.session);
+                        }
                         unflushed = true;
                     }
                     Ok(None) => unflushed = false,
@@ -265,6 +274,14 @@ where
         let _ = sender.send(Err(reason.clone()));
     }
     reason
+}
+
+/// Drops the session's output buffer once everything in it is written.
+fn release_transmit<T>(session: &mut Session<T>) {
+    let transmit = session.transmit_buffer();
+    if transmit.is_empty() && transmit.capacity() > 0 {
+        *transmit = BytesMut::new();
+    }
 }
 
 /// Writes some of `pending`, or flushes when nothing is pending (`None`).

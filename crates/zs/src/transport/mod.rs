@@ -8,6 +8,7 @@
 pub(crate) mod encrypted;
 pub mod key_file;
 pub mod mux;
+pub(crate) mod read_buf;
 pub(crate) mod secure;
 pub(crate) mod security;
 pub(crate) mod stable;

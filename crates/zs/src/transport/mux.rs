@@ -38,17 +38,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::time::Instant;
 use zs_wire::mux::{Mux, MuxEvent};
+
+use crate::transport::read_buf::ReadBuffer;
 pub use zs_wire::mux::{MuxConfig, MuxError, Role, StreamId};
 
 /// Output gathered per write to the transport.
 const TRANSMIT_BATCH: usize = 256 * 1024;
 
-/// Room kept free in the receive buffer for one read from the transport.
-const RECEIVE_BATCH: usize = 256 * 1024;
+
+/// A write at least this large is bulk traffic: the output buffer is kept for the next.
+const BULK_WRITE: usize = 64 * 1024;
 
 /// Most slices passed to one vectored write.
 const MAX_IO_SLICES: usize = 64;
@@ -67,11 +70,8 @@ impl Output {
     fn new(vectored: bool) -> Self {
         Self {
             vectored,
-            flat: if vectored {
-                BytesMut::new()
-            } else {
-                BytesMut::with_capacity(TRANSMIT_BATCH)
-            },
+            // Allocated as output is gathered, released once written (see `advance`).
+            flat: BytesMut::new(),
             chunks: VecDeque::new(),
         }
     }
@@ -107,6 +107,10 @@ impl Output {
     fn advance(&mut self, mut written: usize) {
         if !self.vectored {
             self.flat.advance(written);
+            if self.flat.is_empty() && written < BULK_WRITE {
+                // Small traffic: no output buffer between writes (an idle link holds none).
+                self.flat = BytesMut::new();
+            }
             return;
         }
         while written > 0 {
@@ -354,6 +358,10 @@ impl AsyncRead for VirtualStream {
         let len = this.pending.len().min(buf.remaining());
         buf.put_slice(&this.pending[..len]);
         this.pending.advance(len);
+        if this.pending.is_empty() {
+            // Handed on: an idle stream keeps no receive buffer.
+            this.pending = BytesMut::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -543,7 +551,8 @@ where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (mut reader, mut writer) = tokio::io::split(transport);
-    let mut received = BytesMut::with_capacity(RECEIVE_BATCH);
+    // Sized to what flows: nothing while the link is idle.
+    let mut received = ReadBuffer::default();
     let mut output = Output::new(writer.is_write_vectored());
     // One timer, moved only when the mux's deadline comes earlier than the one armed (a
     // later deadline is picked up when the armed one fires early and finds nothing due).
@@ -558,7 +567,8 @@ where
             match wake {
                 Wake::Received => {
                     let now = Instant::now().into_std();
-                    let _ = inner.mux.handle_received(&mut received, now);
+                    let _ = inner.mux.handle_received(received.bytes(), now);
+                    received.settle();
                 }
                 Wake::Timer => inner.mux.handle_timeout(Instant::now().into_std()),
                 Wake::Nothing => {}
@@ -579,11 +589,9 @@ where
         if finished && output.is_empty() {
             break;
         }
-        if wake == Wake::Received && received.capacity() - received.len() < RECEIVE_BATCH / 4 {
-            received.reserve(RECEIVE_BATCH);
-        }
         if wake == Wake::Timer {
             armed = None;
+            received.release_if_empty();
         }
         if let Some(deadline) = deadline
             && armed.is_none_or(|armed| deadline < armed)
@@ -602,7 +610,7 @@ where
                     return;
                 }
             },
-            result = reader.read_buf(&mut received), if wants_read => match result {
+            result = std::future::poll_fn(|cx| received.poll_fill(std::pin::Pin::new(&mut reader), cx)), if wants_read => match result {
                 Ok(0) => {
                     end(&mut shared.lock(), "the transport closed");
                     return;

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+use crate::transport::read_buf::ReadBuffer;
 use tokio::time::Instant;
 use zs_wire::crypto::record::{Opener, RecordError, Sealer};
 use zs_wire::handshake::HandshakeOutcome;
@@ -21,8 +23,7 @@ use zs_wire::handshake::HandshakeOutcome;
 const CIPHER_HIGH_WATER: usize = 1024 * 1024;
 /// Plaintext sealed per `poll_write` call.
 const WRITE_CHUNK: usize = 256 * 1024;
-/// Read size from the transport.
-const READ_CHUNK: usize = 256 * 1024;
+
 
 /// When to rotate the sending key.
 #[derive(Debug, Clone, Copy)]
@@ -36,12 +37,14 @@ pub(crate) struct SecureStream<IO> {
     io: IO,
     sealer: Sealer,
     opener: Opener,
-    /// Ciphertext read but not yet opened (an incomplete record).
-    cipher_in: BytesMut,
+    /// Ciphertext read but not yet opened (an incomplete record); no memory while idle.
+    cipher_in: ReadBuffer,
     /// Plaintext opened but not yet read by the driver.
     plain_in: BytesMut,
-    /// Sealed records not yet written.
+    /// Sealed records not yet written; allocated as records are sealed.
     cipher_out: BytesMut,
+    /// The last `poll_write` sealed a full chunk: a bulk writer, keep the output buffer.
+    streaming: bool,
     rekey_interval: Duration,
     next_time_rekey: Instant,
     eof: bool,
@@ -65,9 +68,10 @@ impl<IO> SecureStream<IO> {
             io,
             sealer: Sealer::new(outcome.suite, outcome.send_secret, policy.after_bytes)?,
             opener: Opener::new(outcome.suite, outcome.receive_secret)?,
-            cipher_in: leftover,
+            cipher_in: ReadBuffer::with_leftover(leftover),
             plain_in: BytesMut::new(),
-            cipher_out: BytesMut::with_capacity(WRITE_CHUNK + 1024),
+            cipher_out: BytesMut::new(),
+            streaming: false,
             rekey_interval: policy.after_time,
             next_time_rekey: Instant::now() + policy.after_time,
             eof: false,
@@ -89,6 +93,11 @@ impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
             }
             self.cipher_out.advance(written);
         }
+        // Drained: keep the buffer only for a bulk writer (its last write was a full
+        // chunk), so an idle connection holds no output buffer.
+        if !self.streaming && self.cipher_out.capacity() > 0 {
+            self.cipher_out = BytesMut::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -105,14 +114,21 @@ impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
                 let len = this.plain_in.len().min(buf.remaining());
                 buf.put_slice(&this.plain_in[..len]);
                 this.plain_in.advance(len);
+                if this.plain_in.is_empty() {
+                    // Opened records are handed on at once; keep no plaintext buffer.
+                    this.plain_in = BytesMut::new();
+                }
                 return Poll::Ready(Ok(()));
             }
             if !this.cipher_in.is_empty() {
-                let before = this.cipher_in.len();
+                let cipher_in = this.cipher_in.bytes();
+                let before = cipher_in.len();
                 this.opener
-                    .open(&mut this.cipher_in, &mut this.plain_in)
+                    .open(cipher_in, &mut this.plain_in)
                     .map_err(violation)?;
-                if !this.plain_in.is_empty() || this.cipher_in.len() != before {
+                let progressed = cipher_in.len() != before;
+                this.cipher_in.settle();
+                if !this.plain_in.is_empty() || progressed {
                     continue;
                 }
             }
@@ -125,12 +141,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
                     "connection ended inside a record",
                 )));
             }
-            this.cipher_in.reserve(READ_CHUNK);
-            let read = ready!(tokio_util::io::poll_read_buf(
-                Pin::new(&mut this.io),
-                cx,
-                &mut this.cipher_in
-            ))?;
+            let read = ready!(this.cipher_in.poll_fill(Pin::new(&mut this.io), cx))?;
             if read == 0 {
                 this.eof = true;
             }
@@ -155,6 +166,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SecureStream<IO> {
             this.next_time_rekey = Instant::now() + this.rekey_interval;
         }
         let len = buf.len().min(WRITE_CHUNK);
+        this.streaming = len == WRITE_CHUNK;
         this.sealer
             .seal(&buf[..len], &mut this.cipher_out)
             .map_err(violation)?;

@@ -24,6 +24,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
+
+use crate::transport::read_buf::ReadBuffer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
@@ -173,6 +175,9 @@ impl AsyncRead for StableStream {
         let len = this.pending.len().min(buf.remaining());
         buf.put_slice(&this.pending[..len]);
         this.pending.advance(len);
+        if this.pending.is_empty() {
+            this.pending = BytesMut::new();
+        }
         Poll::Ready(Ok(()))
     }
 }
@@ -547,11 +552,13 @@ impl Driver {
     async fn run_link(
         &mut self,
         io: BoxedLink,
-        mut received: BytesMut,
+        received: BytesMut,
         opened: &mut Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
     ) -> LinkEnd {
         let (mut reader, mut writer) = tokio::io::split(io);
-        let mut output = BytesMut::with_capacity(TRANSMIT_BATCH);
+        // Both sized to what flows: an idle session holds neither.
+        let mut received = ReadBuffer::with_leftover(received);
+        let mut output = BytesMut::new();
         let mut last_received = Instant::now();
         // Bytes read past the server's first frames belong to this link.
         let mut feed_now = !received.is_empty();
@@ -561,7 +568,9 @@ impl Driver {
                 let now = inner.now();
                 if feed_now {
                     feed_now = false;
-                    if let Err(error) = inner.endpoint.handle_link_bytes(&mut received, now) {
+                    let handled = inner.endpoint.handle_link_bytes(received.bytes(), now);
+                    received.settle();
+                    if let Err(error) = handled {
                         if let StableError::Refused { reason } = &error {
                             inner.end(&format!("StableIO server refused the session: {reason}"));
                         }
@@ -609,15 +618,18 @@ impl Driver {
                     Ok(0) => return LinkEnd::Lost(io::Error::from(io::ErrorKind::WriteZero).into()),
                     Ok(written) => {
                         output.advance(written);
-                        if output.is_empty()
-                            && let Err(error) = writer.flush().await
-                        {
-                            return LinkEnd::Lost(error.into());
+                        if output.is_empty() {
+                            if written < TRANSMIT_BATCH / 4 {
+                                output = BytesMut::new();
+                            }
+                            if let Err(error) = writer.flush().await {
+                                return LinkEnd::Lost(error.into());
+                            }
                         }
                     }
                     Err(error) => return LinkEnd::Lost(error.into()),
                 },
-                result = reader.read_buf(&mut received) => match result {
+                result = std::future::poll_fn(|cx| received.poll_fill(Pin::new(&mut reader), cx)) => match result {
                     Ok(0) => {
                         return LinkEnd::Lost(
                             io::Error::new(io::ErrorKind::UnexpectedEof, "link closed").into(),
@@ -643,6 +655,10 @@ impl Driver {
                 () = tokio::time::sleep_until(deadline) => {
                     if Instant::now() >= silent_at {
                         return LinkEnd::Lost(LinkError::Silent(self.link_timeout));
+                    }
+                    received.release_if_empty();
+                    if output.is_empty() {
+                        output = BytesMut::new();
                     }
                     let mut inner = self.shared.lock();
                     let now = inner.now();
