@@ -185,14 +185,4 @@ impl Config {
         self.accept_stable = accept;
         self
     }
-
-    /// The largest frame body accepted.
-    pub fn get_max_frame_size(&self) -> u32 {
-        self.session.max_frame_size
-    }
-
-    /// The default call timeout.
-    pub fn get_call_timeout(&self) -> Duration {
-        self.call_timeout
-    }
 }

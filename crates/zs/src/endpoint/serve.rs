@@ -25,18 +25,10 @@ use crate::transport::stable;
 pub(crate) async fn accept_loop<S: Send + Sync + 'static>(listener: TcpListener, shared: Arc<Shared<S>>) {
     let permits = shared.permits.clone();
     loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shared.stop_accepting.cancelled() => break,
-        };
-        let (stream, remote_addr) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Out of file descriptors and similar: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
+        let Some((stream, remote_addr)) =
+            crate::transport::accept(&listener, &shared.stop_accepting, "zs server").await
+        else {
+            break;
         };
         // Over the limit the connection still gets a handshake, so the client learns why it
         // is refused ("server full") instead of seeing a reset.

@@ -5,6 +5,7 @@
 //! stream into many virtual ones, and [`stable`] (StableIO) gives the driver a stream that
 //! outlives dropped links. The driver takes any `AsyncRead + AsyncWrite`, so these stack.
 
+mod accept;
 pub(crate) mod encrypted;
 pub mod key_file;
 pub mod mux;
@@ -13,6 +14,7 @@ pub(crate) mod secure;
 pub(crate) mod security;
 pub(crate) mod stable;
 
+pub use accept::accept;
 pub use encrypted::EncryptedStream;
 pub use security::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_BYTES, Security,
