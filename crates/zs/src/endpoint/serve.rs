@@ -22,7 +22,10 @@ use crate::endpoint::server::Shared;
 use crate::transport::encrypted::EncryptedStream;
 use crate::transport::stable;
 
-pub(crate) async fn accept_loop<S: Send + Sync + 'static>(listener: TcpListener, shared: Arc<Shared<S>>) {
+pub(crate) async fn accept_loop<S: Send + Sync + 'static>(
+    listener: TcpListener,
+    shared: Arc<Shared<S>>,
+) {
     let permits = shared.permits.clone();
     loop {
         let Some((stream, remote_addr)) =
@@ -114,7 +117,7 @@ pub(crate) async fn serve_stream<S, IO>(
         .await;
         return;
     }
-    let Some(permit) = permit else {
+    let Some(permit) = with_slot(permit, &shared).await else {
         let reason = format!(
             "server full ({} connections)",
             shared.config.max_connections
@@ -127,6 +130,25 @@ pub(crate) async fn serve_stream<S, IO>(
         peer_fingerprint: stream.peer_fingerprint(),
     };
     serve_secured(stream, info, remote_addr, local_addr, shared, permit, None).await;
+}
+
+/// The connection slot a new connection needs. When the server is full, a StableIO session
+/// whose client has been gone the longest gives its slot up: a client that is here now wins
+/// over one that may never come back. Waits up to a second for that session to end.
+async fn with_slot<S: Send + Sync + 'static>(
+    permit: Option<OwnedSemaphorePermit>,
+    shared: &Arc<Shared<S>>,
+) -> Option<OwnedSemaphorePermit> {
+    if permit.is_some() || !shared.stable_sessions.evict_longest_detached() {
+        return permit;
+    }
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        shared.permits.clone().acquire_owned(),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
 }
 
 /// Serves a link whose client spoke StableIO: opens a session (and serves a zs connection
@@ -171,7 +193,7 @@ async fn serve_stable_link<S, IO>(
     match request {
         LinkRequest::Open => {
             let config = &shared.config;
-            let Some(permit) = permit else {
+            let Some(permit) = with_slot(permit, &shared).await else {
                 tracing::warn!(
                     limit = config.max_connections,
                     "refusing StableIO session: server full"
@@ -199,7 +221,7 @@ async fn serve_stable_link<S, IO>(
                 return;
             };
             let ended = shared.clone();
-            let (stream, sender) = stable::serve(
+            let (stream, entry) = stable::serve(
                 endpoint,
                 io,
                 leftover,
@@ -207,7 +229,7 @@ async fn serve_stable_link<S, IO>(
                 config.stable_link_timeout,
                 move || ended.stable_sessions.remove(id),
             );
-            shared.stable_sessions.insert(id, sender);
+            shared.stable_sessions.insert(id, entry);
             tracing::debug!(?id, "StableIO session opened");
             // The session outlives links, so the zs idle timer must not end it while a
             // link is down: StableIO's give-up time does that.
@@ -321,4 +343,3 @@ async fn serve_secured<S, IO>(
     }
     drop(permit);
 }
-

@@ -24,8 +24,6 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-
-use crate::transport::read_buf::ReadBuffer;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
@@ -35,6 +33,7 @@ use zs_wire::stable::{
 };
 
 use crate::transport::encrypted::EncryptedStream;
+use crate::transport::read_buf::ReadBuffer;
 use crate::transport::security::{Security, SecurityError};
 
 /// Output gathered per write to a link.
@@ -315,6 +314,8 @@ struct Driver {
     config: StableConfig,
     /// After the application dropped its stream: when to stop waiting for the peer's close.
     linger_until: Option<Instant>,
+    /// Server: shared with the session table while the session waits for a link.
+    detached: Option<DetachedSince>,
 }
 
 /// Client: dials the first link, opens the session, and returns the stream plus what the
@@ -348,6 +349,7 @@ pub(crate) async fn connect(
         reconnect_attempt: 0,
         config,
         linger_until: None,
+        detached: None,
     };
     tokio::spawn(driver.run(Some((io, BytesMut::new())), Some(opened_sender)));
     match tokio::time::timeout(connect_timeout, opened).await {
@@ -368,8 +370,8 @@ pub(crate) async fn connect(
 }
 
 /// Server: a session opened on `io` by `endpoint`. Returns the stream for the zs session
-/// and the sender through which resuming links reach the session's driver; the driver ends
-/// (and `on_end` runs) when the session is over.
+/// and the session's entry for the session table (through which resuming links reach the
+/// session's driver); the driver ends (and `on_end` runs) when the session is over.
 pub(crate) fn serve(
     endpoint: StableEndpoint,
     io: BoxedLink,
@@ -377,9 +379,10 @@ pub(crate) fn serve(
     config: StableConfig,
     link_timeout: Duration,
     on_end: impl FnOnce() + Send + 'static,
-) -> (StableStream, mpsc::UnboundedSender<IncomingLink>) {
+) -> (StableStream, SessionEntry) {
     let shared = Shared::new(endpoint);
-    let (sender, receiver) = mpsc::unbounded_channel();
+    let (links, receiver) = mpsc::unbounded_channel();
+    let detached = DetachedSince::default();
     let driver = Driver {
         shared: shared.clone(),
         source: LinkSource::Accept(receiver),
@@ -387,12 +390,13 @@ pub(crate) fn serve(
         reconnect_attempt: 0,
         config,
         linger_until: None,
+        detached: Some(detached.clone()),
     };
     tokio::spawn(async move {
         driver.run(Some((io, leftover)), None).await;
         on_end();
     });
-    (StableStream::new(shared), sender)
+    (StableStream::new(shared), SessionEntry { links, detached })
 }
 
 impl Driver {
@@ -430,7 +434,11 @@ impl Driver {
                 let _ = opened.send(Err("StableIO session refused".into()));
                 break;
             }
+            self.mark_detached(true);
             link = self.next_link(&mut opened).await;
+            if link.is_some() {
+                self.mark_detached(false);
+            }
             if link.is_none() && self.shared.lock().is_over() {
                 break;
             }
@@ -441,6 +449,18 @@ impl Driver {
         if let Some(opened) = opened.take() {
             let why = inner.ended.clone().unwrap_or_default();
             let _ = opened.send(Err(why));
+        }
+    }
+
+    /// Server: records whether the session is waiting for its client to come back.
+    fn mark_detached(&self, detached: bool) {
+        if let Some(since) = &self.detached {
+            let mut since = lock_detached(since);
+            match (detached, since.is_some()) {
+                (true, false) => *since = Some(Instant::now()),
+                (false, _) => *since = None,
+                (true, true) => {}
+            }
         }
     }
 
@@ -680,14 +700,23 @@ fn lingered_out(linger_until: &mut Option<Instant>, inner: &Inner) -> bool {
 /// Server: the StableIO sessions alive, by id, so a resuming link finds its driver.
 #[derive(Default)]
 pub(crate) struct Sessions {
-    drivers: Mutex<HashMap<zs_wire::stable::SessionId, mpsc::UnboundedSender<IncomingLink>>>,
+    drivers: Mutex<HashMap<zs_wire::stable::SessionId, SessionEntry>>,
 }
 
+/// What the server keeps of one StableIO session: where resuming links go, and since when
+/// the session has had no link.
+pub(crate) struct SessionEntry {
+    links: mpsc::UnboundedSender<IncomingLink>,
+    detached: DetachedSince,
+}
+
+/// When a server session lost its link; `None` while one is attached. Shared between the
+/// session's driver and the session table, so a full server can find the session that has
+/// waited longest for its client.
+pub(crate) type DetachedSince = Arc<Mutex<Option<Instant>>>;
+
 impl Sessions {
-    fn lock(
-        &self,
-    ) -> MutexGuard<'_, HashMap<zs_wire::stable::SessionId, mpsc::UnboundedSender<IncomingLink>>>
-    {
+    fn lock(&self) -> MutexGuard<'_, HashMap<zs_wire::stable::SessionId, SessionEntry>> {
         self.drivers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -698,12 +727,28 @@ impl Sessions {
         self.lock().len()
     }
 
-    pub(crate) fn insert(
-        &self,
-        id: zs_wire::stable::SessionId,
-        sender: mpsc::UnboundedSender<IncomingLink>,
-    ) {
-        self.lock().insert(id, sender);
+    pub(crate) fn insert(&self, id: zs_wire::stable::SessionId, entry: SessionEntry) {
+        self.lock().insert(id, entry);
+    }
+
+    /// Ends the session that has been without a link the longest, if any: its slot goes to
+    /// a client that is here now instead of one that may never come back. Returns whether a
+    /// session was ended (its connection slot frees once its driver has stopped).
+    pub(crate) fn evict_longest_detached(&self) -> bool {
+        let mut drivers = self.lock();
+        let oldest = drivers
+            .iter()
+            .filter_map(|(id, entry)| Some(((*lock_detached(&entry.detached))?, *id)))
+            .min_by_key(|(since, _)| *since);
+        match oldest {
+            Some((since, id)) => {
+                // Dropping the sender ends the driver's wait for a resume.
+                drivers.remove(&id);
+                tracing::info!(?id, detached_for = ?since.elapsed(), "server full: StableIO session without a link ended");
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn remove(&self, id: zs_wire::stable::SessionId) {
@@ -721,12 +766,18 @@ impl Sessions {
         id: zs_wire::stable::SessionId,
         link: IncomingLink,
     ) -> Result<(), Box<IncomingLink>> {
-        let sender = self.lock().get(&id).cloned();
+        let sender = self.lock().get(&id).map(|entry| entry.links.clone());
         match sender {
             Some(sender) => sender.send(link).map_err(|refused| Box::new(refused.0)),
             None => Err(Box::new(link)),
         }
     }
+}
+
+fn lock_detached(detached: &DetachedSince) -> MutexGuard<'_, Option<Instant>> {
+    detached
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Server: reads a new link's first StableIO frame after sending the challenge.
