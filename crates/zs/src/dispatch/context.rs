@@ -155,4 +155,3 @@ pub enum OffloadError {
     #[error("runtime shutting down")]
     Closed,
 }
-

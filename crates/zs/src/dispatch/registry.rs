@@ -28,9 +28,11 @@ where
     F: Fn(Context<S>, I) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<O, Status>> + Send + 'static,
 {
-    Arc::new(move |context, input| -> BoxFuture<'static, Result<O, Status>> {
-        Box::pin(handler(context, input))
-    })
+    Arc::new(
+        move |context, input| -> BoxFuture<'static, Result<O, Status>> {
+            Box::pin(handler(context, input))
+        },
+    )
 }
 
 /// The six command kinds, once: `$method!` is called with each kind's method name, handler

@@ -32,16 +32,16 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
 use zs_wire::frame::{CloseCode, Payload, RequestId};
-use zs_wire::status::StatusCode;
 use zs_wire::session::{Event, SendError as SessionSendError, Session};
+use zs_wire::status::StatusCode;
 
 use crate::Config;
-use crate::transport::read_buf::ReadBuffer;
 use crate::dispatch::Status;
 use crate::dispatch::context::{Context, HandlerEnv};
 use crate::dispatch::registry::{Commands, Handler};
 use crate::endpoint::peer::{Command, Peer};
 use crate::error::{BadReply, CallError, DisconnectReason, Lost};
+use crate::transport::read_buf::ReadBuffer;
 
 mod handler;
 
@@ -50,7 +50,6 @@ use handler::{run_handler, run_transfer};
 /// Stop taking new commands from handles while this much output is unsent: the socket is
 /// the bottleneck, and queuing more would only grow memory.
 const TRANSMIT_HIGH_WATER: usize = 1024 * 1024;
-
 
 /// A write at least this large means bulk traffic: the output buffer is kept for the next.
 const BULK_WRITE: usize = 64 * 1024;
@@ -453,15 +452,13 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 Err(error) => {
                     credit.close();
                     let (reply, error) = match error {
-                        SessionSendError::Closed(reply) => (
-                            reply,
-                            CallError::ConnectionClosed(self.closing_reason()),
-                        ),
+                        SessionSendError::Closed(reply) => {
+                            (reply, CallError::ConnectionClosed(self.closing_reason()))
+                        }
                         SessionSendError::Encode(error, reply) => (reply, CallError::Encode(error)),
-                        SessionSendError::BadRequestId(id, reply) => (
-                            reply,
-                            CallError::BadReply(BadReply::IdInUse(id.0)),
-                        ),
+                        SessionSendError::BadRequestId(id, reply) => {
+                            (reply, CallError::BadReply(BadReply::IdInUse(id.0)))
+                        }
                         _ => return,
                     };
                     let _ = reply.send(Err(error));
@@ -646,7 +643,8 @@ impl<S: Send + Sync + 'static> Driver<S> {
         }
         let (chunks, receiver) = mpsc::unbounded_channel();
         self.inbound.insert(id.0, chunks);
-        let stream = crate::transfer::large::BigStream::new(id, info, receiver, self.peer.command_sender());
+        let stream =
+            crate::transfer::large::BigStream::new(id, info, receiver, self.peer.command_sender());
         let context = Context {
             peer: self.peer.clone(),
             command: entry.name.clone(),
@@ -670,4 +668,3 @@ impl<S: Send + Sync + 'static> Driver<S> {
         self.running.push(Box::pin(run));
     }
 }
-

@@ -12,13 +12,13 @@ use tracing::Instrument;
 use zs_wire::DataFrame;
 
 use crate::Config;
-use crate::driver::{DriverParts, drive};
-use crate::transport::encrypted::EncryptedStream;
-use crate::error::{ConnectError, DisconnectReason, SendError};
-use crate::endpoint::peer::{Call, Peer, SecurityInfo};
 use crate::dispatch::context::{AppState, Context, HandlerEnv};
 use crate::dispatch::registry::Commands;
 use crate::dispatch::stats::CommandStats;
+use crate::driver::{DriverParts, drive};
+use crate::endpoint::peer::{Call, Peer, SecurityInfo};
+use crate::error::{ConnectError, DisconnectReason, SendError};
+use crate::transport::encrypted::EncryptedStream;
 
 /// A connection to a zserver server (ZServer4D `TPhysicsClient`).
 ///

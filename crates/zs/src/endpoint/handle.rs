@@ -176,7 +176,6 @@ impl<S: Send + Sync + 'static> ServerRef<S> {
     pub fn stats(&self) -> Vec<CommandStats> {
         self.shared.registry.stats()
     }
-
 }
 
 impl<S: Send + Sync + 'static> ServerHandle<S> {

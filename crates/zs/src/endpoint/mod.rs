@@ -6,8 +6,8 @@ mod blocking;
 pub(crate) mod client;
 pub(crate) mod handle;
 pub(crate) mod peer;
-pub(crate) mod server;
 mod serve;
+pub(crate) mod server;
 
 pub use blocking::BlockingClient;
 pub use client::{Client, ClientBuilder};

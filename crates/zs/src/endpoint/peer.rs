@@ -369,8 +369,7 @@ pub trait Reply: Sized + Send + 'static {
 
 impl Reply for String {
     fn decode(body: Bytes) -> Result<Self, CallError> {
-        String::from_utf8(body.to_vec())
-            .map_err(|_| CallError::BadReply(BadReply::NotUtf8))
+        String::from_utf8(body.to_vec()).map_err(|_| CallError::BadReply(BadReply::NotUtf8))
     }
 }
 

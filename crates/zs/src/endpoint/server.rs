@@ -221,4 +221,3 @@ pub(crate) struct Shared<S> {
     /// Application state for handlers.
     pub(crate) app: Arc<AppState>,
 }
-

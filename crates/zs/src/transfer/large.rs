@@ -26,8 +26,8 @@ use zs_wire::frame::{Compression, RequestId, StreamInfo, StreamMode};
 use zs_wire::session::INITIAL_STREAM_WINDOW;
 
 use crate::dispatch::Status;
-use crate::error::{BadReply, CallError, Lost};
 use crate::endpoint::peer::{Command, Peer};
+use crate::error::{BadReply, CallError, Lost};
 
 /// Bytes per chunk on the wire.
 pub const CHUNK_SIZE: usize = 64 * 1024;
@@ -173,16 +173,22 @@ impl BigStream {
 /// decompression. The size was checked against the limit before this runs.
 pub(crate) async fn collect_complete(mut stream: BigStream) -> Result<Bytes, Status> {
     let total = stream.total().unwrap_or(0);
-    let too_large = |_| Status::resource_exhausted("complete buffer larger than this machine can hold");
+    let too_large =
+        |_| Status::resource_exhausted("complete buffer larger than this machine can hold");
     let mut buffer = BytesMut::with_capacity(usize::try_from(total).map_err(too_large)?);
     while let Some(chunk) = stream.next_chunk().await? {
         if (buffer.len() + chunk.len()) as u64 > total {
-            return Err(Status::invalid_argument(format!("complete buffer exceeds its announced {total} bytes")));
+            return Err(Status::invalid_argument(format!(
+                "complete buffer exceeds its announced {total} bytes"
+            )));
         }
         buffer.extend_from_slice(&chunk);
     }
     if buffer.len() as u64 != total {
-        return Err(Status::invalid_argument(format!("complete buffer ended at {} of {total} bytes", buffer.len())));
+        return Err(Status::invalid_argument(format!(
+            "complete buffer ended at {} of {total} bytes",
+            buffer.len()
+        )));
     }
     let original = usize::try_from(stream.info.original_len).map_err(too_large)?;
     match stream.info.compression {
@@ -395,9 +401,8 @@ fn decode_reply<S>(
     reply: Result<Result<Bytes, CallError>, oneshot::error::RecvError>,
 ) -> Result<DataFrame, CallError> {
     match reply {
-        Ok(result) => {
-            DataFrame::decode(&result?).map_err(|error| CallError::BadReply(BadReply::NotDataFrame(error)))
-        }
+        Ok(result) => DataFrame::decode(&result?)
+            .map_err(|error| CallError::BadReply(BadReply::NotDataFrame(error))),
         Err(_) => Err(CallError::ConnectionClosed(peer.reason_or_lost())),
     }
 }

@@ -49,7 +49,6 @@ pub use zs_wire::mux::{MuxConfig, MuxError, Role, StreamId};
 /// Output gathered per write to the transport.
 const TRANSMIT_BATCH: usize = 256 * 1024;
 
-
 /// A write at least this large is bulk traffic: the output buffer is kept for the next.
 const BULK_WRITE: usize = 64 * 1024;
 

@@ -24,7 +24,6 @@ const CIPHER_HIGH_WATER: usize = 1024 * 1024;
 /// Plaintext sealed per `poll_write` call.
 const WRITE_CHUNK: usize = 256 * 1024;
 
-
 /// When to rotate the sending key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RekeyPolicy {
