@@ -77,8 +77,8 @@ impl Default for SecuritySection {
             allow_plain: false,
             key_file: DEFAULT_KEY_FILE.into(),
             token: MaskedString::default(),
-            rekey_after_bytes: zs::DEFAULT_REKEY_AFTER_BYTES,
-            rekey_after_secs: zs::DEFAULT_REKEY_AFTER.as_secs(),
+            rekey_after_bytes: zs::transport::DEFAULT_REKEY_AFTER_BYTES,
+            rekey_after_secs: zs::transport::DEFAULT_REKEY_AFTER.as_secs(),
         }
     }
 }
@@ -159,12 +159,12 @@ impl Default for ServerSection {
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 4920))),
-            max_connections: zs::DEFAULT_MAX_CONNECTIONS,
+            max_connections: zs::config::DEFAULT_MAX_CONNECTIONS,
             max_frame_size: zs_wire::frame::DEFAULT_MAX_FRAME_SIZE,
             max_concurrent_requests: 1024,
             keepalive_secs: 15,
             idle_timeout_secs: 60,
-            shutdown_grace_secs: zs::DEFAULT_SHUTDOWN_GRACE.as_secs(),
+            shutdown_grace_secs: zs::config::DEFAULT_SHUTDOWN_GRACE.as_secs(),
             files: None,
         }
     }
@@ -222,7 +222,10 @@ mod tests {
     fn empty_file_means_defaults() {
         let file = ConfigFile::parse("").unwrap();
         assert_eq!(file.server.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(file.server.max_connections, zs::DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(
+            file.server.max_connections,
+            zs::config::DEFAULT_MAX_CONNECTIONS
+        );
     }
 
     #[test]

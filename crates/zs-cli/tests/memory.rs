@@ -17,8 +17,10 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+use std::future::IntoFuture;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use zs::Client;
@@ -31,6 +33,9 @@ const ROUNDS: usize = 4;
 struct Served {
     child: Child,
     addr: String,
+    /// Held open for the server's lifetime: once the read end of its stdout pipe closes, the
+    /// server's next `println!` fails and it exits (panics on the broken pipe).
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Drop for Served {
@@ -41,7 +46,14 @@ impl Drop for Served {
 }
 
 fn serve() -> Served {
-    let dir = std::env::temp_dir().join(format!("zs-memory-{}", std::process::id()));
+    // One directory per server: the tests run at once, and two servers creating the same
+    // key file race (one finds it already created or half written, and exits).
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "zs-memory-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let binary =
         std::env::var("ZS_MEMORY_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_zs").into());
@@ -52,16 +64,19 @@ fn serve() -> Served {
         .stderr(Stdio::null())
         .spawn()
         .expect("zs serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    stdout.read_line(&mut line).unwrap();
     let addr = line
         .trim()
         .strip_prefix("zs: listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    Served { child, addr }
+    Served {
+        child,
+        addr,
+        _stdout: stdout,
+    }
 }
 
 fn status_field(pid: u32, field: &str) -> u64 {
@@ -74,7 +89,9 @@ fn status_field(pid: u32, field: &str) -> u64 {
 }
 
 fn open_descriptors(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 /// Opens `CONNECTIONS` connections, calls `echo` on each, calls a few more at random, and
@@ -98,7 +115,7 @@ async fn round(server: &Served, stable: bool) {
     }
     let calls = clients
         .iter()
-        .map(|client| client.call_console("echo", "hello"));
+        .map(|client| client.call_console("echo", "hello").into_future());
     for reply in futures_util::future::join_all(calls).await {
         assert_eq!(reply.unwrap(), "hello");
     }

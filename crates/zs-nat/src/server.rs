@@ -943,7 +943,9 @@ async fn start_admin(
     server.register_console(STATS_COMMAND, move |_ctx, _text: String| {
         let weak = weak.clone();
         async move {
-            let shared = weak.upgrade().ok_or("the server has stopped")?;
+            let shared = weak
+                .upgrade()
+                .ok_or_else(|| zs::Status::unavailable("the server has stopped"))?;
             Ok(serde_json::to_string(&shared.stats())?)
         }
     });

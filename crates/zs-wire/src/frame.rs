@@ -861,11 +861,11 @@ mod tests {
                 name,
                 body
             }),
-            (any::<u64>(), body).prop_map(|(id, body)| Frame::Reply {
+            (any::<u64>(), body.clone()).prop_map(|(id, body)| Frame::Reply {
                 id: RequestId(id),
                 body
             }),
-            (any::<u64>(), any::<u16>(), ".{0,40}", body.clone()).prop_map(
+            (any::<u64>(), any::<u16>(), ".{0,40}", body).prop_map(
                 |(id, code, message, details)| Frame::ErrorReply {
                     id: RequestId(id),
                     code: StatusCode::from_u16(code),

@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use zs::{
-    BatchLimits, BatchService, CallError, Client, DataFrame, Server, ServerHandle,
-    batch_clear, batch_clear_all, batch_new, batch_post, batch_state,
+use zs::services::batch::{
+    BATCH_POST_COMMAND, BatchLimits, BatchService, batch_clear, batch_clear_all, batch_new,
+    batch_post, batch_state,
 };
+use zs::{CallError, Client, DataFrame, Server, ServerHandle, Status, StatusCode};
 use zs_wire::crypto::hash::HashAlgorithm;
 
 const KIB: usize = 1024;
@@ -30,7 +31,7 @@ async fn server(service: &BatchService) -> (ServerHandle, SocketAddr) {
             let mut batch = store
                 .take(ctx.peer(), &name)
                 .await
-                .ok_or_else(|| format!("no batch named {name:?}"))?;
+                .ok_or_else(|| Status::not_found(format!("no batch named {name:?}")))?;
             assert_eq!(batch.name(), name);
             let mut reply = DataFrame::new()
                 .with(batch.len() as u64)
@@ -93,7 +94,7 @@ fn spill_files(dir: &Path) -> Vec<String> {
 }
 
 fn is_remote_error(error: &CallError, needle: &str) -> bool {
-    matches!(error, CallError::Remote { message, .. } if message.contains(needle))
+    matches!(error, CallError::Remote(status) if status.message().contains(needle))
 }
 
 #[tokio::test]
@@ -242,10 +243,23 @@ async fn clear_state_and_count_limits() {
     assert!(is_remote_error(&error, "batch name"), "{error}");
     let error = batch_post(peer, "nope", b"x").await.unwrap_err();
     assert!(is_remote_error(&error, "no batch named"), "{error}");
-    assert!(matches!(
-        batch_post(peer, "", b"x").await,
-        Err(CallError::Source(_))
-    ));
+    // A bad name fails locally: an INVALID_ARGUMENT status, and the server sees no post.
+    let posts = || {
+        server
+            .stats()
+            .into_iter()
+            .find(|stats| stats.name == BATCH_POST_COMMAND)
+            .unwrap()
+            .calls
+    };
+    let posts_before = posts();
+    let error = batch_post(peer, "", b"x").await.unwrap_err();
+    assert!(
+        matches!(&error, CallError::Remote(status) if status.code() == StatusCode::INVALID_ARGUMENT),
+        "{error:?}"
+    );
+    assert!(is_remote_error(&error, "batch name"), "{error}");
+    assert_eq!(posts(), posts_before, "the bad post was not sent");
 
     batch_post(peer, "a", b"one").await.unwrap();
     batch_post(peer, "a", b"two").await.unwrap();

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use zs::{
-    CallError, Client, StatusCode, FileError, FileService, Server, ServerHandle,
-    TransferOptions, get_file, put_file, register_sink,
+use zs::services::files::{
+    FileError, FileService, TransferOptions, get_file, put_file, register_sink,
 };
+use zs::{CallError, Client, Server, ServerHandle, StatusCode};
 use zs_wire::crypto::hash::{HashAlgorithm, hex};
 
 const SIZE: usize = 20 * 1024 * 1024;
@@ -105,13 +105,11 @@ fn header(json: &str) -> Vec<u8> {
     bytes
 }
 
-fn remote_message(error: CallError) -> String {
+/// The message of a handler error with `code`.
+fn remote_message(error: CallError, code: StatusCode) -> String {
     match error {
-        CallError::Remote {
-            code: StatusCode::UNKNOWN,
-            message,
-        } => message,
-        other => panic!("expected a handler error, got {other:?}"),
+        CallError::Remote(status) if status.code() == code => status.message().to_owned(),
+        other => panic!("expected a handler error with {code}, got {other:?}"),
     }
 }
 
@@ -327,6 +325,7 @@ async fn paths_outside_the_root_are_refused() {
                 .call_console("__zs.files.stat", request)
                 .await
                 .unwrap_err(),
+            StatusCode::INVALID_ARGUMENT,
         );
         assert!(
             message.starts_with("bad path") && message.contains(reason),
@@ -341,6 +340,7 @@ async fn paths_outside_the_root_are_refused() {
             )
             .await
             .unwrap_err(),
+        StatusCode::INVALID_ARGUMENT,
     );
     assert!(message.starts_with("bad path"), "{message}");
     let escape = root_dir
@@ -357,6 +357,7 @@ async fn paths_outside_the_root_are_refused() {
             .send_big_stream("__zs.files.put", std::io::Cursor::new(stream), None)
             .await
             .unwrap_err(),
+        StatusCode::INVALID_ARGUMENT,
     );
     assert!(message.starts_with("bad path"), "{message}");
     assert!(!escape.exists());
@@ -373,6 +374,7 @@ async fn paths_outside_the_root_are_refused() {
                     .call_console("__zs.files.stat", &format!(r#"{{"path": "{remote}"}}"#))
                     .await
                     .unwrap_err(),
+                StatusCode::INVALID_ARGUMENT,
             );
             assert!(
                 message.contains("outside the served directory"),
@@ -382,7 +384,7 @@ async fn paths_outside_the_root_are_refused() {
                 .await
                 .unwrap_err();
             assert!(
-                matches!(&error, FileError::Remote(message) if message.contains("outside")),
+                matches!(&error, FileError::Remote(status) if status.message().contains("outside")),
                 "{error}"
             );
         }
@@ -395,7 +397,7 @@ async fn paths_outside_the_root_are_refused() {
         .await
         .unwrap_err();
         assert!(
-            matches!(&error, FileError::Remote(message) if message.contains("outside")),
+            matches!(&error, FileError::Remote(status) if status.message().contains("outside")),
             "{error}"
         );
         assert!(!outside.join("new.bin").exists());
@@ -472,6 +474,7 @@ async fn a_commit_with_a_wrong_hash_is_refused_and_keeps_the_part() {
             )
             .await
             .unwrap_err(),
+        StatusCode::FAILED_PRECONDITION,
     );
     assert!(
         message.contains("mismatch") && message.contains(&sha3_hex(b"hello world")),
@@ -492,6 +495,7 @@ async fn a_commit_with_a_wrong_hash_is_refused_and_keeps_the_part() {
             .offset(5)
             .await
             .unwrap_err(),
+        StatusCode::FAILED_PRECONDITION,
     );
     assert!(message.contains("holds 11 bytes"), "{message}");
 
@@ -528,9 +532,7 @@ async fn missing_pieces_fail_clearly() {
 
     // A server without a FileService does not serve files.
     let mut bare = Server::bind("127.0.0.1:0").await.unwrap();
-    bare.register_console("echo", |_ctx, text: String| async move {
-        Ok(text)
-    });
+    bare.register_console("echo", |_ctx, text: String| async move { Ok(text) });
     let bare_addr = bare.local_addr().unwrap();
     let bare = bare.spawn();
     let client = connect(bare_addr).await;

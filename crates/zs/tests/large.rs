@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use zs::transfer::StreamError;
 use zs::{
-    BigStream, CallError, Client, Compression, DataFrame, StatusCode, Server,
-    ServerHandle, StreamError,
+    BigStream, CallError, Client, Compression, DataFrame, Server, ServerHandle, Status, StatusCode,
 };
 use zs_wire::crypto::hash::HashAlgorithm;
 
@@ -21,9 +21,7 @@ use common::pattern::{hashing_handler, pattern, sha3_of_pattern};
 async fn server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_big_stream("store", |_ctx, stream| hashing_handler(stream))
         .register_complete_buffer("buffer", |_ctx, data: Bytes| async move {
             let digest = HashAlgorithm::Sha3_256.digest(&data);
@@ -185,13 +183,13 @@ async fn complete_buffer_at_the_limit_passes_and_just_over_is_refused_unbuffered
         .unwrap_err();
     assert_eq!(
         error,
-        CallError::Remote {
-            code: StatusCode::RESOURCE_EXHAUSTED,
-            message: format!(
+        CallError::Remote(Status::new(
+            StatusCode::RESOURCE_EXHAUSTED,
+            format!(
                 "complete buffer of {} bytes exceeds the limit of {LIMIT} bytes",
                 LIMIT + 1
             ),
-        }
+        ))
     );
     // The connection is fine afterwards.
     assert_eq!(client.call_console("echo", "after").await.unwrap(), "after");
@@ -284,7 +282,7 @@ async fn receiver_refusing_midway_stops_the_sender() {
     let (server, addr) = server(|server| {
         server.register_big_stream("picky", |_ctx, mut stream: BigStream| async move {
             stream.next_chunk().await?;
-            Err::<DataFrame>("seen enough".into())
+            Err(Status::unknown("seen enough"))
         });
     })
     .await;
@@ -295,13 +293,7 @@ async fn receiver_refusing_midway_stops_the_sender() {
         .send_big_stream("picky", pattern(1 << 34), None)
         .await
         .unwrap_err();
-    assert_eq!(
-        error,
-        CallError::Remote {
-            code: StatusCode::UNKNOWN,
-            message: "seen enough".into()
-        }
-    );
+    assert_eq!(error, CallError::Remote(Status::unknown("seen enough")));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the sender stopped early"

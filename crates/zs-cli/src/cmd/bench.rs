@@ -187,9 +187,7 @@ async fn rpc(args: RpcArgs) -> anyhow::Result<()> {
         Some(addr) => (addr.clone(), None),
         None => {
             let mut server = Server::bind("127.0.0.1:0").await?;
-            server.register_console("echo", |_ctx, text: String| async move {
-                Ok(text)
-            });
+            server.register_console("echo", |_ctx, text: String| async move { Ok(text) });
             server.config_mut().max_connections(args.connections + 16);
             apply_suite(server.config_mut().security(), suite);
             let addr = server.local_addr()?.to_string();

@@ -14,7 +14,7 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use zs::{BigStream, Client, DataFrame, Server};
+use zs::{BigStream, Client, DataFrame, Server, Status};
 
 use super::bench::{apply_suite, micros, new_histogram, parse_bench_suite};
 
@@ -139,7 +139,7 @@ impl AsyncRead for PatternSource {
 }
 
 /// `bench.sink`: reads and discards every chunk; replies with [bytes, chunks].
-pub async fn sink(mut stream: BigStream) -> Result<DataFrame> {
+pub async fn sink(mut stream: BigStream) -> Result<DataFrame, Status> {
     let mut bytes = 0u64;
     let mut chunks = 0u64;
     while let Some(chunk) = stream.next_chunk().await? {
@@ -162,9 +162,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         None => {
             let mut server = Server::bind("127.0.0.1:0").await?;
             server
-                .register_console("echo", |_ctx, text: String| async move {
-                    Ok(text)
-                })
+                .register_console("echo", |_ctx, text: String| async move { Ok(text) })
                 .register_big_stream(SINK, |_ctx, stream| sink(stream));
             apply_suite(server.config_mut().security(), suite);
             let addr = server.local_addr()?.to_string();

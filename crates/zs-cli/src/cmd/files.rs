@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use zs::{Client, ClientBuilder, TransferOptions, TransferReport};
+use zs::services::files::{TransferOptions, TransferReport};
+use zs::{Client, ClientBuilder};
 
 /// How to reach the server (shared by `put` and `get`).
 #[derive(Debug, Args)]
@@ -84,7 +85,7 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
     let bar = progress_bar();
     let started = Instant::now();
     let options = options(&args.server, &bar);
-    let result = zs::put_file(&client, &args.local, &remote, options)
+    let result = zs::services::files::put_file(&client, &args.local, &remote, options)
         .await
         .with_context(|| format!("put {} as {remote} failed", args.local.display()));
     bar.finish_and_clear();
@@ -101,12 +102,12 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
     {
         local.push(name);
     }
-    let builder = zs::register_sink(args.server.builder());
+    let builder = zs::services::files::register_sink(args.server.builder());
     let client = args.server.connect(builder).await?;
     let bar = progress_bar();
     let started = Instant::now();
     let options = options(&args.server, &bar);
-    let result = zs::get_file(&client, &args.remote, &local, options)
+    let result = zs::services::files::get_file(&client, &args.remote, &local, options)
         .await
         .with_context(|| format!("get {} to {} failed", args.remote, local.display()));
     bar.finish_and_clear();

@@ -3,7 +3,7 @@
 //! `crates/zs-nat/src/config.rs`).
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
@@ -122,10 +122,8 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         // One zs server with the built-in commands of `zs serve` behind every virtual
         // mapping; its own loopback port is never announced.
         let mut server = zs::Server::bind("127.0.0.1:0").await?;
-        let slot = Arc::new(OnceLock::new());
-        crate::cmd::serve::register_builtins(&mut server, slot.clone());
+        crate::cmd::serve::register_builtins(&mut server);
         let handle = Arc::new(server.spawn());
-        let _ = slot.set(handle.clone());
         for name in &virtual_mappings {
             agent.serve_virtual(name, handle.clone());
         }

@@ -1,12 +1,11 @@
 //! `zs serve`: a server with the built-in commands.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use clap::Args;
-use zs::{DataFrame, Server, ServerHandle};
+use zs::{DataFrame, Server, Status};
 
 use crate::config_file::ConfigFile;
 
@@ -29,15 +28,12 @@ pub struct ServeArgs {
     pub files: Option<PathBuf>,
 }
 
-/// Registers `echo`, `echo_df` and `time` (and `stats` once the handle exists).
-pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHandle>>>) {
+/// Registers `echo`, `echo_df`, `time` and `stats` (connections and per-command statistics
+/// of the server the call arrives at).
+pub fn register_builtins(server: &mut Server) {
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
-        .register_stream("echo_df", |_ctx, frame: DataFrame| async move {
-            Ok(frame)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
+        .register_stream("echo_df", |_ctx, frame: DataFrame| async move { Ok(frame) })
         // Lets `zs bench stream --connect` measure against this server.
         .register_big_stream(crate::cmd::bench_stream::SINK, |_ctx, stream| {
             crate::cmd::bench_stream::sink(stream)
@@ -46,16 +42,15 @@ pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHan
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
             Ok(format!("{}.{:03}", now.as_secs(), now.subsec_millis()))
         })
-        .register_console("stats", move |_ctx, _text: String| {
-            let handle = handle.clone();
-            async move {
-                let handle = handle.get().ok_or("server not started")?;
-                let report = serde_json::json!({
-                    "connections": handle.connection_count(),
-                    "commands": handle.stats(),
-                });
-                Ok(report.to_string())
-            }
+        .register_console("stats", |ctx, _text: String| async move {
+            let server = ctx
+                .server()
+                .ok_or_else(|| Status::failed_precondition("stats are served by a server only"))?;
+            let report = serde_json::json!({
+                "connections": server.connection_count(),
+                "commands": server.stats(),
+            });
+            Ok(report.to_string())
         });
 }
 
@@ -83,17 +78,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(path = %key_path.display(), "created a new server key");
     }
     server.config_mut().security().keypair(keypair);
-    let slot = Arc::new(OnceLock::new());
-    register_builtins(&mut server, slot.clone());
+    register_builtins(&mut server);
     if let Some(dir) = args.files.as_ref().or(file.server.files.as_ref()) {
-        let files = zs::FileService::new(dir)
+        let files = zs::services::files::FileService::new(dir)
             .with_context(|| format!("cannot serve files from {}", dir.display()))?;
         files.register(server.commands_mut());
         tracing::info!(root = %files.root().display(), "serving files");
     }
     let addr = server.local_addr()?;
-    let handle = Arc::new(server.spawn());
-    let _ = slot.set(handle.clone());
+    let handle = server.spawn();
     println!("zs: listening on {addr}");
     println!("zs: fingerprint {}", handle.fingerprint());
     tracing::info!(%addr, "serving: echo, echo_df, time, stats");

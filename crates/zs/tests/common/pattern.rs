@@ -2,7 +2,7 @@
 //! StableIO tests.
 
 use tokio::io::AsyncRead;
-use zs::{BigStream, DataFrame};
+use zs::{BigStream, DataFrame, Status};
 use zs_wire::crypto::hash::{HashAlgorithm, Hasher};
 
 /// A deterministic byte source of `len` bytes (no memory for the whole thing).
@@ -54,7 +54,7 @@ pub async fn sha3_of_pattern(len: u64) -> Vec<u8> {
 }
 
 /// `store` hashes what it receives and replies with [hash, bytes, offset, total].
-pub async fn hashing_handler(mut stream: BigStream) -> Result<DataFrame> {
+pub async fn hashing_handler(mut stream: BigStream) -> Result<DataFrame, Status> {
     let mut hasher = Hasher::new(HashAlgorithm::Sha3_256);
     while let Some(chunk) = stream.next_chunk().await? {
         hasher.update(&chunk);

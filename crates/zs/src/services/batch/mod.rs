@@ -41,9 +41,9 @@ use zs_wire::DataFrame;
 use zs_wire::dataframe::Value;
 
 use crate::dispatch::Status;
-use crate::error::{BadReply, CallError};
-use crate::endpoint::peer::Peer;
 use crate::dispatch::registry::Commands;
+use crate::endpoint::peer::Peer;
+use crate::error::{BadReply, CallError};
 
 /// The command that creates a batch.
 pub const BATCH_NEW_COMMAND: &str = "__zs.batch.new";
@@ -68,9 +68,9 @@ pub const MAX_BATCH_NAME: usize = 255;
 /// Limits of a [`BatchService`], per connection.
 ///
 /// ```
-/// let mut limits = zs::BatchLimits::default();
+/// let mut limits = zs::services::batch::BatchLimits::default();
 /// limits.disk_per_connection = 256 * 1024 * 1024;
-/// let service = zs::BatchService::with_limits(limits);
+/// let service = zs::services::batch::BatchService::with_limits(limits);
 /// # drop(service);
 /// ```
 #[derive(Debug, Clone)]
@@ -348,8 +348,9 @@ impl Inner {
 /// limits, and the four `__zs.batch.*` commands. Clones share the stores.
 ///
 /// ```no_run
-/// # async fn demo() -> Result<(), zs::BoxError> {
-/// use zs::{BatchService, BoxError, DataFrame, Server};
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use zs::services::batch::BatchService;
+/// use zs::{DataFrame, Server, Status};
 ///
 /// let mut server = Server::bind("127.0.0.1:0").await?;
 /// let batches = BatchService::default();
@@ -359,7 +360,8 @@ impl Inner {
 ///     let store = store.clone();
 ///     async move {
 ///         let name = input.reader().read_string()?;
-///         let mut batch = store.take(ctx.peer(), &name).await.ok_or("no such batch")?;
+///         let mut batch = store.take(ctx.peer(), &name).await
+///             .ok_or_else(|| Status::not_found("no such batch"))?;
 ///         let mut total = 0u64;
 ///         while let Some(item) = batch.next_item().await? {
 ///             total += item.len() as u64;
@@ -551,7 +553,9 @@ impl BatchService {
         let store = self.store(peer);
         let mut store = store.lock().await;
         if store.batches.contains_key(&name) {
-            return Err(Status::already_exists(format!("batch {name:?} already exists")));
+            return Err(Status::already_exists(format!(
+                "batch {name:?} already exists"
+            )));
         }
         let max = self.inner.limits.batches_per_connection;
         if store.batches.len() >= max {
@@ -662,7 +666,9 @@ fn check_name(name: &str) -> Result<(), Status> {
 /// Splits a post into its batch name and item (see the module's wire layout).
 fn split_post(data: Bytes) -> Result<(String, Bytes), Status> {
     let Some(prefix) = data.get(..2) else {
-        return Err(Status::invalid_argument("batch post shorter than its name length"));
+        return Err(Status::invalid_argument(
+            "batch post shorter than its name length",
+        ));
     };
     let name_len = usize::from(u16::from_le_bytes([prefix[0], prefix[1]]));
     let Some(name) = data.get(2..2 + name_len) else {
@@ -700,7 +706,7 @@ pub async fn batch_new<S: Send + Sync + 'static>(
 /// `PostBatchStream`). Returns the batch's item count, bytes and spilled bytes after the
 /// post. Refused with [`CallError::Remote`] (nothing stored) for an unknown batch or past the
 /// receiver's disk or item limits; a name outside 1 to [`MAX_BATCH_NAME`] bytes fails
-/// locally with [`CallError::Source`].
+/// locally, before anything is sent, with an `INVALID_ARGUMENT` [`CallError::Remote`] status.
 pub async fn batch_post<S: Send + Sync + 'static>(
     peer: &Peer<S>,
     name: &str,

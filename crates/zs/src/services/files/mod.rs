@@ -22,11 +22,11 @@ use tokio::sync::oneshot;
 use zs_wire::DataFrame;
 use zs_wire::crypto::hash::{HashAlgorithm, Hasher, hex};
 
+use crate::dispatch::{Commands, Context, Status, StatusCode};
 use crate::endpoint::client::{Client, ClientBuilder};
+use crate::endpoint::peer::Peer;
 use crate::error::CallError;
 use crate::transfer::large::{BigStream, StreamError};
-use crate::endpoint::peer::Peer;
-use crate::dispatch::{Commands, Context, Status, StatusCode};
 
 const STAT: &str = "__zs.files.stat";
 const PUT: &str = "__zs.files.put";
@@ -365,7 +365,9 @@ enum ServeError {
     BadPath { path: String, reason: String },
     #[error("not found: {0}")]
     NotFound(String),
-    #[error("sha3-256 mismatch: expected {expected}, the .part has {actual}; the .part is kept for a resume")]
+    #[error(
+        "sha3-256 mismatch: expected {expected}, the .part has {actual}; the .part is kept for a resume"
+    )]
     Mismatch { expected: String, actual: String },
     #[error("the client cannot receive files (no file sink installed)")]
     NoSink,
@@ -430,7 +432,8 @@ fn reply_json<T: Serialize>(reply: &T) -> Result<String, ServeError> {
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::path::Path;
-/// use zs::{Client, FileService, Server, TransferOptions};
+/// use zs::services::files::{self, FileService, TransferOptions};
+/// use zs::{Client, Server};
 ///
 /// let mut server = Server::bind("127.0.0.1:0").await?;
 /// FileService::new("/srv/shared")?.register(server.commands_mut());
@@ -438,10 +441,10 @@ fn reply_json<T: Serialize>(reply: &T) -> Result<String, ServeError> {
 /// let server = server.spawn();
 ///
 /// // `get_file` needs the client-side sink registered before connecting.
-/// let client = zs::register_sink(Client::builder()).connect(addr).await?;
-/// let sent = zs::put_file(&client, Path::new("big.iso"), "isos/big.iso",
+/// let client = files::register_sink(Client::builder()).connect(addr).await?;
+/// let sent = files::put_file(&client, Path::new("big.iso"), "isos/big.iso",
 ///     TransferOptions::new().resume(true)).await?;
-/// let got = zs::get_file(&client, "isos/big.iso", Path::new("copy.iso"),
+/// let got = files::get_file(&client, "isos/big.iso", Path::new("copy.iso"),
 ///     TransferOptions::new()).await?;
 /// assert_eq!(sent.sha3_hex, got.sha3_hex);
 /// server.shutdown().await;
@@ -536,7 +539,12 @@ impl FileService {
         commands.register_console(GET, move |ctx: Context<S>, text: String| {
             let service = service.clone();
             let peer = ctx.peer().clone();
-            async move { service.get(&peer, &text).await.map_err(ServeError::into_status) }
+            async move {
+                service
+                    .get(&peer, &text)
+                    .await
+                    .map_err(ServeError::into_status)
+            }
         });
     }
 }
@@ -876,7 +884,7 @@ pub enum FileError {
     #[error("the server does not serve files (start it with a FileService)")]
     NotServed,
     /// The client cannot receive files: it was built without [`register_sink`].
-    #[error("this client cannot receive files: build it with zs::register_sink")]
+    #[error("this client cannot receive files: build it with zs::services::files::register_sink")]
     NoSink,
     /// The server's reply is not what the command promises.
     #[error("malformed reply: {0}")]
@@ -1139,8 +1147,10 @@ impl Drop for ForgetSink {
 /// [`get_file`] needs it. Only transfers this process asked for, on the connection they
 /// were asked on, are accepted.
 pub fn register_sink<S: Send + Sync + 'static>(builder: ClientBuilder<S>) -> ClientBuilder<S> {
-    builder.register_big_stream(SINK, |ctx: Context<S>, stream: BigStream| {
-        async move { sink(ctx.peer().id(), stream).await.map_err(Status::failed_precondition) }
+    builder.register_big_stream(SINK, |ctx: Context<S>, stream: BigStream| async move {
+        sink(ctx.peer().id(), stream)
+            .await
+            .map_err(Status::failed_precondition)
     })
 }
 
