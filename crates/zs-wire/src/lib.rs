@@ -28,6 +28,7 @@ pub mod crypto;
 pub mod dataframe;
 pub mod frame;
 pub mod handshake;
+pub mod keepalive;
 pub mod mux;
 pub mod session;
 pub mod stable;
