@@ -14,6 +14,7 @@ fn describe_token(token: Option<&Vec<u8>>) -> String {
 
 /// The client's side of the handshake.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The suites to offer, most preferred first (duplicates are dropped).
     pub suites: Vec<Suite>,
@@ -29,6 +30,15 @@ pub struct ClientConfig {
     /// server learns it from msg1 ([`HandshakeOutcome::stable_link`]).
     pub stable_link: bool,
 }
+
+config_setters!(ClientConfig {
+    suites: Vec<Suite> => with_suites,
+    allow_plain: bool => with_allow_plain,
+    pinned: Option<Fingerprint> => with_pinned,
+    token: Option<Vec<u8>> => with_token,
+    static_key: Option<StaticKeypair> => with_static_key,
+    stable_link: bool => with_stable_link,
+});
 
 impl ClientConfig {
     /// The default suites, no plain, no pin, no token, a random static key.
@@ -64,6 +74,7 @@ impl fmt::Debug for ClientConfig {
 
 /// The server's side of the handshake.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// The server's identity.
     pub keypair: StaticKeypair,
@@ -76,6 +87,14 @@ pub struct ServerConfig {
     /// The token clients must present; `None` requires none.
     pub token: Option<Vec<u8>>,
 }
+
+config_setters!(ServerConfig {
+    keypair: StaticKeypair => with_keypair,
+    suites: Vec<Suite> => with_suites,
+    random_suite: bool => with_random_suite,
+    allow_plain: bool => with_allow_plain,
+    token: Option<Vec<u8>> => with_token,
+});
 
 impl ServerConfig {
     /// The default suites in fixed order, no plain, no token.

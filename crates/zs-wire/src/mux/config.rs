@@ -8,6 +8,7 @@ use super::{MAX_FRAME_BODY, MAX_STREAM_WINDOW, MAX_STREAMS_LIMIT, Mux, MuxError}
 
 /// Limits and timers of one mux. Out-of-range values are clamped by [`Mux::new`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MuxConfig {
     /// Receive window of every stream, in bytes: the most received data one stream buffers.
     /// At least [`INITIAL_WINDOW`] (256 KiB, the default), at most [`MAX_STREAM_WINDOW`]. It
@@ -34,6 +35,16 @@ pub struct MuxConfig {
     pub max_buffered: Option<usize>,
 }
 
+config_setters!(MuxConfig {
+    stream_window: u32 => with_stream_window,
+    max_streams: usize => with_max_streams,
+    chunk_size: u32 => with_chunk_size,
+    max_peer_services: usize => with_max_peer_services,
+    keepalive_interval: Option<Duration> => with_keepalive_interval,
+    idle_timeout: Option<Duration> => with_idle_timeout,
+    max_buffered: Option<usize> => with_max_buffered,
+});
+
 impl Default for MuxConfig {
     fn default() -> Self {
         Self {
@@ -45,5 +56,20 @@ impl Default for MuxConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             max_buffered: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setters_change_only_their_field() {
+        let config = MuxConfig::default()
+            .with_max_streams(16)
+            .with_idle_timeout(None);
+        assert_eq!(config.max_streams, 16);
+        assert_eq!(config.idle_timeout, None);
+        assert_eq!(config.stream_window, MuxConfig::default().stream_window);
     }
 }

@@ -6,6 +6,7 @@ use crate::frame;
 
 /// Protocol limits and timers of one session.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// Largest frame body accepted from the peer. Bounds the memory one frame can claim.
     pub max_frame_size: u32,
@@ -20,6 +21,14 @@ pub struct SessionConfig {
     /// previous one's reply (ZServer4D's serialized command queue). Sent in the preamble.
     pub ordered_requests: bool,
 }
+
+config_setters!(SessionConfig {
+    max_frame_size: u32 => with_max_frame_size,
+    max_concurrent_requests: usize => with_max_concurrent_requests,
+    keepalive_interval: Option<Duration> => with_keepalive_interval,
+    idle_timeout: Option<Duration> => with_idle_timeout,
+    ordered_requests: bool => with_ordered_requests,
+});
 
 impl Default for SessionConfig {
     fn default() -> Self {

@@ -6,6 +6,7 @@ use super::{MAX_SEGMENT, MAX_WINDOW, MIN_WINDOW};
 
 /// Limits and timers. Out-of-range values are clamped.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StableConfig {
     /// Most unacknowledged bytes a sender keeps (and unread bytes a receiver accepts): the
     /// per-session memory cap is about twice this. Default 4 MiB,
@@ -25,6 +26,16 @@ pub struct StableConfig {
     /// Largest `Data` segment sent. Default 16 KiB, 1..=[`MAX_SEGMENT`].
     pub segment_size: usize,
 }
+
+config_setters!(StableConfig {
+    window: usize => with_window,
+    give_up_after: Duration => with_give_up_after,
+    ack_delay: Duration => with_ack_delay,
+    max_sessions: usize => with_max_sessions,
+    reconnect_initial: Duration => with_reconnect_initial,
+    reconnect_max: Duration => with_reconnect_max,
+    segment_size: usize => with_segment_size,
+});
 
 impl Default for StableConfig {
     fn default() -> Self {
