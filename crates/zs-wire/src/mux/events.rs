@@ -159,7 +159,7 @@ pub enum MuxError {
         /// The flag bits.
         flags: u16,
     },
-    /// A body longer than allowed (data: [`MAX_FRAME_BODY`]; names: [`MAX_SERVICE_NAME`]).
+    /// A body longer than allowed (data: [`MAX_FRAME_BODY`](super::MAX_FRAME_BODY); names: [`MAX_SERVICE_NAME`]).
     #[error("mux frame body of {len} bytes exceeds the maximum of {max}")]
     FrameTooLarge {
         /// Declared length.
@@ -233,7 +233,7 @@ pub enum MuxError {
         max: usize,
     },
     /// Opening another stream would take the received-data budget
-    /// ([`MuxConfig::max_buffered`]) past its limit: every stream reserves [`INITIAL_WINDOW`].
+    /// ([`MuxConfig::max_buffered`]) past its limit: every stream reserves [`INITIAL_WINDOW`](super::INITIAL_WINDOW).
     #[error("receive budget exhausted: at most {max} bytes may be committed to streams")]
     BudgetExhausted {
         /// The budget.
@@ -268,7 +268,7 @@ pub struct MuxStats {
     /// Control frame bytes not yet handed to [`Mux::poll_transmit`].
     pub control_pending: usize,
     /// Received-data budget in use: over all streams, what each holds and may still be
-    /// sent, at least [`INITIAL_WINDOW`] per stream (see [`MuxConfig::max_buffered`]).
+    /// sent, at least [`INITIAL_WINDOW`](super::INITIAL_WINDOW) per stream (see [`MuxConfig::max_buffered`]).
     pub committed_receive: usize,
     /// Streams the peer opened that were refused with RST.
     pub refused_streams: u64,

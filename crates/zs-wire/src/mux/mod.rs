@@ -180,7 +180,7 @@ pub struct Mux {
     /// Header bytes handed out by [`Mux::poll_transmit_chunks`] (split off, shared).
     headers: BytesMut,
     /// Send chunks emptied by [`Mux::poll_transmit`], reused once no frame handed out
-    /// still shares them; at most [`SPARE_CHUNKS`], and only while output is pending.
+    /// still shares them; at most [`SPARE_CHUNKS`](stream::SPARE_CHUNKS), and only while output is pending.
     spare_chunks: Vec<BytesMut>,
     /// Received-data budget in use: the sum of [`Stream::reservation`] over all streams.
     committed: usize,

@@ -60,7 +60,7 @@ impl Stream {
         !self.send.is_empty() || (self.has(LOCAL_FIN) && !self.has(FIN_SENT))
     }
 
-    /// Bytes [`Mux::write`] would take now.
+    /// Bytes [`Mux::write`](super::Mux::write) would take now.
     pub(super) fn write_capacity(&self, stream_window: u32) -> usize {
         let buffer_room = (stream_window as usize).saturating_sub(self.send.len());
         buffer_room.min(self.send_window as usize)
@@ -113,7 +113,7 @@ pub(super) fn fresh_capacity(len: usize, window: usize) -> usize {
 }
 
 /// Written data not yet framed, in the chunks it was written in: growing it never moves
-/// what is queued, and [`Mux::poll_transmit_chunks`] frames it without copying. Small writes
+/// what is queued, and [`Mux::poll_transmit_chunks`](super::Mux::poll_transmit_chunks) frames it without copying. Small writes
 /// are packed into the last chunk's spare room. Owns no allocation while empty.
 #[derive(Debug, Default)]
 pub(super) struct SendQueue {

@@ -12,7 +12,7 @@ use crate::frame::{
 /// Something the runtime must act on.
 #[derive(Debug)]
 pub enum Event<T> {
-    /// The peer asks for a reply; answer with [`Session::send_reply`] exactly once.
+    /// The peer asks for a reply; answer with [`Session::send_reply`](super::Session::send_reply) exactly once.
     Request {
         /// The peer's id for it.
         id: RequestId,
@@ -42,8 +42,8 @@ pub enum Event<T> {
         result: Result<Bytes, RemoteError>,
     },
     /// The peer opens a transfer (a request whose body follows as [`Event::StreamData`]);
-    /// answer it with [`Session::send_reply`] once consumed, and grant window with
-    /// [`Session::grant_stream_credit`] as chunks are consumed.
+    /// answer it with [`Session::send_reply`](super::Session::send_reply) once consumed, and grant window with
+    /// [`Session::grant_stream_credit`](super::Session::grant_stream_credit) as chunks are consumed.
     StreamOpen {
         /// The peer's request id for the transfer.
         id: RequestId,
@@ -77,7 +77,7 @@ pub enum Event<T> {
         id: RequestId,
     },
     /// The connection is over; no more events follow. Requests still in flight are
-    /// handed back by [`Session::take_in_flight`].
+    /// handed back by [`Session::take_in_flight`](super::Session::take_in_flight).
     Closed(CloseReason),
 }
 

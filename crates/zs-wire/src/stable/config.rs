@@ -17,7 +17,7 @@ pub struct StableConfig {
     pub give_up_after: Duration,
     /// Longest an ack waits for data to piggyback on. Default 20 ms.
     pub ack_delay: Duration,
-    /// Most sessions a [`StableRegistry`] holds. Default 10,000.
+    /// Most sessions a [`StableRegistry`](super::StableRegistry) holds. Default 10,000.
     pub max_sessions: usize,
     /// First reconnect delay; doubles per failed attempt. Default 250 ms.
     pub reconnect_initial: Duration,

@@ -8,10 +8,10 @@ use super::{Frame, RefuseReason, SessionId, StableError};
 
 /// Server: a link that has not yet said which session it carries.
 ///
-/// A runtime that keeps each session in its own task (rather than in a [`StableRegistry`])
+/// A runtime that keeps each session in its own task (rather than in a [`StableRegistry`](super::StableRegistry))
 /// uses it directly: [`PendingLink::new`], feed input to [`PendingLink::handle_input`]
-/// until it yields a [`LinkRequest`], then [`StableEndpoint::open_server`] or
-/// [`StableEndpoint::resume_server`] on the session the request names.
+/// until it yields a [`LinkRequest`], then [`StableEndpoint::open_server`](super::StableEndpoint::open_server) or
+/// [`StableEndpoint::resume_server`](super::StableEndpoint::resume_server) on the session the request names.
 #[derive(Debug)]
 pub struct PendingLink {
     pub(super) nonce: [u8; 32],
@@ -38,7 +38,7 @@ pub enum LinkRequest {
 
 impl PendingLink {
     /// A newly accepted link; its transmit holds the challenge. `link_secret` as in
-    /// [`StableEndpoint::link_established`].
+    /// [`StableEndpoint::link_established`](super::StableEndpoint::link_established).
     pub fn new(link_secret: &[u8]) -> Result<Self, StableError> {
         let nonce = random::<32>()?;
         let mut transmit = BytesMut::new();
