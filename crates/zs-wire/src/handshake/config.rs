@@ -26,8 +26,9 @@ pub struct ClientConfig {
     pub token: Option<Vec<u8>>,
     /// This client's static key; `None` makes a random one for the connection.
     pub static_key: Option<StaticKeypair>,
-    /// The link will carry StableIO frames ([`crate::stable`]) rather than a session; the
-    /// server learns it from msg1 ([`HandshakeOutcome::stable_link`](super::HandshakeOutcome::stable_link)).
+    /// The link will carry StableIO frames ([`crate::stable`]) rather than a session; the server
+    /// learns it from msg1
+    /// ([`HandshakeOutcome::stable_link`](super::HandshakeOutcome::stable_link)).
     pub stable_link: bool,
 }
 

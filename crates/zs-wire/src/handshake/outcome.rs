@@ -25,7 +25,8 @@ pub struct HandshakeOutcome {
     /// On the server: the client presented the configured token, or none is configured.
     /// Always true on the client.
     pub client_token_ok: bool,
-    /// The client asked for a StableIO link (see [`ClientConfig::stable_link`](super::ClientConfig::stable_link)).
+    /// The client asked for a StableIO link (see
+    /// [`ClientConfig::stable_link`](super::ClientConfig::stable_link)).
     pub stable_link: bool,
 }
 

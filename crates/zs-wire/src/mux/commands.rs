@@ -6,8 +6,6 @@ use super::stream::*;
 use super::*;
 
 impl Mux {
-    // ---------------------------------------------------------------- commands
-
     /// Announces to the peer that this side listens on `service`: its streams to that name
     /// are accepted from now on. Listening twice is a no-op.
     pub fn listen(&mut self, service: &str) -> Result<(), MuxError> {

@@ -3,26 +3,28 @@
 use std::time::Duration;
 
 use super::INITIAL_WINDOW;
-#[allow(unused_imports)] // for doc links
-use super::{MAX_FRAME_BODY, MAX_STREAM_WINDOW, MAX_STREAMS_LIMIT, Mux, MuxError};
 
-/// Limits and timers of one mux. Out-of-range values are clamped by [`Mux::new`].
+/// Limits and timers of one mux. Out-of-range values are clamped by [`Mux::new`](super::Mux::new).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct MuxConfig {
-    /// Receive window of every stream, in bytes: the most received data one stream buffers.
-    /// At least [`INITIAL_WINDOW`] (256 KiB, the default), at most [`MAX_STREAM_WINDOW`]. It
-    /// also bounds the unsent data [`Mux::write`] accepts per stream.
+    /// Receive window of every stream, in bytes: the most received data one stream buffers. At
+    /// least [`INITIAL_WINDOW`] (256 KiB, the default), at most
+    /// [`MAX_STREAM_WINDOW`](super::MAX_STREAM_WINDOW). It also bounds the unsent data
+    /// [`Mux::write`](super::Mux::write) accepts per stream.
     pub stream_window: u32,
     /// Most streams open at once, both directions together. Default 65,536, at most
-    /// [`MAX_STREAMS_LIMIT`] (1,000,000). Local opens past it fail with
-    /// [`MuxError::TooManyStreams`]; the peer's are answered with RST.
+    /// [`MAX_STREAMS_LIMIT`](super::MAX_STREAMS_LIMIT) (1,000,000). Local opens past it fail with
+    /// [`MuxError::TooManyStreams`](super::MuxError::TooManyStreams); the peer's are answered with
+    /// RST.
     pub max_streams: usize,
-    /// Largest data chunk one stream sends per round-robin turn of [`Mux::poll_transmit`]:
-    /// the fairness quantum. Default 16 KiB, 1..=[`MAX_FRAME_BODY`].
+    /// Largest data chunk one stream sends per round-robin turn of
+    /// [`Mux::poll_transmit`](super::Mux::poll_transmit): the fairness quantum. Default 16 KiB,
+    /// 1..=[`MAX_FRAME_BODY`](super::MAX_FRAME_BODY).
     pub chunk_size: u32,
-    /// Most services the peer may announce; more is [`MuxError::TooManyServices`]. Also the
-    /// most this side may listen on. Default 1,024.
+    /// Most services the peer may announce; more is
+    /// [`MuxError::TooManyServices`](super::MuxError::TooManyServices). Also the most this side may
+    /// listen on. Default 1,024.
     pub max_peer_services: usize,
     /// Send a ping after this long without receiving anything. `None` disables pings.
     pub keepalive_interval: Option<Duration>,

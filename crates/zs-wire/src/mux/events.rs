@@ -3,8 +3,6 @@
 use std::time::Duration;
 
 use super::{FrameType, MAX_SERVICE_NAME, StreamId, VERSION};
-#[allow(unused_imports)] // for doc links
-use super::{Mux, MuxConfig};
 
 /// Why a side sends `GoAway` (the frame's `length`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -87,13 +85,13 @@ pub enum MuxEvent {
         /// The stream.
         id: StreamId,
     },
-    /// A stream's receive buffer went from empty to non-empty: [`Mux::read`] it.
+    /// A stream's receive buffer went from empty to non-empty: [`Mux::read`](super::Mux::read) it.
     Readable {
         /// The stream.
         id: StreamId,
     },
-    /// A stream whose last [`Mux::write`] was short can take data again: at least half a
-    /// window, or whatever its peer allows once its queued data has been sent.
+    /// A stream whose last [`Mux::write`](super::Mux::write) was short can take data again: at
+    /// least half a window, or whatever its peer allows once its queued data has been sent.
     Writable {
         /// The stream.
         id: StreamId,
@@ -103,8 +101,9 @@ pub enum MuxEvent {
         /// The stream.
         id: StreamId,
     },
-    /// The stream is gone: both sides finished and everything was read (`reset: false`), or
-    /// the peer reset or refused it (`reset: true`). Not emitted for a local [`Mux::reset`].
+    /// The stream is gone: both sides finished and everything was read (`reset: false`), or the
+    /// peer reset or refused it (`reset: true`). Not emitted for a local
+    /// [`Mux::reset`](super::Mux::reset).
     StreamClosed {
         /// The stream.
         id: StreamId,
@@ -159,7 +158,8 @@ pub enum MuxError {
         /// The flag bits.
         flags: u16,
     },
-    /// A body longer than allowed (data: [`MAX_FRAME_BODY`](super::MAX_FRAME_BODY); names: [`MAX_SERVICE_NAME`]).
+    /// A body longer than allowed (data: [`MAX_FRAME_BODY`](super::MAX_FRAME_BODY); names:
+    /// [`MAX_SERVICE_NAME`]).
     #[error("mux frame body of {len} bytes exceeds the maximum of {max}")]
     FrameTooLarge {
         /// Declared length.
@@ -233,7 +233,8 @@ pub enum MuxError {
         max: usize,
     },
     /// Opening another stream would take the received-data budget
-    /// ([`MuxConfig::max_buffered`]) past its limit: every stream reserves [`INITIAL_WINDOW`](super::INITIAL_WINDOW).
+    /// ([`MuxConfig::max_buffered`](super::MuxConfig::max_buffered)) past its limit: every stream
+    /// reserves [`INITIAL_WINDOW`](super::INITIAL_WINDOW).
     #[error("receive budget exhausted: at most {max} bytes may be committed to streams")]
     BudgetExhausted {
         /// The budget.
@@ -242,7 +243,7 @@ pub enum MuxError {
     /// Every stream id of this side's parity has been used.
     #[error("stream ids exhausted")]
     StreamIdsExhausted,
-    /// A write after [`Mux::close`] on that stream.
+    /// A write after [`Mux::close`](super::Mux::close) on that stream.
     #[error("stream {id} is closed for writing")]
     WriteClosed {
         /// The stream.
@@ -263,12 +264,14 @@ pub struct MuxStats {
     pub streams: usize,
     /// Received bytes buffered, not yet read, over all streams.
     pub buffered_receive: usize,
-    /// Written bytes not yet handed to [`Mux::poll_transmit`], over all streams.
+    /// Written bytes not yet handed to [`Mux::poll_transmit`](super::Mux::poll_transmit), over all
+    /// streams.
     pub buffered_send: usize,
-    /// Control frame bytes not yet handed to [`Mux::poll_transmit`].
+    /// Control frame bytes not yet handed to [`Mux::poll_transmit`](super::Mux::poll_transmit).
     pub control_pending: usize,
-    /// Received-data budget in use: over all streams, what each holds and may still be
-    /// sent, at least [`INITIAL_WINDOW`](super::INITIAL_WINDOW) per stream (see [`MuxConfig::max_buffered`]).
+    /// Received-data budget in use: over all streams, what each holds and may still be sent, at
+    /// least [`INITIAL_WINDOW`](super::INITIAL_WINDOW) per stream (see
+    /// [`MuxConfig::max_buffered`](super::MuxConfig::max_buffered)).
     pub committed_receive: usize,
     /// Streams the peer opened that were refused with RST.
     pub refused_streams: u64,

@@ -179,8 +179,8 @@ pub struct Mux {
     control: BytesMut,
     /// Header bytes handed out by [`Mux::poll_transmit_chunks`] (split off, shared).
     headers: BytesMut,
-    /// Send chunks emptied by [`Mux::poll_transmit`], reused once no frame handed out
-    /// still shares them; at most [`SPARE_CHUNKS`](stream::SPARE_CHUNKS), and only while output is pending.
+    /// Send chunks emptied by [`Mux::poll_transmit`], reused once no frame handed out still shares
+    /// them; at most [`SPARE_CHUNKS`](stream::SPARE_CHUNKS), and only while output is pending.
     spare_chunks: Vec<BytesMut>,
     /// Received-data budget in use: the sum of [`Stream::reservation`] over all streams.
     committed: usize,
@@ -268,8 +268,6 @@ impl Mux {
     pub fn has_events(&self) -> bool {
         !self.events.is_empty()
     }
-
-    // ---------------------------------------------------------------- timers and state
 
     /// When [`Self::handle_timeout`] must next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -112,9 +112,10 @@ pub(super) fn fresh_capacity(len: usize, window: usize) -> usize {
     }
 }
 
-/// Written data not yet framed, in the chunks it was written in: growing it never moves
-/// what is queued, and [`Mux::poll_transmit_chunks`](super::Mux::poll_transmit_chunks) frames it without copying. Small writes
-/// are packed into the last chunk's spare room. Owns no allocation while empty.
+/// Written data not yet framed, in the chunks it was written in: growing it never moves what is
+/// queued, and [`Mux::poll_transmit_chunks`](super::Mux::poll_transmit_chunks) frames it without
+/// copying. Small writes are packed into the last chunk's spare room. Owns no allocation while
+/// empty.
 #[derive(Debug, Default)]
 pub(super) struct SendQueue {
     /// Never holds an empty chunk.

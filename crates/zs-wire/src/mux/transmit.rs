@@ -8,8 +8,6 @@ use super::stream::*;
 use super::*;
 
 impl Mux {
-    // ---------------------------------------------------------------- output
-
     /// True when [`Self::poll_transmit`] has something to send.
     pub fn wants_transmit(&self) -> bool {
         !self.control.is_empty() || !self.ready.is_empty()

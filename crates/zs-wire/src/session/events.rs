@@ -12,7 +12,8 @@ use crate::frame::{
 /// Something the runtime must act on.
 #[derive(Debug)]
 pub enum Event<T> {
-    /// The peer asks for a reply; answer with [`Session::send_reply`](super::Session::send_reply) exactly once.
+    /// The peer asks for a reply; answer with [`Session::send_reply`](super::Session::send_reply)
+    /// exactly once.
     Request {
         /// The peer's id for it.
         id: RequestId,
@@ -41,9 +42,10 @@ pub enum Event<T> {
         /// The reply body, or the peer's error.
         result: Result<Bytes, RemoteError>,
     },
-    /// The peer opens a transfer (a request whose body follows as [`Event::StreamData`]);
-    /// answer it with [`Session::send_reply`](super::Session::send_reply) once consumed, and grant window with
-    /// [`Session::grant_stream_credit`](super::Session::grant_stream_credit) as chunks are consumed.
+    /// The peer opens a transfer (a request whose body follows as [`Event::StreamData`]); answer it
+    /// with [`Session::send_reply`](super::Session::send_reply) once consumed, and grant window
+    /// with [`Session::grant_stream_credit`](super::Session::grant_stream_credit) as chunks are
+    /// consumed.
     StreamOpen {
         /// The peer's request id for the transfer.
         id: RequestId,

@@ -8,10 +8,12 @@ use super::{Frame, RefuseReason, SessionId, StableError};
 
 /// Server: a link that has not yet said which session it carries.
 ///
-/// A runtime that keeps each session in its own task (rather than in a [`StableRegistry`](super::StableRegistry))
-/// uses it directly: [`PendingLink::new`], feed input to [`PendingLink::handle_input`]
-/// until it yields a [`LinkRequest`], then [`StableEndpoint::open_server`](super::StableEndpoint::open_server) or
-/// [`StableEndpoint::resume_server`](super::StableEndpoint::resume_server) on the session the request names.
+/// A runtime that keeps each session in its own task (rather than in a
+/// [`StableRegistry`](super::StableRegistry)) uses it directly: [`PendingLink::new`], feed input to
+/// [`PendingLink::handle_input`] until it yields a [`LinkRequest`], then
+/// [`StableEndpoint::open_server`](super::StableEndpoint::open_server) or
+/// [`StableEndpoint::resume_server`](super::StableEndpoint::resume_server) on the session the
+/// request names.
 #[derive(Debug)]
 pub struct PendingLink {
     pub(super) nonce: [u8; 32],

@@ -8,8 +8,9 @@ use super::{Role, SessionId, StableError};
 use crate::crypto::mac;
 
 /// Derives the secret of one link from its handshake, in the form
-/// [`StableEndpoint::link_established`](super::StableEndpoint::link_established) and [`StableRegistry::new_link`](super::StableRegistry::new_link) take: HKDF-SHA256 of
-/// the client-to-server and server-to-client traffic secrets, salted with the handshake hash.
+/// [`StableEndpoint::link_established`](super::StableEndpoint::link_established) and
+/// [`StableRegistry::new_link`](super::StableRegistry::new_link) take: HKDF-SHA256 of the
+/// client-to-server and server-to-client traffic secrets, salted with the handshake hash.
 /// `send_secret`/`receive_secret` are this side's; both sides get the same result.
 pub fn link_secret(
     role: Role,

@@ -260,8 +260,9 @@ impl StableEndpoint {
         }
     }
 
-    /// Runs what is due at `now`: a delayed ack, or the end of the session when no link has
-    /// carried it for [`StableConfig::give_up_after`](crate::stable::StableConfig::give_up_after) ([`StableEvent::Expired`]).
+    /// Runs what is due at `now`: a delayed ack, or the end of the session when no link has carried
+    /// it for [`StableConfig::give_up_after`](crate::stable::StableConfig::give_up_after)
+    /// ([`StableEvent::Expired`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
         if self.is_over() {

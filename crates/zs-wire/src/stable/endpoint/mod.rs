@@ -229,9 +229,9 @@ impl StableEndpoint {
         }
     }
 
-    /// Client: a new link is up (after its own handshake). `link_secret`: key material
-    /// only this link's two ends know (see [`link_secret`](crate::stable::link_secret)); empty is allowed but weaker.
-    /// The client answers the server's challenge with `Open` or `Resume`.
+    /// Client: a new link is up (after its own handshake). `link_secret`: key material only this
+    /// link's two ends know (see [`link_secret`](crate::stable::link_secret)); empty is allowed but
+    /// weaker. The client answers the server's challenge with `Open` or `Resume`.
     pub fn link_established(&mut self, now: Instant, link_secret: &[u8]) {
         self.link_lost(now);
         if self.is_over() || self.role != Role::Client {

@@ -7,9 +7,10 @@ use crate::stable::secret::{random, session_secret, verify_proof};
 use crate::stable::{Frame, PendingLink, Role, SessionId, StableConfig, StableError};
 
 impl StableEndpoint {
-    /// Server: a new session opened by `link` (whose request was [`LinkRequest::Open`](crate::stable::LinkRequest::Open)),
-    /// with a fresh random id. The caller enforces its own session limit and checks the id
-    /// is not in use (a collision of 128 random bits).
+    /// Server: a new session opened by `link` (whose request was
+    /// [`LinkRequest::Open`](crate::stable::LinkRequest::Open)), with a fresh random id. The caller
+    /// enforces its own session limit and checks the id is not in use (a collision of 128 random
+    /// bits).
     pub fn open_server(
         config: StableConfig,
         link: &PendingLink,

@@ -1,4 +1,5 @@
-//! The wire layout checked against the specification with the primitives used directly; property tests and the speed measurement.
+//! The wire layout checked against the specification with the primitives used directly; property
+//! tests and the speed measurement.
 
 use super::*;
 
