@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let announced = u64::from(u32::from_le_bytes(*announced));
     if let Ok(output) = decompress(kind, input, announced, MAX) {
-        assert_eq!(output.len() as u64, announced, "output differs from the announcement");
+        assert_eq!(
+            output.len() as u64,
+            announced,
+            "output differs from the announcement"
+        );
         assert!(output.len() <= MAX, "output over the limit");
     }
     let packed = compress(kind, input).expect("compression of any input succeeds");
