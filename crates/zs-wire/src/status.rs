@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn display_names_the_code() {
         assert_eq!(StatusCode::NOT_FOUND.to_string(), "not found");
-        assert_eq!(StatusCode::application(1).to_string(), "application code 1001");
+        assert_eq!(
+            StatusCode::application(1).to_string(),
+            "application code 1001"
+        );
         assert_eq!(StatusCode::from_u16(99).to_string(), "code 99");
     }
 

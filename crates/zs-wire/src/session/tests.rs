@@ -1,6 +1,11 @@
 //! Two sessions wired back to back in memory with a virtual clock (quinn-proto's `Pair` idea).
 
+use std::time::Duration;
+
+use bytes::Bytes;
+
 use super::*;
+use crate::frame::{EncodeError, Payload, StatusCode};
 
 fn request<T>(
     session: &mut Session<T>,
