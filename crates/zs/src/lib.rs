@@ -62,7 +62,7 @@ pub mod transfer;
 pub mod transport;
 
 pub use config::Config;
-pub use dispatch::{Commands, CommandStats, Context, Namespace, Service, Status, StatusCode};
+pub use dispatch::{CommandStats, Commands, Context, Namespace, Service, Status, StatusCode};
 pub use endpoint::{
     BlockingClient, Call, Client, ClientBuilder, Peer, Server, ServerHandle, ServerRef,
 };

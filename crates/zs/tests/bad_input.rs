@@ -15,14 +15,12 @@ use common::{RawClient, preamble};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zs::{Client, DataFrame, Server, ServerHandle};
-use zs_wire::frame::{self, CloseCode, StatusCode, Frame, Payload, RequestId};
+use zs_wire::frame::{self, CloseCode, Frame, Payload, RequestId, StatusCode};
 
 async fn server() -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_stream("add", |_ctx, frame: DataFrame| async move {
             let mut reader = frame.reader();
             let sum = reader.read_i64()? + reader.read_i64()?;

@@ -9,8 +9,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use zs::{
-    BatchLimits, BatchService, CallError, Client, DataFrame, Server, ServerHandle,
-    batch_clear, batch_clear_all, batch_new, batch_post, batch_state,
+    BatchLimits, BatchService, CallError, Client, DataFrame, Server, ServerHandle, batch_clear,
+    batch_clear_all, batch_new, batch_post, batch_state,
 };
 use zs_wire::crypto::hash::HashAlgorithm;
 

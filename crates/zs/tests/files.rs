@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use zs::{
-    CallError, Client, StatusCode, FileError, FileService, Server, ServerHandle,
-    TransferOptions, get_file, put_file, register_sink,
+    CallError, Client, FileError, FileService, Server, ServerHandle, StatusCode, TransferOptions,
+    get_file, put_file, register_sink,
 };
 use zs_wire::crypto::hash::{HashAlgorithm, hex};
 
@@ -528,9 +528,7 @@ async fn missing_pieces_fail_clearly() {
 
     // A server without a FileService does not serve files.
     let mut bare = Server::bind("127.0.0.1:0").await.unwrap();
-    bare.register_console("echo", |_ctx, text: String| async move {
-        Ok(text)
-    });
+    bare.register_console("echo", |_ctx, text: String| async move { Ok(text) });
     let bare_addr = bare.local_addr().unwrap();
     let bare = bare.spawn();
     let client = connect(bare_addr).await;

@@ -24,9 +24,7 @@ async fn parking_server() -> (ServerHandle, SocketAddr, Parked, Arc<Mutex<Vec<bo
     let for_wake = parked.clone();
     let results = wake_results.clone();
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_console("wait", move |_ctx, _text: String| {
             let (responder, reply) = zs::deferred();
             for_wait.lock().unwrap().push(responder);
@@ -145,9 +143,7 @@ async fn offloaded_work_is_bounded_and_the_connection_keeps_serving() {
     server.config_mut().max_offload(2);
     let (running_in, most_in) = (running.clone(), most.clone());
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_console("heavy", move |ctx, text: String| {
             let (running, most) = (running_in.clone(), most_in.clone());
             async move {
@@ -347,9 +343,7 @@ async fn a_timed_out_call_cancels_its_handler() {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     let (on_drop, on_finish) = (dropped.clone(), finished.clone());
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_console("slow", move |_ctx, _text: String| {
             let guard = DropFlag(on_drop.clone());
             let finished = on_finish.clone();

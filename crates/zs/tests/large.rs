@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use zs::{
-    BigStream, CallError, Client, Compression, DataFrame, StatusCode, Server,
-    ServerHandle, StreamError,
+    BigStream, CallError, Client, Compression, DataFrame, Server, ServerHandle, StatusCode,
+    StreamError,
 };
 use zs_wire::crypto::hash::HashAlgorithm;
 
@@ -21,9 +21,7 @@ use common::pattern::{hashing_handler, pattern, sha3_of_pattern};
 async fn server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_big_stream("store", |_ctx, stream| hashing_handler(stream))
         .register_complete_buffer("buffer", |_ctx, data: Bytes| async move {
             let digest = HashAlgorithm::Sha3_256.digest(&data);

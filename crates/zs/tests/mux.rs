@@ -118,9 +118,7 @@ async fn slow_reader_stalls_only_its_own_stream() {
 async fn zs_server_on_a_virtual_listener_serves_clients_on_virtual_streams() {
     let (client_link, server_link) = linked_pair().await;
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
-    server.register_console("echo", |_ctx, text: String| async move {
-        Ok(text)
-    });
+    server.register_console("echo", |_ctx, text: String| async move { Ok(text) });
     let handle = std::sync::Arc::new(server.spawn());
     let virtual_addr: SocketAddr = "10.0.0.1:80".parse().unwrap();
     let mut listener = server_link.listen("10.0.0.1:80").unwrap();

@@ -8,20 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use zs::{
-    CallError, Client, ConnectError, DataFrame, DisconnectReason, StatusCode, Server,
-    ServerHandle,
+    CallError, Client, ConnectError, DataFrame, DisconnectReason, Server, ServerHandle, StatusCode,
 };
 
 /// A server with the commands most tests use.
 async fn echo_server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
-        .register_stream("echo_df", |_ctx, frame: DataFrame| async move {
-            Ok(frame)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
+        .register_stream("echo_df", |_ctx, frame: DataFrame| async move { Ok(frame) })
         .register_stream("add", |_ctx, frame: DataFrame| async move {
             let mut reader = frame.reader();
             let sum = reader.read_i64()? + reader.read_i64()?;
@@ -71,9 +66,7 @@ async fn works_over_ipv6_loopback() {
         eprintln!("no IPv6 loopback on this machine; skipping");
         return;
     };
-    server.register_console("echo", |_ctx, text: String| async move {
-        Ok(text)
-    });
+    server.register_console("echo", |_ctx, text: String| async move { Ok(text) });
     let addr = server.local_addr().unwrap();
     let server = server.spawn();
     let client = Client::connect(addr).await.unwrap();

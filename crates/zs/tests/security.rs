@@ -11,15 +11,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::proxy::{self, Direction, Unit};
-use zs::{
-    Client, ConnectError, DisconnectReason, Fingerprint, Server, ServerHandle, Suite,
-};
+use zs::{Client, ConnectError, DisconnectReason, Fingerprint, Server, ServerHandle, Suite};
 
 async fn server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
-    server.register_console("echo", |_ctx, text: String| async move {
-        Ok(text)
-    });
+    server.register_console("echo", |_ctx, text: String| async move { Ok(text) });
     configure(&mut server);
     let addr = server.local_addr().unwrap();
     (server.spawn(), addr)

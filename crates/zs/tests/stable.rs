@@ -34,9 +34,7 @@ async fn server(configure: impl FnOnce(&mut Config)) -> (zs::ServerHandle, Socke
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
     configure(server.config_mut());
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_big_stream("store", |_ctx, stream| hashing_handler(stream));
     let addr = server.local_addr().unwrap();
     (server.spawn(), addr)

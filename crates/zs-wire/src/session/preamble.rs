@@ -10,7 +10,7 @@ use crate::codec::Reader;
 pub const PREAMBLE_MAGIC: [u8; 4] = *b"ZSRV";
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Length of the preamble: magic, u16 version, u16 flags (reserved, zero), u32 largest frame
 /// body this side accepts.

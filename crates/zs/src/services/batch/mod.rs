@@ -41,9 +41,9 @@ use zs_wire::DataFrame;
 use zs_wire::dataframe::Value;
 
 use crate::dispatch::Status;
-use crate::error::{BadReply, CallError};
-use crate::endpoint::peer::Peer;
 use crate::dispatch::registry::Commands;
+use crate::endpoint::peer::Peer;
+use crate::error::{BadReply, CallError};
 
 /// The command that creates a batch.
 pub const BATCH_NEW_COMMAND: &str = "__zs.batch.new";
@@ -551,7 +551,9 @@ impl BatchService {
         let store = self.store(peer);
         let mut store = store.lock().await;
         if store.batches.contains_key(&name) {
-            return Err(Status::already_exists(format!("batch {name:?} already exists")));
+            return Err(Status::already_exists(format!(
+                "batch {name:?} already exists"
+            )));
         }
         let max = self.inner.limits.batches_per_connection;
         if store.batches.len() >= max {
@@ -662,7 +664,9 @@ fn check_name(name: &str) -> Result<(), Status> {
 /// Splits a post into its batch name and item (see the module's wire layout).
 fn split_post(data: Bytes) -> Result<(String, Bytes), Status> {
     let Some(prefix) = data.get(..2) else {
-        return Err(Status::invalid_argument("batch post shorter than its name length"));
+        return Err(Status::invalid_argument(
+            "batch post shorter than its name length",
+        ));
     };
     let name_len = usize::from(u16::from_le_bytes([prefix[0], prefix[1]]));
     let Some(name) = data.get(2..2 + name_len) else {

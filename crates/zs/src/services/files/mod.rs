@@ -22,11 +22,11 @@ use tokio::sync::oneshot;
 use zs_wire::DataFrame;
 use zs_wire::crypto::hash::{HashAlgorithm, Hasher, hex};
 
+use crate::dispatch::{Commands, Context, Status, StatusCode};
 use crate::endpoint::client::{Client, ClientBuilder};
+use crate::endpoint::peer::Peer;
 use crate::error::CallError;
 use crate::transfer::large::{BigStream, StreamError};
-use crate::endpoint::peer::Peer;
-use crate::dispatch::{Commands, Context, Status, StatusCode};
 
 const STAT: &str = "__zs.files.stat";
 const PUT: &str = "__zs.files.put";
@@ -365,7 +365,9 @@ enum ServeError {
     BadPath { path: String, reason: String },
     #[error("not found: {0}")]
     NotFound(String),
-    #[error("sha3-256 mismatch: expected {expected}, the .part has {actual}; the .part is kept for a resume")]
+    #[error(
+        "sha3-256 mismatch: expected {expected}, the .part has {actual}; the .part is kept for a resume"
+    )]
     Mismatch { expected: String, actual: String },
     #[error("the client cannot receive files (no file sink installed)")]
     NoSink,
@@ -536,7 +538,12 @@ impl FileService {
         commands.register_console(GET, move |ctx: Context<S>, text: String| {
             let service = service.clone();
             let peer = ctx.peer().clone();
-            async move { service.get(&peer, &text).await.map_err(ServeError::into_status) }
+            async move {
+                service
+                    .get(&peer, &text)
+                    .await
+                    .map_err(ServeError::into_status)
+            }
         });
     }
 }
@@ -1139,8 +1146,10 @@ impl Drop for ForgetSink {
 /// [`get_file`] needs it. Only transfers this process asked for, on the connection they
 /// were asked on, are accepted.
 pub fn register_sink<S: Send + Sync + 'static>(builder: ClientBuilder<S>) -> ClientBuilder<S> {
-    builder.register_big_stream(SINK, |ctx: Context<S>, stream: BigStream| {
-        async move { sink(ctx.peer().id(), stream).await.map_err(Status::failed_precondition) }
+    builder.register_big_stream(SINK, |ctx: Context<S>, stream: BigStream| async move {
+        sink(ctx.peer().id(), stream)
+            .await
+            .map_err(Status::failed_precondition)
     })
 }
 
