@@ -33,10 +33,16 @@ fn truncated(frame: &Frame) -> Frame {
         text[..end].to_owned()
     };
     match frame {
-        Frame::ErrorReply { id, code, message } => Frame::ErrorReply {
+        Frame::ErrorReply {
+            id,
+            code,
+            message,
+            details,
+        } => Frame::ErrorReply {
             id: *id,
             code: *code,
             message: cut(message),
+            details: details.clone(),
         },
         Frame::Close { code, reason } => Frame::Close {
             code: *code,

@@ -27,13 +27,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut now = Instant::now();
-    let config = MuxConfig {
-        max_streams: MAX_STREAMS,
-        max_peer_services: 8,
-        keepalive_interval: Some(Duration::from_secs(3)),
-        idle_timeout: Some(Duration::from_secs(10)),
-        ..MuxConfig::default()
-    };
+    let config = MuxConfig::default()
+        .with_max_streams(MAX_STREAMS)
+        .with_max_peer_services(8)
+        .with_keepalive_interval(Some(Duration::from_secs(3)))
+        .with_idle_timeout(Some(Duration::from_secs(10)));
     let window = config.stream_window as usize;
     let role = if flags & 1 != 0 {
         Role::Acceptor

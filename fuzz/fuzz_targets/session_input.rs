@@ -30,7 +30,13 @@ fuzz_target!(|data: &[u8]| {
     input.extend_from_slice(rest);
     if flags & 2 != 0 {
         for id in 1..=4u32 {
-            let _ = session.send_request(RequestId(u64::from(id)), Payload::Console, "echo", b"hi", id);
+            let _ = session.send_request(
+                RequestId(u64::from(id)),
+                Payload::Console,
+                "echo",
+                b"hi",
+                id,
+            );
         }
     }
     if flags & 4 != 0 {

@@ -25,12 +25,10 @@ use zs_wire::stable::{
 const MAX_SESSIONS: usize = 4;
 
 fn config() -> StableConfig {
-    StableConfig {
-        window: MIN_WINDOW,
-        max_sessions: MAX_SESSIONS,
-        give_up_after: Duration::from_secs(30),
-        ..StableConfig::default()
-    }
+    StableConfig::default()
+        .with_window(MIN_WINDOW)
+        .with_max_sessions(MAX_SESSIONS)
+        .with_give_up_after(Duration::from_secs(30))
 }
 
 fn check(endpoint: &StableEndpoint, input: &BytesMut) {

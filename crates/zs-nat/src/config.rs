@@ -172,12 +172,10 @@ fn link_settings(
         .suites(suites)
         .allow_plain(allow_plain)
         .handshake_timeout(handshake_timeout);
-    let mux = MuxConfig {
-        stream_window,
-        keepalive_interval: seconds(keepalive_secs),
-        idle_timeout: seconds(idle_timeout_secs),
-        ..MuxConfig::default()
-    };
+    let mux = MuxConfig::default()
+        .with_stream_window(stream_window)
+        .with_keepalive_interval(seconds(keepalive_secs))
+        .with_idle_timeout(seconds(idle_timeout_secs));
     Ok(LinkSettings {
         security,
         mux,

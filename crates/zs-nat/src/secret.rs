@@ -1,9 +1,8 @@
 //! [`Secret`]: a token that is never printed and is compared in constant time.
 
-use hkdf::hmac::{Hmac, KeyInit, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use zs_wire::crypto::mac;
 
 /// A mapping token (or any shared secret): `Debug` prints `<hidden>`, and [`Secret::matches`]
 /// compares in constant time, so neither logs nor timing reveal it.
@@ -53,15 +52,11 @@ impl Secret {
     /// [`zs::EncryptedStream::channel_binding`]). The token itself never crosses the link, and a
     /// proof captured on one link (or relayed by a man in the middle) fails on every other.
     pub fn register_proof(&self, mapping: &str, channel_binding: &[u8; 32]) -> [u8; 32] {
-        // HMAC takes keys of any length, so this cannot fail.
-        let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_bytes()) else {
-            return [0; 32];
-        };
-        mac.update(b"zs-nat register v1");
-        mac.update(&[u8::try_from(mapping.len()).unwrap_or(u8::MAX)]);
-        mac.update(mapping.as_bytes());
-        mac.update(channel_binding);
-        mac.finalize().into_bytes().into()
+        let len = mapping_len(mapping);
+        mac::prove(
+            self.0.as_bytes(),
+            &register_message(&len, mapping, channel_binding),
+        )
     }
 
     /// Whether `proof` is [`Self::register_proof`] for this token (constant time).
@@ -71,10 +66,32 @@ impl Secret {
         channel_binding: &[u8; 32],
         proof: &[u8; 32],
     ) -> bool {
-        self.register_proof(mapping, channel_binding)
-            .ct_eq(proof)
-            .into()
+        let len = mapping_len(mapping);
+        mac::verify(
+            self.0.as_bytes(),
+            &register_message(&len, mapping, channel_binding),
+            proof,
+        )
     }
+}
+
+/// The `u8 len` field of the registration message (mapping names are at most 255 bytes).
+fn mapping_len(mapping: &str) -> [u8; 1] {
+    [u8::try_from(mapping.len()).unwrap_or(u8::MAX)]
+}
+
+/// The registration proof's message, as [`mac::prove`] parts.
+fn register_message<'a>(
+    len: &'a [u8; 1],
+    mapping: &'a str,
+    channel_binding: &'a [u8; 32],
+) -> [&'a [u8]; 4] {
+    [
+        b"zs-nat register v1",
+        len,
+        mapping.as_bytes(),
+        channel_binding,
+    ]
 }
 
 impl std::fmt::Debug for Secret {

@@ -84,6 +84,23 @@ impl<'a> Reader<'a> {
         let len = self.read_u32()?;
         self.take(len as usize)
     }
+
+    /// Reads a `u8` length prefix and then that many bytes (names, tokens).
+    pub fn read_u8_prefixed(&mut self) -> Result<&'a [u8], UnexpectedEnd> {
+        let len = self.read_u8()?;
+        self.take(usize::from(len))
+    }
+
+    /// Reads a `u16` length prefix and then that many bytes (messages).
+    pub fn read_u16_prefixed(&mut self) -> Result<&'a [u8], UnexpectedEnd> {
+        let len = self.read_u16()?;
+        self.take(usize::from(len))
+    }
+
+    /// True when every byte has been read.
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
 }
 
 /// Appends a `u32` length prefix. Fails if `len` does not fit in 32 bits.
@@ -112,6 +129,16 @@ mod tests {
         assert_eq!(reader.read_u16(), Err(UnexpectedEnd));
         assert_eq!(reader.read_u8(), Ok(5));
         assert_eq!(reader.remaining(), 0);
+    }
+
+    #[test]
+    fn short_prefixes_are_bounded_by_the_input() {
+        let mut reader = Reader::new(&[2, b'a', b'b', 3, 0, b'x']);
+        assert_eq!(reader.read_u8_prefixed(), Ok(&b"ab"[..]));
+        assert_eq!(reader.read_u16_prefixed(), Err(UnexpectedEnd));
+        let mut reader = Reader::new(&[1, 0, b'x']);
+        assert_eq!(reader.read_u16_prefixed(), Ok(&b"x"[..]));
+        assert!(reader.is_empty());
     }
 
     #[test]

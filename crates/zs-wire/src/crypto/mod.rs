@@ -22,7 +22,8 @@
 //! [`block_cipher`] picks a cipher by name and key length at run time and hides it behind the
 //! object-safe [`BlockCipher128`] trait.
 //!
-//! [`hash`] has SHA3-224/256/384/512 and SHAKE128/256 behind one streaming [`Hasher`].
+//! [`hash`] has SHA3-224/256/384/512 and SHAKE128/256 behind one streaming [`Hasher`];
+//! [`mac`] computes and checks (in constant time) the HMAC-SHA256 proofs of StableIO and XNat.
 //!
 //! Known-answer tests pin every cipher and hash to published vectors (FIPS-197, the RC6 and
 //! Twofish papers, NESSIE, the MARS vectors shipped with Crypto++, FIPS 202, and the GCM
@@ -38,6 +39,7 @@ use cipher::{BlockCipherDecrypt, BlockCipherEncrypt, BlockSizeUser, KeyInit};
 
 mod block_type;
 pub mod hash;
+pub mod mac;
 mod mars;
 mod mars_sbox;
 pub mod password;

@@ -92,6 +92,8 @@
 
 use bytes::{Buf, BytesMut};
 
+use crate::codec::Reader;
+
 mod keys;
 mod suite;
 #[cfg(test)]
@@ -354,14 +356,16 @@ impl Opener {
     ) -> Result<(), RecordError> {
         let tag_len = self.keys.suite.tag_len();
         loop {
-            if input.len() < HEADER_LEN {
+            let mut reader = Reader::new(input);
+            // The header is also the AEAD's associated data.
+            let (Ok(header), Ok(record_type), Ok(len)) = (
+                reader.clone().take_array::<HEADER_LEN>(),
+                reader.read_u8(),
+                reader.read_u32(),
+            ) else {
                 input.reserve(HEADER_LEN - input.len());
                 return Ok(());
-            }
-            let mut header = [0u8; HEADER_LEN];
-            header.copy_from_slice(&input[..HEADER_LEN]);
-            let record_type = header[0];
-            let len = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
+            };
             let body_len = len as usize;
             if record_type != RECORD_TYPE_DATA && record_type != RECORD_TYPE_KEY_UPDATE {
                 return Err(RecordError::UnknownRecordType { record_type });

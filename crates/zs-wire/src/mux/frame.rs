@@ -4,6 +4,7 @@
 use bytes::BufMut;
 
 use super::{MuxError, StreamId};
+use crate::codec::Reader;
 
 /// The only mux frame version this crate speaks (first byte of every header).
 pub const VERSION: u8 = 1;
@@ -167,23 +168,36 @@ impl Header {
     /// allowed on that type, where stream id 0 is required or forbidden, and every length
     /// bound — so a frame that fails here is refused before its body is buffered.
     pub fn decode(bytes: &[u8; HEADER_LEN]) -> Result<Self, MuxError> {
-        let [version, kind, f0, f1, i0, i1, i2, i3, l0, l1, l2, l3] = *bytes;
+        // Twelve bytes always hold a whole header: `peek` never asks for more here.
+        Self::peek(bytes)?.ok_or(MuxError::BadVersion { version: bytes[0] })
+    }
+
+    /// [`Self::decode`] on the front of `input`: `Ok(None)` while it holds fewer than
+    /// [`HEADER_LEN`] bytes.
+    pub fn peek(input: &[u8]) -> Result<Option<Self>, MuxError> {
+        let mut reader = Reader::new(input);
+        let (Ok(version), Ok(kind), Ok(flags), Ok(stream_id), Ok(length)) = (
+            reader.read_u8(),
+            reader.read_u8(),
+            reader.read_u16(),
+            reader.read_u32(),
+            reader.read_u32(),
+        ) else {
+            return Ok(None);
+        };
         if version != VERSION {
             return Err(MuxError::BadVersion { version });
         }
         let frame_type =
             FrameType::from_u8(kind).ok_or(MuxError::UnknownType { frame_type: kind })?;
-        let flags = Flags(u16::from_le_bytes([f0, f1]));
-        let stream_id = u32::from_le_bytes([i0, i1, i2, i3]);
-        let length = u32::from_le_bytes([l0, l1, l2, l3]);
         let header = Self {
             frame_type,
-            flags,
+            flags: Flags(flags),
             stream_id,
             length,
         };
         header.check()?;
-        Ok(header)
+        Ok(Some(header))
     }
 
     fn check(&self) -> Result<(), MuxError> {

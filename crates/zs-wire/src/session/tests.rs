@@ -1,6 +1,11 @@
 //! Two sessions wired back to back in memory with a virtual clock (quinn-proto's `Pair` idea).
 
+use std::time::Duration;
+
+use bytes::Bytes;
+
 use super::*;
+use crate::frame::{EncodeError, Payload, StatusCode};
 
 fn request<T>(
     session: &mut Session<T>,
@@ -171,11 +176,12 @@ fn bad_preamble_is_refused_from_its_first_byte() {
 
 #[test]
 fn older_peer_version_is_a_version_mismatch() {
+    // Version 1 had another ErrorReply layout: a version-2 side must refuse it.
     let mut session: Session<()> = Session::new(SessionConfig::default(), Instant::now());
-    let mut received = BytesMut::from(&b"ZSRV\x00\x00\x00\x00\x00\x00\x01\x00"[..]);
+    let mut received = BytesMut::from(&b"ZSRV\x01\x00\x00\x00\x00\x00\x01\x00"[..]);
     assert_eq!(
         session.handle_received(&mut received, Instant::now()),
-        Err(ProtocolError::VersionMismatch { ours: 1, theirs: 0 })
+        Err(ProtocolError::VersionMismatch { ours: 2, theirs: 1 })
     );
 }
 
@@ -212,7 +218,7 @@ fn each_side_sends_within_the_limit_the_other_announced() {
 #[test]
 fn peer_announcing_a_tiny_frame_limit_is_refused() {
     let mut session: Session<()> = Session::new(SessionConfig::default(), Instant::now());
-    let mut received = BytesMut::from(&b"ZSRV\x01\x00\x00\x00\x10\x00\x00\x00"[..]);
+    let mut received = BytesMut::from(&b"ZSRV\x02\x00\x00\x00\x10\x00\x00\x00"[..]);
     assert_eq!(
         session.handle_received(&mut received, Instant::now()),
         Err(ProtocolError::FrameLimitTooSmall { max: 16 })

@@ -3,6 +3,8 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use crate::codec::{Reader, UnexpectedEnd};
+
 use super::{RefuseReason, SessionId, StableError};
 
 /// Bytes of a frame header: `u8` type, `u32` body length.
@@ -123,21 +125,14 @@ pub enum Frame {
     },
 }
 
-fn array<const N: usize>(buf: &mut BytesMut) -> [u8; N] {
-    let mut out = [0u8; N];
-    buf.copy_to_slice(&mut out);
-    out
-}
-
 impl Frame {
     /// Takes one complete frame off the front of `buf`. `Ok(None)`: more bytes are needed.
     /// Header checks (type, length) happen before any body is buffered.
     pub fn decode(buf: &mut BytesMut) -> Result<Option<Self>, StableError> {
-        if buf.len() < HEADER_LEN {
+        let mut header = Reader::new(buf);
+        let (Ok(type_byte), Ok(len)) = (header.read_u8(), header.read_u32()) else {
             return Ok(None);
-        }
-        let type_byte = buf[0];
-        let len = u32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
+        };
         let Some(kind) = FrameType::from_u8(type_byte) else {
             return Err(StableError::UnknownFrameType {
                 frame_type: type_byte,
@@ -164,38 +159,11 @@ impl Frame {
             return Ok(None);
         }
         buf.advance(HEADER_LEN);
-        let frame = match kind {
-            FrameType::Open => Self::Open,
-            FrameType::Opened => Self::Opened {
-                session_id: SessionId(array(buf)),
-                share: array(buf),
-            },
-            FrameType::Challenge => Self::Challenge { nonce: array(buf) },
-            FrameType::Resume => Self::Resume {
-                session_id: SessionId(array(buf)),
-                proof: array(buf),
-                next_expected: buf.get_u64_le(),
-            },
-            FrameType::Resumed => Self::Resumed {
-                next_expected: buf.get_u64_le(),
-            },
-            FrameType::Refused => Self::Refused {
-                reason: RefuseReason::from_u8(buf.get_u8()),
-            },
-            FrameType::Data => {
-                let offset = buf.get_u64_le();
-                Self::Data {
-                    offset,
-                    bytes: buf.split_to(len - 8).freeze(),
-                }
-            }
-            FrameType::Ack => Self::Ack {
-                next_expected: buf.get_u64_le(),
-            },
-            FrameType::Close => Self::Close {
-                end: buf.get_u64_le(),
-            },
-        };
+        let body = buf.split_to(len).freeze();
+        // The lengths were checked above, so the body holds every field of its type.
+        let frame = parse_body(kind, &body).map_err(|_| StableError::Malformed {
+            what: "body shorter than its type",
+        })?;
         Ok(Some(frame))
     }
 
@@ -265,4 +233,43 @@ pub(super) fn encode_data(offset: u64, bytes: &[u8], out: &mut BytesMut) {
     out.put_u32_le((8 + bytes.len()) as u32);
     out.put_u64_le(offset);
     out.put_slice(bytes);
+}
+
+/// Reads the body of a frame of type `kind` (its length already checked).
+fn parse_body(kind: FrameType, body: &Bytes) -> Result<Frame, UnexpectedEnd> {
+    let mut reader = Reader::new(body);
+    Ok(match kind {
+        FrameType::Open => Frame::Open,
+        FrameType::Opened => Frame::Opened {
+            session_id: SessionId(reader.take_array()?),
+            share: reader.take_array()?,
+        },
+        FrameType::Challenge => Frame::Challenge {
+            nonce: reader.take_array()?,
+        },
+        FrameType::Resume => Frame::Resume {
+            session_id: SessionId(reader.take_array()?),
+            proof: reader.take_array()?,
+            next_expected: reader.read_u64()?,
+        },
+        FrameType::Resumed => Frame::Resumed {
+            next_expected: reader.read_u64()?,
+        },
+        FrameType::Refused => Frame::Refused {
+            reason: RefuseReason::from_u8(reader.read_u8()?),
+        },
+        FrameType::Data => {
+            let offset = reader.read_u64()?;
+            Frame::Data {
+                offset,
+                bytes: body.slice_ref(reader.take_rest()),
+            }
+        }
+        FrameType::Ack => Frame::Ack {
+            next_expected: reader.read_u64()?,
+        },
+        FrameType::Close => Frame::Close {
+            end: reader.read_u64()?,
+        },
+    })
 }

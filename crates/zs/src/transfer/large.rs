@@ -190,33 +190,20 @@ pub(crate) async fn collect_complete(mut stream: BigStream) -> Result<Bytes, Sta
             buffer.len()
         )));
     }
-    let original = usize::try_from(stream.info.original_len).map_err(too_large)?;
-    match stream.info.compression {
-        Compression::None => Ok(buffer.freeze()),
-        Compression::Lz4 => {
-            let mut output = vec![0u8; original];
-            let len = lz4_flex::block::decompress_into(&buffer, &mut output)
-                .map_err(|error| Status::invalid_argument(format!("lz4: {error}")))?;
-            if len != original {
-                return Err(Status::invalid_argument(format!(
-                    "lz4 buffer decompressed to {len}, announced {original}"
-                )));
-            }
-            Ok(Bytes::from(output))
-        }
-        Compression::Zstd => {
-            // Bounded by the announced (and limit-checked) size.
-            let output = zstd::bulk::decompress(&buffer, original)
-                .map_err(|error| Status::invalid_argument(format!("zstd: {error}")))?;
-            if output.len() != original {
-                return Err(Status::invalid_argument(format!(
-                    "zstd buffer decompressed to {}, announced {original}",
-                    output.len()
-                )));
-            }
-            Ok(Bytes::from(output))
-        }
+    if stream.info.compression == Compression::None {
+        return Ok(buffer.freeze());
     }
+    // The announced size was checked against the limit before a byte was buffered;
+    // `decompress` holds the output to exactly that size.
+    let original = usize::try_from(stream.info.original_len).map_err(too_large)?;
+    zs_wire::compress::decompress(
+        stream.info.compression,
+        &buffer,
+        stream.info.original_len,
+        original,
+    )
+    .map(Bytes::from)
+    .map_err(|error| Status::invalid_argument(error.to_string()))
 }
 
 /// Progress of an outbound transfer, shared with the caller.
@@ -410,21 +397,9 @@ fn decode_reply<S>(
 /// Compresses `data` with `compression` when that saves at least an eighth; otherwise
 /// returns it as is (compression "only when it pays").
 pub(crate) fn maybe_compress(data: Bytes, compression: Compression) -> (Bytes, Compression) {
-    if data.len() < 1024 {
-        return (data, Compression::None);
-    }
-    let compressed = match compression {
-        Compression::None => return (data, Compression::None),
-        Compression::Lz4 => lz4_flex::block::compress(&data),
-        Compression::Zstd => match zstd::bulk::compress(&data, 3) {
-            Ok(compressed) => compressed,
-            Err(_) => return (data, Compression::None),
-        },
-    };
-    if compressed.len() < data.len() - data.len() / 8 {
-        (Bytes::from(compressed), compression)
-    } else {
-        (data, Compression::None)
+    match zs_wire::compress::compress_if_smaller(compression, &data) {
+        Some(compressed) => (Bytes::from(compressed), compression),
+        None => (data, Compression::None),
     }
 }
 

@@ -37,11 +37,12 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use zeroize::Zeroizing;
 use zs_wire::crypto::record::Suite;
-use zs_wire::handshake::{ClientHandshake, Fingerprint, ServerHandshake, StaticKeypair};
+use zs_wire::handshake::{ClientHandshake, Fingerprint, Handshake, ServerHandshake, StaticKeypair};
 use zs_wire::stable::{self, Role};
 
 use crate::transport::secure::SecureStream;
-use crate::transport::security::{HandshakeSide, Security, SecurityError, run_handshake};
+
+use crate::transport::security::{Security, SecurityError, run_handshake};
 
 /// A transport after the zs handshake: everything written is sealed into AEAD records,
 /// everything read was opened and authenticated. Keys rotate as [`Security`] says.
@@ -111,7 +112,7 @@ where
         Self::handshake(io, handshake, security, Role::Server).await
     }
 
-    async fn handshake<H: HandshakeSide>(
+    async fn handshake<H: Handshake>(
         mut io: IO,
         handshake: H,
         security: &Security,

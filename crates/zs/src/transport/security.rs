@@ -13,8 +13,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use zs_wire::crypto::record::Suite;
 use zs_wire::handshake::{
-    ClientConfig, ClientHandshake, Fingerprint, HandshakeError, HandshakeOutcome, ServerConfig,
-    ServerHandshake, StaticKeypair,
+    ClientConfig, Fingerprint, Handshake, HandshakeError, HandshakeOutcome, ServerConfig,
+    StaticKeypair,
 };
 
 use crate::transport::secure::{RekeyPolicy, write_all};
@@ -193,44 +193,6 @@ pub enum SecurityError {
     TokenRejected,
 }
 
-/// One side of a handshake, driven by [`run_handshake`].
-pub(crate) trait HandshakeSide {
-    fn handle_received(&mut self, received: &mut BytesMut) -> Result<(), HandshakeError>;
-    fn take_transmit(&mut self) -> BytesMut;
-    fn is_done(&self) -> bool;
-    fn finish(self) -> Result<HandshakeOutcome, HandshakeError>;
-}
-
-impl HandshakeSide for ClientHandshake {
-    fn handle_received(&mut self, received: &mut BytesMut) -> Result<(), HandshakeError> {
-        ClientHandshake::handle_received(self, received)
-    }
-    fn take_transmit(&mut self) -> BytesMut {
-        ClientHandshake::take_transmit(self)
-    }
-    fn is_done(&self) -> bool {
-        ClientHandshake::is_done(self)
-    }
-    fn finish(self) -> Result<HandshakeOutcome, HandshakeError> {
-        self.outcome()
-    }
-}
-
-impl HandshakeSide for ServerHandshake {
-    fn handle_received(&mut self, received: &mut BytesMut) -> Result<(), HandshakeError> {
-        ServerHandshake::handle_received(self, received)
-    }
-    fn take_transmit(&mut self) -> BytesMut {
-        ServerHandshake::take_transmit(self)
-    }
-    fn is_done(&self) -> bool {
-        ServerHandshake::is_done(self)
-    }
-    fn finish(self) -> Result<HandshakeOutcome, HandshakeError> {
-        self.outcome()
-    }
-}
-
 /// Moves handshake messages until the handshake is done; returns the outcome and the bytes
 /// read past it (the peer's first records).
 pub(crate) async fn run_handshake<IO, H>(
@@ -239,16 +201,18 @@ pub(crate) async fn run_handshake<IO, H>(
 ) -> Result<(HandshakeOutcome, BytesMut), SecurityError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
-    H: HandshakeSide,
+    H: Handshake,
 {
-    let mut received = BytesMut::with_capacity(4096);
+    // Handshake messages are a few hundred bytes; whatever follows is sized by the record
+    // layer's own reader.
+    let mut received = BytesMut::with_capacity(1024);
     loop {
         let transmit = handshake.take_transmit();
         if !transmit.is_empty() {
             write_all(io, &transmit).await?;
         }
         if handshake.is_done() {
-            return Ok((handshake.finish()?, received));
+            return Ok((Handshake::outcome(handshake)?, received));
         }
         if io.read_buf(&mut received).await? == 0 {
             return Err(SecurityError::Closed);
