@@ -210,10 +210,7 @@ async fn a_receive_budget_refuses_streams_past_it_and_the_admitted_ones_still_mo
     let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
     let client_link = MuxLink::new(connected.unwrap(), Role::Initiator, MuxConfig::default());
     // Room for two streams' initial windows (256 KiB each) on the accepting side.
-    let budget = MuxConfig {
-        max_buffered: Some(2 * 256 * 1024),
-        ..MuxConfig::default()
-    };
+    let budget = MuxConfig::default().with_max_buffered(Some(2 * 256 * 1024));
     let server_link = MuxLink::new(accepted.unwrap().0, Role::Acceptor, budget);
     echo_service(&server_link, "echo");
     wait_listening().await;

@@ -23,11 +23,9 @@ use common::pattern::{hashing_handler, pattern, sha3_of_pattern};
 
 /// Reconnect at once: the tests cut often.
 fn fast_stable() -> StableConfig {
-    StableConfig {
-        reconnect_initial: Duration::from_millis(5),
-        reconnect_max: Duration::from_millis(100),
-        ..StableConfig::default()
-    }
+    StableConfig::default()
+        .with_reconnect_initial(Duration::from_millis(5))
+        .with_reconnect_max(Duration::from_millis(100))
 }
 
 async fn server(configure: impl FnOnce(&mut Config)) -> (zs::ServerHandle, SocketAddr) {
@@ -145,10 +143,7 @@ async fn server_calls_reach_the_client_across_cuts() {
 /// and the server forgets the session.
 #[tokio::test]
 async fn an_expired_session_ends_with_a_clear_error() {
-    let short = StableConfig {
-        give_up_after: Duration::from_millis(600),
-        ..fast_stable()
-    };
+    let short = fast_stable().with_give_up_after(Duration::from_millis(600));
     let server_config = short.clone();
     let (server, addr) = server(move |config| {
         config.stable_config(server_config);

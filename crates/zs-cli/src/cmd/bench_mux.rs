@@ -327,10 +327,7 @@ pub async fn run(args: MuxArgs) -> anyhow::Result<()> {
     }
     println!("raw TCP: {tcp:.0} MB/s");
     if args.open > 0 {
-        let config = MuxConfig {
-            max_streams: args.open + 16,
-            ..MuxConfig::default()
-        };
+        let config = MuxConfig::default().with_max_streams(args.open + 16);
         let (sender, receiver) = link_pair(config).await?;
         let before = rss_bytes();
         let started = Instant::now();
