@@ -10,7 +10,7 @@ use crate::dispatch::registry::{Commands, command_kinds};
 /// [`ClientBuilder::install`](crate::ClientBuilder::install). The file service, BatchStream
 /// and the services to come (accounts, ZDB, dispatch) are all services; the connection
 /// driver knows none of them. Each comes with a typed client (e.g.
-/// [`FileClient`](crate::services::files::FileClient)) that calls its commands.
+/// `FileClient`) that calls its commands.
 ///
 /// ZServer4D builds its services as subclasses of the dual-tunnel servers; here a service is
 /// a value that registers handlers, and state lives in the service (captured by its

@@ -1,5 +1,5 @@
 //! Work that outlives one request/reply exchange: BigStream and CompleteBuffer transfers
-//! ([`large`]) and the delayed response ([`responder`]).
+//! ([`BigStream`], [`Upload`]) and the delayed response ([`Responder`], [`deferred`]).
 
 pub(crate) mod large;
 mod responder;

@@ -1,9 +1,9 @@
 //! Transports: what carries a connection's bytes under the driver.
 //!
-//! Every connection runs the Noise XX handshake ([`security`]) and then AEAD records
-//! ([`secure`]); [`EncryptedStream`] offers that pair without RPC. [`mux`] (p2pVM) turns one
-//! stream into many virtual ones, and [`stable`] (StableIO) gives the driver a stream that
-//! outlives dropped links. The driver takes any `AsyncRead + AsyncWrite`, so these stack.
+//! Every connection runs the Noise XX handshake (`security`, configured by [`Security`]) and
+//! then AEAD records (`secure`); [`EncryptedStream`] offers that pair without RPC. [`mux`]
+//! (p2pVM) turns one stream into many virtual ones, and `stable` (StableIO) gives the driver a
+//! stream that outlives dropped links. The driver takes any `AsyncRead + AsyncWrite`, so these stack.
 
 mod accept;
 pub(crate) mod encrypted;

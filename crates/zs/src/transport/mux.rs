@@ -3,7 +3,7 @@
 //! [`MuxLink`] runs the sans-IO multiplexer [`zs_wire::mux::Mux`] over any transport and hands
 //! out [`VirtualStream`]s — plain `AsyncRead + AsyncWrite` byte streams, so a whole zs
 //! [`Server`](crate::Server) or [`Client`](crate::Client) (with its own handshake and
-//! encryption) runs on one through [`ServerHandle::serve_stream`](crate::ServerHandle::serve_stream)
+//! encryption) runs on one through [`ServerHandle::serve_stream`](crate::ServerRef::serve_stream)
 //! and [`ClientBuilder::connect_stream`](crate::ClientBuilder::connect_stream). Either end may
 //! listen and either may connect ("reverse p2pVM"): services are addressed by name (a
 //! virtual "address:port" is just a name such as `"10.0.0.1:80"`).
