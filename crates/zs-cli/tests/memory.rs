@@ -172,3 +172,58 @@ async fn server_memory_comes_back_after_rounds_of_stable_sessions() {
     let rss = rss_after_rounds(true).await;
     assert_flat("StableIO", &rss);
 }
+
+/// Idle cost per encrypted connection at the server, and that calls on random connections
+/// are still answered while all are open. `#[ignore]`d (it needs many descriptors):
+///
+/// ```sh
+/// ZS_IDLE_CONNECTIONS=9000 cargo test --release -p zs-cli --test memory -- --ignored idle --nocapture
+/// ```
+///
+/// The test process holds one descriptor per connection and the server another, so with
+/// this machine's 20,000 open files per process the count can reach about 19,000 (the
+/// server and the test are separate processes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "opens thousands of connections; run by hand, see the doc comment"]
+async fn idle_connections_cost_a_few_kib_each() {
+    let count: usize = std::env::var("ZS_IDLE_CONNECTIONS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(5_000);
+    let server = serve();
+    let pid = server.child.id();
+    // One round first, so the allocator and runtime are warm.
+    round(&server, false).await;
+    let before = status_field(pid, "VmRSS:");
+    let mut clients = Vec::with_capacity(count);
+    while clients.len() < count {
+        let batch = (count - clients.len()).min(100);
+        let connects = (0..batch).map(|_| Client::builder().connect(server.addr.as_str()));
+        for client in futures_util::future::join_all(connects).await {
+            clients.push(client.unwrap());
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = status_field(pid, "VmRSS:");
+    let per_connection = (after.saturating_sub(before)) as f64 / count as f64;
+    let mut latencies = Vec::new();
+    for index in (0..count).step_by((count / 200).max(1)) {
+        let started = Instant::now();
+        assert_eq!(
+            clients[index].call_console("echo", "hi").await.unwrap(),
+            "hi"
+        );
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    eprintln!(
+        "{count} idle connections: server VmRSS {before} -> {after} KiB, {per_connection:.1} KiB \
+         per connection; echo on random ones p50 {:?}, p99 {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100]
+    );
+    assert!(
+        per_connection <= 8.0,
+        "{per_connection:.1} KiB per idle connection"
+    );
+}
