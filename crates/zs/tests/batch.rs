@@ -8,21 +8,18 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use zs::services::batch::{
-    BATCH_POST_COMMAND, BatchLimits, BatchService, batch_clear, batch_clear_all, batch_new,
-    batch_post, batch_state,
-};
+use zs::services::batch::{BATCH_POST_COMMAND, BatchClient, BatchLimits, BatchService};
 use zs::{CallError, Client, DataFrame, Server, ServerHandle, Status, StatusCode};
 use zs_wire::crypto::hash::HashAlgorithm;
 
 const KIB: usize = 1024;
 const MIB: u64 = 1024 * 1024;
 
-/// A server with `service` registered and `sum_batch`, which takes the named batch and
+/// A server with `service` installed and `sum_batch`, which takes the named batch and
 /// replies [items, bytes, spilled bytes, then each item's SHA3-256 in the order read].
 async fn server(service: &BatchService) -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
-    service.register(server.commands_mut());
+    server.install(service.clone());
     let store = service.clone();
     server.register_stream("sum_batch", move |ctx, input: DataFrame| {
         let store = store.clone();
@@ -104,20 +101,20 @@ async fn ten_items_come_back_in_post_order() {
     let client = Client::connect(addr).await.unwrap();
     let peer = client.peer();
 
-    batch_new(peer, "small").await.unwrap();
+    BatchClient::new(peer).new_batch("small").await.unwrap();
     let mut items = Vec::new();
     for index in 0..10u64 {
         let data = item(index, 10 + 37 * index as usize);
-        let info = batch_post(peer, "small", &data).await.unwrap();
+        let info = BatchClient::new(peer).post("small", &data).await.unwrap();
         assert_eq!(info.items, index + 1);
         assert_eq!(info.spilled, 0);
         items.push(data);
     }
     // An empty item is an item too.
-    batch_post(peer, "small", b"").await.unwrap();
+    BatchClient::new(peer).post("small", b"").await.unwrap();
     items.push(Vec::new());
 
-    let state = batch_state(peer).await.unwrap();
+    let state = BatchClient::new(peer).state().await.unwrap();
     assert_eq!(state.batches.len(), 1);
     assert_eq!(state.batches[0].name, "small");
     assert_eq!(state.batches[0].items, 11);
@@ -129,7 +126,7 @@ async fn ten_items_come_back_in_post_order() {
     check_consumed(&client, "small", &items, 0).await;
 
     // Taken: gone from the store, its memory released.
-    let state = batch_state(peer).await.unwrap();
+    let state = BatchClient::new(peer).state().await.unwrap();
     assert!(state.batches.is_empty());
     assert_eq!((state.memory, state.disk), (0, 0));
     let error = client
@@ -148,14 +145,14 @@ async fn batch_over_the_memory_cap_spills_and_reads_back() {
     let client = Client::connect(addr).await.unwrap();
     let peer = client.peer();
 
-    batch_new(peer, "big").await.unwrap();
+    BatchClient::new(peer).new_batch("big").await.unwrap();
     let items: Vec<Vec<u8>> = (0..8).map(|index| item(index, 512 * KIB)).collect();
     for data in &items {
-        batch_post(peer, "big", data).await.unwrap();
+        BatchClient::new(peer).post("big", data).await.unwrap();
     }
 
     // Two items fill the 1 MiB cap; the other six are on disk.
-    let state = batch_state(peer).await.unwrap();
+    let state = BatchClient::new(peer).state().await.unwrap();
     let info = &state.batches[0];
     assert_eq!(info.items, 8);
     assert_eq!(info.bytes, 4 * MIB);
@@ -170,7 +167,7 @@ async fn batch_over_the_memory_cap_spills_and_reads_back() {
 
     // The consumed batch's file is gone and both caps are free again.
     assert!(spill_files(dir.path()).is_empty());
-    let state = batch_state(peer).await.unwrap();
+    let state = BatchClient::new(peer).state().await.unwrap();
     assert_eq!((state.memory, state.disk), (0, 0));
     server.shutdown().await;
 }
@@ -187,22 +184,24 @@ async fn posts_past_the_disk_cap_are_refused() {
     let client = Client::connect(addr).await.unwrap();
     let peer = client.peer();
 
-    batch_new(peer, "capped").await.unwrap();
+    BatchClient::new(peer).new_batch("capped").await.unwrap();
     let items: Vec<Vec<u8>> = (0..6).map(|index| item(index, 512 * KIB)).collect();
     for data in &items {
-        batch_post(peer, "capped", data).await.unwrap();
+        BatchClient::new(peer).post("capped", data).await.unwrap();
     }
     // 1 MiB in memory and 2 MiB on disk: the seventh item fits nowhere.
-    let error = batch_post(peer, "capped", &item(6, 512 * KIB))
+    let error = BatchClient::new(peer)
+        .post("capped", &item(6, 512 * KIB))
         .await
         .unwrap_err();
     assert!(is_remote_error(&error, "refused"), "{error}");
     // Smaller items are refused too once both are full, and nothing was stored.
-    let error = batch_post(peer, "capped", &[0u8; 2 * KIB])
+    let error = BatchClient::new(peer)
+        .post("capped", &[0u8; 2 * KIB])
         .await
         .unwrap_err();
     assert!(is_remote_error(&error, "refused"), "{error}");
-    let state = batch_state(peer).await.unwrap();
+    let state = BatchClient::new(peer).state().await.unwrap();
     assert_eq!(state.batches[0].items, 6);
     assert_eq!(state.batches[0].spilled, 2 * MIB);
     assert_eq!(state.disk, 2 * MIB);
@@ -211,8 +210,9 @@ async fn posts_past_the_disk_cap_are_refused() {
     check_consumed(&client, "capped", &items, 2 * MIB).await;
 
     // Consuming freed the caps: posting works again.
-    batch_new(peer, "again").await.unwrap();
-    batch_post(peer, "again", &item(7, 512 * KIB))
+    BatchClient::new(peer).new_batch("again").await.unwrap();
+    BatchClient::new(peer)
+        .post("again", &item(7, 512 * KIB))
         .await
         .unwrap();
     server.shutdown().await;
@@ -229,19 +229,19 @@ async fn clear_state_and_count_limits() {
     let peer = client.peer();
 
     // Nothing yet.
-    let state = batch_state(peer).await.unwrap();
+    let state = BatchClient::new(peer).state().await.unwrap();
     assert!(state.batches.is_empty());
 
     for name in ["c", "a", "b"] {
-        batch_new(peer, name).await.unwrap();
+        BatchClient::new(peer).new_batch(name).await.unwrap();
     }
-    let error = batch_new(peer, "a").await.unwrap_err();
+    let error = BatchClient::new(peer).new_batch("a").await.unwrap_err();
     assert!(is_remote_error(&error, "already exists"), "{error}");
-    let error = batch_new(peer, "d").await.unwrap_err();
+    let error = BatchClient::new(peer).new_batch("d").await.unwrap_err();
     assert!(is_remote_error(&error, "at most 3 batches"), "{error}");
-    let error = batch_new(peer, "").await.unwrap_err();
+    let error = BatchClient::new(peer).new_batch("").await.unwrap_err();
     assert!(is_remote_error(&error, "batch name"), "{error}");
-    let error = batch_post(peer, "nope", b"x").await.unwrap_err();
+    let error = BatchClient::new(peer).post("nope", b"x").await.unwrap_err();
     assert!(is_remote_error(&error, "no batch named"), "{error}");
     // A bad name fails locally: an INVALID_ARGUMENT status, and the server sees no post.
     let posts = || {
@@ -253,7 +253,7 @@ async fn clear_state_and_count_limits() {
             .calls
     };
     let posts_before = posts();
-    let error = batch_post(peer, "", b"x").await.unwrap_err();
+    let error = BatchClient::new(peer).post("", b"x").await.unwrap_err();
     assert!(
         matches!(&error, CallError::Remote(status) if status.code() == StatusCode::INVALID_ARGUMENT),
         "{error:?}"
@@ -261,15 +261,15 @@ async fn clear_state_and_count_limits() {
     assert!(is_remote_error(&error, "batch name"), "{error}");
     assert_eq!(posts(), posts_before, "the bad post was not sent");
 
-    batch_post(peer, "a", b"one").await.unwrap();
-    batch_post(peer, "a", b"two").await.unwrap();
-    batch_post(peer, "b", b"three").await.unwrap();
-    batch_post(peer, "c", b"four").await.unwrap();
-    batch_post(peer, "c", b"five").await.unwrap();
-    let error = batch_post(peer, "c", b"six").await.unwrap_err();
+    BatchClient::new(peer).post("a", b"one").await.unwrap();
+    BatchClient::new(peer).post("a", b"two").await.unwrap();
+    BatchClient::new(peer).post("b", b"three").await.unwrap();
+    BatchClient::new(peer).post("c", b"four").await.unwrap();
+    BatchClient::new(peer).post("c", b"five").await.unwrap();
+    let error = BatchClient::new(peer).post("c", b"six").await.unwrap_err();
     assert!(is_remote_error(&error, "at most 5 batch items"), "{error}");
 
-    let state = batch_state(peer).await.unwrap();
+    let state = BatchClient::new(peer).state().await.unwrap();
     let summary: Vec<(&str, u64, u64, u64)> = state
         .batches
         .iter()
@@ -282,9 +282,9 @@ async fn clear_state_and_count_limits() {
     );
     assert_eq!(state.memory, 19);
 
-    assert!(batch_clear(peer, "b").await.unwrap());
-    assert!(!batch_clear(peer, "b").await.unwrap());
-    let state = batch_state(peer).await.unwrap();
+    assert!(BatchClient::new(peer).clear("b").await.unwrap());
+    assert!(!BatchClient::new(peer).clear("b").await.unwrap());
+    let state = BatchClient::new(peer).state().await.unwrap();
     let names: Vec<&str> = state
         .batches
         .iter()
@@ -294,12 +294,12 @@ async fn clear_state_and_count_limits() {
     assert_eq!(state.memory, 14);
 
     // Clearing freed a batch slot and an item slot.
-    batch_new(peer, "d").await.unwrap();
-    batch_post(peer, "d", b"six").await.unwrap();
+    BatchClient::new(peer).new_batch("d").await.unwrap();
+    BatchClient::new(peer).post("d", b"six").await.unwrap();
     check_consumed(&client, "d", &[b"six".to_vec()], 0).await;
 
-    assert_eq!(batch_clear_all(peer).await.unwrap(), 2);
-    let state = batch_state(peer).await.unwrap();
+    assert_eq!(BatchClient::new(peer).clear_all().await.unwrap(), 2);
+    let state = BatchClient::new(peer).state().await.unwrap();
     assert!(state.batches.is_empty());
     assert_eq!((state.memory, state.disk), (0, 0));
     server.shutdown().await;
@@ -313,14 +313,24 @@ async fn disconnect_removes_batches_and_spill_files() {
 
     // A second connection whose batches must not be touched by the first one's end.
     let other = Client::connect(addr).await.unwrap();
-    batch_new(other.peer(), "kept").await.unwrap();
-    batch_post(other.peer(), "kept", b"stays").await.unwrap();
+    BatchClient::new(other.peer())
+        .new_batch("kept")
+        .await
+        .unwrap();
+    BatchClient::new(other.peer())
+        .post("kept", b"stays")
+        .await
+        .unwrap();
 
     let client = Client::connect(addr).await.unwrap();
     for name in ["one", "two"] {
-        batch_new(client.peer(), name).await.unwrap();
+        BatchClient::new(client.peer())
+            .new_batch(name)
+            .await
+            .unwrap();
         for index in 0..3 {
-            batch_post(client.peer(), name, &item(index, 512 * KIB))
+            BatchClient::new(client.peer())
+                .post(name, &item(index, 512 * KIB))
                 .await
                 .unwrap();
         }
@@ -339,7 +349,7 @@ async fn disconnect_removes_batches_and_spill_files() {
     .await
     .expect("spill files removed after the disconnect");
 
-    let state = batch_state(other.peer()).await.unwrap();
+    let state = BatchClient::new(other.peer()).state().await.unwrap();
     assert_eq!(state.batches.len(), 1);
     assert_eq!(state.batches[0].name, "kept");
     other.close().await;
@@ -355,5 +365,34 @@ async fn disconnect_removes_batches_and_spill_files() {
     .await
     .expect("every connection's store removed");
     assert!(spill_files(dir.path()).is_empty());
+    server.shutdown().await;
+}
+
+/// The typed client works from the server's side too: a handler posts to a batch service
+/// the client installed, through `ctx.peer()`.
+#[tokio::test]
+async fn server_posts_to_a_client_side_service() {
+    let mut server = Server::bind("127.0.0.1:0").await.unwrap();
+    server.register_console("fill", |ctx, name: String| async move {
+        let batches = BatchClient::new(ctx.peer());
+        batches.new_batch(&name).await?;
+        batches.post(&name, b"from the server").await?;
+        let state = batches.state().await?;
+        Ok(state.batches.len().to_string())
+    });
+    let addr = server.local_addr().unwrap();
+    let server = server.spawn();
+    let service = BatchService::default();
+    let client = Client::builder()
+        .install(service.clone())
+        .connect(addr)
+        .await
+        .unwrap();
+    assert_eq!(client.call_console("fill", "pushed").await.unwrap(), "1");
+    let mut batch = service.take(client.peer(), "pushed").await.unwrap();
+    assert_eq!(
+        batch.next_item().await.unwrap().unwrap().as_ref(),
+        b"from the server"
+    );
     server.shutdown().await;
 }

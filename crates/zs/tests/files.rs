@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use zs::services::files::{
-    FileError, FileService, TransferOptions, get_file, put_file, register_sink,
-};
+use zs::services::files::{FileClient, FileError, FileService, FileSink, TransferOptions};
 use zs::{CallError, Client, Server, ServerHandle, StatusCode};
 use zs_wire::crypto::hash::{HashAlgorithm, hex};
 
@@ -69,15 +67,14 @@ fn sha3_hex(data: &[u8]) -> String {
 
 async fn serve(root: &Path) -> (ServerHandle, SocketAddr) {
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
-    FileService::new(root)
-        .unwrap()
-        .register(server.commands_mut());
+    server.install(FileService::new(root).unwrap());
     let addr = server.local_addr().unwrap();
     (server.spawn(), addr)
 }
 
 async fn connect(addr: SocketAddr) -> Client {
-    register_sink(Client::builder())
+    Client::builder()
+        .install(FileSink::new())
         .connect(addr)
         .await
         .unwrap()
@@ -125,16 +122,16 @@ async fn put_then_get_of_20_mib_round_trips_with_matching_hashes() {
 
     let progress = std::sync::Arc::new(std::sync::Mutex::new((0u64, 0u64)));
     let seen = progress.clone();
-    let put = put_file(
-        &client,
-        &local.join("big.bin"),
-        "sub/dir/big.bin",
-        TransferOptions::new().on_progress(move |done, total| {
-            *seen.lock().unwrap() = (done, total);
-        }),
-    )
-    .await
-    .unwrap();
+    let put = FileClient::new(&client)
+        .put(
+            &local.join("big.bin"),
+            "sub/dir/big.bin",
+            TransferOptions::new().on_progress(move |done, total| {
+                *seen.lock().unwrap() = (done, total);
+            }),
+        )
+        .await
+        .unwrap();
     assert_eq!(put.total, SIZE as u64);
     assert_eq!(put.bytes_sent, SIZE as u64);
     assert_eq!(put.resumed_from, 0);
@@ -143,14 +140,14 @@ async fn put_then_get_of_20_mib_round_trips_with_matching_hashes() {
     assert_eq!(std::fs::read(root.join("sub/dir/big.bin")).unwrap(), data);
     assert!(!root.join("sub/dir/big.bin.part").exists());
 
-    let got = get_file(
-        &client,
-        "sub/dir/big.bin",
-        &local.join("copy.bin"),
-        TransferOptions::new(),
-    )
-    .await
-    .unwrap();
+    let got = FileClient::new(&client)
+        .get(
+            "sub/dir/big.bin",
+            &local.join("copy.bin"),
+            TransferOptions::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(got.total, SIZE as u64);
     assert_eq!(got.bytes_sent, SIZE as u64);
     assert_eq!(got.resumed_from, 0);
@@ -159,14 +156,14 @@ async fn put_then_get_of_20_mib_round_trips_with_matching_hashes() {
     assert!(!local.join("copy.bin.part").exists());
 
     // Resuming with nothing to resume is an ordinary transfer.
-    let again = put_file(
-        &client,
-        &local.join("big.bin"),
-        "sub/dir/big.bin",
-        TransferOptions::new().resume(true),
-    )
-    .await
-    .unwrap();
+    let again = FileClient::new(&client)
+        .put(
+            &local.join("big.bin"),
+            "sub/dir/big.bin",
+            TransferOptions::new().resume(true),
+        )
+        .await
+        .unwrap();
     assert_eq!(again.resumed_from, 0);
     assert_eq!(again.sha3_hex, expected);
     server.shutdown().await;
@@ -183,8 +180,9 @@ async fn an_interrupted_put_resumes_from_the_servers_part() {
 
     let (options, interrupted) = interrupting();
     let source = local.join("big.bin");
+    let files = FileClient::new(&client);
     tokio::select! {
-        result = put_file(&client, &source, "big.bin", options) => {
+        result = files.put(&source, "big.bin", options) => {
             panic!("the put finished before it was interrupted: {result:?}")
         }
         _ = interrupted => {}
@@ -193,14 +191,10 @@ async fn an_interrupted_put_resumes_from_the_servers_part() {
     assert!(root.join("big.bin.part").exists());
     assert!(!root.join("big.bin").exists());
 
-    let report = put_file(
-        &client,
-        &source,
-        "big.bin",
-        TransferOptions::new().resume(true),
-    )
-    .await
-    .unwrap();
+    let report = FileClient::new(&client)
+        .put(&source, "big.bin", TransferOptions::new().resume(true))
+        .await
+        .unwrap();
     assert!(report.resumed_from > 0, "{report:?}");
     assert!(report.resumed_from < SIZE as u64, "{report:?}");
     assert_eq!(report.bytes_sent, SIZE as u64 - report.resumed_from);
@@ -221,8 +215,9 @@ async fn an_interrupted_get_resumes_from_the_local_part() {
     let target = local.join("big.bin");
 
     let (options, interrupted) = interrupting();
+    let files = FileClient::new(&client);
     tokio::select! {
-        result = get_file(&client, "big.bin", &target, options) => {
+        result = files.get("big.bin", &target, options) => {
             panic!("the get finished before it was interrupted: {result:?}")
         }
         _ = interrupted => {}
@@ -230,14 +225,10 @@ async fn an_interrupted_get_resumes_from_the_local_part() {
     assert!(local.join("big.bin.part").exists());
     assert!(!target.exists());
 
-    let report = get_file(
-        &client,
-        "big.bin",
-        &target,
-        TransferOptions::new().resume(true),
-    )
-    .await
-    .unwrap();
+    let report = FileClient::new(&client)
+        .get("big.bin", &target, TransferOptions::new().resume(true))
+        .await
+        .unwrap();
     assert!(report.resumed_from > 0, "{report:?}");
     assert!(report.resumed_from < SIZE as u64, "{report:?}");
     assert_eq!(report.bytes_sent, SIZE as u64 - report.resumed_from);
@@ -259,25 +250,25 @@ async fn a_part_that_is_not_a_prefix_is_not_resumed() {
     let (server, addr) = serve(root.path()).await;
     let client = connect(addr).await;
 
-    let put = put_file(
-        &client,
-        &local.join("f.bin"),
-        "f.bin",
-        TransferOptions::new().resume(true),
-    )
-    .await
-    .unwrap();
+    let put = FileClient::new(&client)
+        .put(
+            &local.join("f.bin"),
+            "f.bin",
+            TransferOptions::new().resume(true),
+        )
+        .await
+        .unwrap();
     assert_eq!(put.resumed_from, 0);
     assert_eq!(std::fs::read(root.join("f.bin")).unwrap(), data);
 
-    let get = get_file(
-        &client,
-        "f.bin",
-        &local.join("g.bin"),
-        TransferOptions::new().resume(true),
-    )
-    .await
-    .unwrap();
+    let get = FileClient::new(&client)
+        .get(
+            "f.bin",
+            &local.join("g.bin"),
+            TransferOptions::new().resume(true),
+        )
+        .await
+        .unwrap();
     assert_eq!(get.resumed_from, 0);
     assert_eq!(std::fs::read(local.join("g.bin")).unwrap(), data);
     server.shutdown().await;
@@ -295,14 +286,16 @@ async fn paths_outside_the_root_are_refused() {
 
     // The client refuses before sending anything.
     for remote in ["../x", "/etc/passwd", "a/../../x", "..", "", "a\\..\\x"] {
-        let error = put_file(&client, &local.join("x"), remote, TransferOptions::new())
+        let error = FileClient::new(&client)
+            .put(&local.join("x"), remote, TransferOptions::new())
             .await
             .unwrap_err();
         assert!(
             matches!(error, FileError::BadPath { .. }),
             "{remote}: {error}"
         );
-        let error = get_file(&client, remote, &local.join("y"), TransferOptions::new())
+        let error = FileClient::new(&client)
+            .get(remote, &local.join("y"), TransferOptions::new())
             .await
             .unwrap_err();
         assert!(
@@ -380,7 +373,8 @@ async fn paths_outside_the_root_are_refused() {
                 message.contains("outside the served directory"),
                 "{message}"
             );
-            let error = get_file(&client, remote, &local.join("y"), TransferOptions::new())
+            let error = FileClient::new(&client)
+                .get(remote, &local.join("y"), TransferOptions::new())
                 .await
                 .unwrap_err();
             assert!(
@@ -388,28 +382,24 @@ async fn paths_outside_the_root_are_refused() {
                 "{error}"
             );
         }
-        let error = put_file(
-            &client,
-            &local.join("x"),
-            "link/new.bin",
-            TransferOptions::new(),
-        )
-        .await
-        .unwrap_err();
+        let error = FileClient::new(&client)
+            .put(&local.join("x"), "link/new.bin", TransferOptions::new())
+            .await
+            .unwrap_err();
         assert!(
             matches!(&error, FileError::Remote(status) if status.message().contains("outside")),
             "{error}"
         );
         assert!(!outside.join("new.bin").exists());
         assert!(!outside.join("new.bin.part").exists());
-        let error = put_file(
-            &client,
-            &local.join("x"),
-            "link/deeper/new.bin",
-            TransferOptions::new(),
-        )
-        .await
-        .unwrap_err();
+        let error = FileClient::new(&client)
+            .put(
+                &local.join("x"),
+                "link/deeper/new.bin",
+                TransferOptions::new(),
+            )
+            .await
+            .unwrap_err();
         assert!(matches!(&error, FileError::Remote(_)), "{error}");
         assert!(!outside.join("deeper").exists());
     }
@@ -422,14 +412,10 @@ async fn paths_outside_the_root_are_refused() {
             .unwrap(),
         r#"{"found":false,"size":0}"#
     );
-    let error = get_file(
-        &client,
-        "no/such/file",
-        &local.join("z"),
-        TransferOptions::new(),
-    )
-    .await
-    .unwrap_err();
+    let error = FileClient::new(&client)
+        .get("no/such/file", &local.join("z"), TransferOptions::new())
+        .await
+        .unwrap_err();
     assert!(
         matches!(&error, FileError::NotFound(path) if path == "no/such/file"),
         "{error}"
@@ -525,10 +511,21 @@ async fn missing_pieces_fail_clearly() {
 
     // A client built without the sink cannot receive.
     let plain = Client::connect(addr).await.unwrap();
-    let error = get_file(&plain, "f", &local.join("f"), TransferOptions::new())
+    let error = FileClient::new(&plain)
+        .get("f", &local.join("f"), TransferOptions::new())
         .await
         .unwrap_err();
     assert!(matches!(error, FileError::NoSink), "{error}");
+    // Asked on the wire anyway, the server's push finds no sink and says so.
+    let error = plain
+        .call_console(
+            "__zs.files.get",
+            r#"{"path": "f", "offset": 0, "transfer": 1}"#,
+        )
+        .await
+        .unwrap_err();
+    let message = remote_message(error, StatusCode::FAILED_PRECONDITION);
+    assert!(message.contains("no file sink"), "{message}");
 
     // A server without a FileService does not serve files.
     let mut bare = Server::bind("127.0.0.1:0").await.unwrap();
@@ -536,14 +533,16 @@ async fn missing_pieces_fail_clearly() {
     let bare_addr = bare.local_addr().unwrap();
     let bare = bare.spawn();
     let client = connect(bare_addr).await;
-    let error = put_file(&client, &root.join("f"), "f", TransferOptions::new())
+    let error = FileClient::new(&client)
+        .put(&root.join("f"), "f", TransferOptions::new())
         .await
         .unwrap_err();
     assert!(matches!(error, FileError::NotServed), "{error}");
 
     // A missing local file names itself.
     let client = connect(addr).await;
-    let error = put_file(&client, &local.join("nope"), "f", TransferOptions::new())
+    let error = FileClient::new(&client)
+        .put(&local.join("nope"), "f", TransferOptions::new())
         .await
         .unwrap_err();
     assert!(
@@ -551,5 +550,46 @@ async fn missing_pieces_fail_clearly() {
         "{error}"
     );
     bare.shutdown().await;
+    server.shutdown().await;
+}
+
+/// Two clients in one process, each with its own sink, download at the same time without
+/// seeing each other's transfers: the sink's state belongs to the sink, not the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_with_their_own_sinks_download_concurrently() {
+    let root = TempDir::new("root");
+    let local = TempDir::new("local");
+    let first = pattern(4 * 1024 * 1024, 11);
+    let second = pattern(3 * 1024 * 1024 + 17, 12);
+    std::fs::write(root.join("first.bin"), &first).unwrap();
+    std::fs::write(root.join("second.bin"), &second).unwrap();
+    let (server, addr) = serve(root.path()).await;
+    let one = connect(addr).await;
+    let two = connect(addr).await;
+
+    // Both downloads run at once, and both carry transfer id 1, each in its own sink: a
+    // shared table would have one download take the other's slot (or find none).
+    let (files_one, files_two) = (FileClient::new(&one), FileClient::new(&two));
+    let (to_one, to_two) = (local.join("first.bin"), local.join("second.bin"));
+    let (a, b) = tokio::join!(
+        files_one.get("first.bin", &to_one, TransferOptions::new()),
+        files_two.get("second.bin", &to_two, TransferOptions::new()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.sha3_hex, sha3_hex(&first));
+    assert_eq!(b.sha3_hex, sha3_hex(&second));
+    assert_eq!(std::fs::read(&to_one).unwrap(), first);
+    assert_eq!(std::fs::read(&to_two).unwrap(), second);
+
+    // Crossed over, with transfer id 2 on both sides.
+    let (x, y) = (local.join("x.bin"), local.join("y.bin"));
+    let (again_one, again_two) = tokio::join!(
+        files_one.get("second.bin", &x, TransferOptions::new()),
+        files_two.get("first.bin", &y, TransferOptions::new()),
+    );
+    assert_eq!(again_one.unwrap().sha3_hex, sha3_hex(&second));
+    assert_eq!(again_two.unwrap().sha3_hex, sha3_hex(&first));
+    assert_eq!(std::fs::read(&x).unwrap(), second);
+    assert_eq!(std::fs::read(&y).unwrap(), first);
     server.shutdown().await;
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use zs::services::files::{TransferOptions, TransferReport};
+use zs::services::files::{FileClient, FileSink, TransferOptions, TransferReport};
 use zs::{Client, ClientBuilder};
 
 /// How to reach the server (shared by `put` and `get`).
@@ -85,7 +85,8 @@ pub async fn put(args: PutArgs) -> anyhow::Result<()> {
     let bar = progress_bar();
     let started = Instant::now();
     let options = options(&args.server, &bar);
-    let result = zs::services::files::put_file(&client, &args.local, &remote, options)
+    let result = FileClient::new(&client)
+        .put(&args.local, &remote, options)
         .await
         .with_context(|| format!("put {} as {remote} failed", args.local.display()));
     bar.finish_and_clear();
@@ -102,12 +103,13 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
     {
         local.push(name);
     }
-    let builder = zs::services::files::register_sink(args.server.builder());
+    let builder = args.server.builder().install(FileSink::new());
     let client = args.server.connect(builder).await?;
     let bar = progress_bar();
     let started = Instant::now();
     let options = options(&args.server, &bar);
-    let result = zs::services::files::get_file(&client, &args.remote, &local, options)
+    let result = FileClient::new(&client)
+        .get(&args.remote, &local, options)
         .await
         .with_context(|| format!("get {} to {} failed", args.remote, local.display()));
     bar.finish_and_clear();

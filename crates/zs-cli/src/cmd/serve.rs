@@ -82,8 +82,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.files.as_ref().or(file.server.files.as_ref()) {
         let files = zs::services::files::FileService::new(dir)
             .with_context(|| format!("cannot serve files from {}", dir.display()))?;
-        files.register(server.commands_mut());
         tracing::info!(root = %files.root().display(), "serving files");
+        server.install(files);
     }
     let addr = server.local_addr()?;
     let handle = server.spawn();

@@ -40,6 +40,14 @@ pub(crate) struct AppState {
     values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("values", &self.values.len())
+            .finish()
+    }
+}
+
 impl AppState {
     pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
         self.values.insert(TypeId::of::<T>(), Arc::new(value));

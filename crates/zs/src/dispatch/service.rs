@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::dispatch::context::Context;
+use crate::dispatch::context::{AppState, Context};
 use crate::dispatch::registry::{Commands, command_kinds};
 
 /// A service: commands under one namespace, installed on a server (or a client) with
@@ -10,7 +10,8 @@ use crate::dispatch::registry::{Commands, command_kinds};
 /// [`ClientBuilder::install`](crate::ClientBuilder::install). The file service, BatchStream
 /// and the services to come (accounts, ZDB, dispatch) are all services; the connection
 /// driver knows none of them. Each comes with a typed client (e.g.
-/// `FileClient`) that calls its commands.
+/// [`FileClient`](crate::services::files::FileClient),
+/// [`BatchClient`](crate::services::batch::BatchClient)) that calls its commands.
 ///
 /// ZServer4D builds its services as subclasses of the dual-tunnel servers; here a service is
 /// a value that registers handlers, and state lives in the service (captured by its
@@ -49,20 +50,40 @@ pub trait Service<S = ()> {
 #[derive(Debug)]
 pub struct Namespace<'a, S> {
     commands: &'a mut Commands<S>,
+    app: &'a mut AppState,
     prefix: String,
 }
 
 impl<'a, S: Send + Sync + 'static> Namespace<'a, S> {
-    /// Installs `service` into `commands` under its namespace.
-    pub(crate) fn install(commands: &'a mut Commands<S>, service: impl Service<S>) {
+    /// Installs `service` into `commands` (and `app`) under its namespace.
+    pub(crate) fn install(
+        commands: &'a mut Commands<S>,
+        app: &'a mut AppState,
+        service: impl Service<S>,
+    ) {
         let prefix = format!("{}.", service.namespace());
-        let mut namespace = Namespace { commands, prefix };
+        let mut namespace = Namespace {
+            commands,
+            app,
+            prefix,
+        };
         service.install(&mut namespace);
     }
 
     /// The full name of `name` in this namespace.
     pub fn qualified(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
+    }
+
+    /// Adds `state` to the application state of the server or client the service is
+    /// installed on, as [`Server::with_state`](crate::Server::with_state) does: handlers
+    /// reach it with [`Context::app_state`], and on a client the application reaches it
+    /// with [`Client::app_state`](crate::Client::app_state) (how a typed client finds the
+    /// state of the service it goes with). One value per type; a later value of the same
+    /// type replaces the earlier one.
+    pub fn insert_app_state<T: Send + Sync + 'static>(&mut self, state: T) -> &mut Self {
+        self.app.insert(state);
+        self
     }
 }
 

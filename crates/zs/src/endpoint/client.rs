@@ -35,6 +35,7 @@ use crate::transport::encrypted::EncryptedStream;
 pub struct Client<S = ()> {
     peer: Peer<S>,
     registry: Arc<Commands<S>>,
+    app: Arc<AppState>,
     _close_on_drop: DropGuard,
 }
 
@@ -100,6 +101,16 @@ impl<S: Send + Sync + 'static> Client<S> {
         self.peer.send_direct_stream(name, frame).await
     }
 
+    /// The application state of type `T` given to
+    /// [`ClientBuilder::with_app_state`] or added by an installed service
+    /// ([`Namespace::insert_app_state`](crate::Namespace::insert_app_state)); `None` if there
+    /// is none. Typed clients use it to find the state of their client-side service, e.g.
+    /// [`FileClient`](crate::services::files::FileClient) finds its
+    /// [`FileSink`](crate::services::files::FileSink).
+    pub fn app_state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.app.get::<T>()
+    }
+
     /// Statistics of the client-side commands.
     pub fn stats(&self) -> Vec<CommandStats> {
         self.registry.stats()
@@ -155,7 +166,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
     /// Installs a [`Service`](crate::Service) the server may call: its commands under its
     /// namespace.
     pub fn install(mut self, service: impl crate::Service<S>) -> Self {
-        crate::dispatch::service::Namespace::install(&mut self.commands, service);
+        crate::dispatch::service::Namespace::install(&mut self.commands, &mut self.app, service);
         self
     }
 
@@ -282,6 +293,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             info,
         );
         let registry = Arc::new(self.commands);
+        let app = Arc::new(self.app);
         let abort = CancellationToken::new();
         let (established_sender, established) = oneshot::channel();
         let parts = DriverParts {
@@ -293,7 +305,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             abort: abort.clone(),
             established: Some(established_sender),
             env: Arc::new(HandlerEnv {
-                app: Arc::new(self.app),
+                app: app.clone(),
                 server: None,
                 offload: Arc::new(tokio::sync::Semaphore::new(self.config.max_offload)),
             }),
@@ -313,6 +325,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             Ok(Ok(Ok(()))) => Ok(Client {
                 peer,
                 registry,
+                app,
                 _close_on_drop: abort.drop_guard(),
             }),
             Ok(Ok(Err(reason))) => Err(ConnectError::Refused(reason)),

@@ -139,7 +139,7 @@ impl<S: Send + Sync + 'static> Server<S> {
 
     /// Installs a [`Service`]: its commands under its namespace.
     pub fn install(&mut self, service: impl Service<S>) -> &mut Self {
-        Namespace::install(&mut self.commands, service);
+        Namespace::install(&mut self.commands, &mut self.app, service);
         self
     }
 
