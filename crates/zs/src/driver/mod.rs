@@ -39,7 +39,7 @@ use crate::Config;
 use crate::dispatch::Status;
 use crate::dispatch::context::{Context, HandlerEnv};
 use crate::dispatch::registry::{Commands, Handler};
-use crate::endpoint::peer::{Command, Peer};
+use crate::endpoint::peer::{Command, CommandReceiver, Peer};
 use crate::error::{BadReply, CallError, DisconnectReason, Lost};
 use crate::transport::read_buf::ReadBuffer;
 
@@ -67,7 +67,7 @@ struct HandlerReply {
 /// Everything a driver needs besides the byte stream.
 pub(crate) struct DriverParts<S> {
     pub(crate) peer: Peer<S>,
-    pub(crate) commands: mpsc::UnboundedReceiver<Command>,
+    pub(crate) commands: CommandReceiver,
     pub(crate) registry: Arc<Commands<S>>,
     pub(crate) tasks: TaskTracker,
     /// Cancelled: close after draining (graceful shutdown).
@@ -187,13 +187,13 @@ where
                     driver.session.close(CloseCode::Normal, "all handles dropped");
                     continue;
                 };
-                driver.handle_command(command);
+                driver.handle_command(*command);
                 let mut taken = 1;
                 // Batch: take whatever else is queued, up to the high-water mark, so that
                 // one write carries many frames.
                 while driver.session.transmit_pending().len() < TRANSMIT_HIGH_WATER {
                     let Ok(command) = commands.try_recv() else { break };
-                    driver.handle_command(command);
+                    driver.handle_command(*command);
                     taken += 1;
                 }
                 driver.peer.release_credit(taken);

@@ -21,6 +21,13 @@ use zs_wire::handshake::Fingerprint;
 use crate::error::{BadReply, CallError, DisconnectReason, Lost, SendError};
 
 /// What a caller's task sends to the connection's driver task.
+/// The queue from handles to a connection's driver. Commands travel boxed: tokio's channel
+/// allocates its first block of 32 slots up front, so small slots keep an idle connection's
+/// queue at half a kilobyte instead of several.
+pub(crate) type CommandSender = mpsc::UnboundedSender<Box<Command>>;
+/// The driver's end of [`CommandSender`].
+pub(crate) type CommandReceiver = mpsc::UnboundedReceiver<Box<Command>>;
+
 pub(crate) enum Command {
     Call {
         id: RequestId,
@@ -70,7 +77,7 @@ pub(crate) struct PeerShared<S> {
     state: S,
     /// Unbounded so that commands keep the order in which callers issued them (a bounded
     /// channel orders waiting senders by wake-up, not by arrival); `credit` bounds it.
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     /// Back-pressure: each queued command takes a permit *after* it is queued, and the
     /// driver returns one per command it takes. The queue therefore holds at most
     /// `command_queue` commands plus one per caller still waiting for a permit.
@@ -127,7 +134,7 @@ impl<S> Peer<S> {
         remote_addr: SocketAddr,
         local_addr: SocketAddr,
         state: S,
-        commands: mpsc::UnboundedSender<Command>,
+        commands: CommandSender,
         config: &crate::Config,
         security: SecurityInfo,
     ) -> Self {
@@ -217,13 +224,13 @@ impl<S> Peer<S> {
     }
 
     /// A sender for the driver's queue, for handles that live beside the peer (transfers).
-    pub(crate) fn command_sender(&self) -> mpsc::UnboundedSender<Command> {
+    pub(crate) fn command_sender(&self) -> CommandSender {
         self.shared.commands.clone()
     }
 
     /// Queues a command without waiting for queue space (from `Drop`, for small commands).
     pub(crate) fn send_now(&self, command: Command) {
-        let _ = self.shared.commands.send(command);
+        let _ = self.shared.commands.send(Box::new(command));
     }
 
     /// Like `enqueue`, with the connection's end as a call error.
@@ -235,7 +242,10 @@ impl<S> Peer<S> {
 
     /// Queues a command for the driver, then waits for queue space (see `credit`).
     pub(crate) async fn enqueue(&self, command: Command) -> Result<(), ()> {
-        self.shared.commands.send(command).map_err(|_| ())?;
+        self.shared
+            .commands
+            .send(Box::new(command))
+            .map_err(|_| ())?;
         if let Ok(permit) = self.shared.credit.acquire().await {
             permit.forget();
         }

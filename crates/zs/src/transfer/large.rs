@@ -26,7 +26,7 @@ use zs_wire::frame::{Compression, RequestId, StreamInfo, StreamMode};
 use zs_wire::session::INITIAL_STREAM_WINDOW;
 
 use crate::dispatch::Status;
-use crate::endpoint::peer::{Command, Peer};
+use crate::endpoint::peer::{Command, CommandSender, Peer};
 use crate::error::{BadReply, CallError, Lost};
 
 /// Bytes per chunk on the wire.
@@ -68,7 +68,7 @@ pub enum StreamError {
 pub struct BigStream {
     id: RequestId,
     chunks: mpsc::UnboundedReceiver<Inbound>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: CommandSender,
     info: StreamInfo,
     completed: u64,
     ungranted: u64,
@@ -90,7 +90,7 @@ impl BigStream {
         id: RequestId,
         info: StreamInfo,
         chunks: mpsc::UnboundedReceiver<Inbound>,
-        commands: mpsc::UnboundedSender<Command>,
+        commands: CommandSender,
     ) -> Self {
         Self {
             id,
@@ -130,10 +130,10 @@ impl BigStream {
                 if self.ungranted >= CREDIT_BATCH {
                     let credit = u32::try_from(self.ungranted).unwrap_or(u32::MAX);
                     self.ungranted -= u64::from(credit);
-                    let _ = self.commands.send(Command::Credit {
+                    let _ = self.commands.send(Box::new(Command::Credit {
                         id: self.id,
                         credit,
-                    });
+                    }));
                 }
                 Ok(Some(chunk))
             }
