@@ -39,8 +39,8 @@ pub fn register_builtins(server: &mut Server, handle: Arc<OnceLock<Arc<ServerHan
             Ok::<_, BoxError>(frame)
         })
         // Lets `zs bench stream --connect` measure against this server.
-        .register_big_stream(crate::cmd::bench_stream::SINK, |_ctx, stream| {
-            crate::cmd::bench_stream::sink(stream)
+        .register_big_stream(crate::bench::stream::SINK, |_ctx, stream| {
+            crate::bench::stream::sink(stream)
         })
         .register_console("time", |_ctx, _text: String| async move {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;

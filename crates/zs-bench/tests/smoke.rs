@@ -1,0 +1,59 @@
+//! The `zs-bench` binary end to end on short runs: each comparison prints its figures and
+//! its ratio. (`churn`, `idle` and `nat` need the `zs` binary and run from BENCHMARKS.md.)
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+use std::process::Command;
+
+fn zs_bench(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_zs-bench"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "zs-bench {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn rpc_runs_against_the_raw_tcp_baseline() {
+    let stdout = zs_bench(&[
+        "rpc",
+        "--connections",
+        "2",
+        "--in-flight",
+        "2",
+        "--seconds",
+        "0.3",
+        "--rounds",
+        "2",
+    ]);
+    assert!(
+        stdout.contains("round 2: baseline (raw TCP echo)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ratio ") && stdout.contains("(medians)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn stream_runs_against_the_raw_tcp_baseline() {
+    let stdout = zs_bench(&["stream", "--size", "4MiB"]);
+    assert!(
+        stdout.contains("baseline (raw TCP loopback): 4194304 bytes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ratio "), "{stdout}");
+}
+
+#[test]
+fn crypto_measures_the_named_suite() {
+    let stdout = zs_bench(&["crypto", "--seconds", "0.05", "--suite", "aes-128-gcm"]);
+    assert!(stdout.contains("crypto: aes-128-gcm"), "{stdout}");
+}
