@@ -1,6 +1,6 @@
 //! `zs-bench`: zserver measured against baselines and peers on loopback, each run bounded in
-//! time, the peer measured in the same run: raw TCP (`rpc`, `stream`, `mux`), yamux (`mux`)
-//! and rathole (`nat`). The production `zs` binary keeps only the
+//! time, the peer measured in the same run: raw TCP (`rpc`, `stream`, `mux`), yamux (`mux`),
+//! rathole (`nat`) and rustls (`handshake`). The production `zs` binary keeps only the
 //! load against a user's own server (`zs bench rpc|stream --connect`), whose code this
 //! binary shares.
 
@@ -12,6 +12,7 @@
 mod load;
 
 mod crypto;
+mod handshake;
 mod mux;
 mod nat;
 mod process;
@@ -45,6 +46,8 @@ enum Command {
     Mux(mux::MuxArgs),
     /// XNat against a direct connection and rathole: throughput, HTTP requests/s, memory.
     Nat(nat::NatBenchArgs),
+    /// Connections set up per second: zserver (Noise XX) against rustls (TLS 1.3).
+    Handshake(handshake::HandshakeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +72,7 @@ fn main() -> std::process::ExitCode {
             Command::Stream(args) => stream::run(args).await,
             Command::Mux(args) => mux::run(args).await,
             Command::Nat(args) => nat::run(args).await,
+            Command::Handshake(args) => handshake::run(args).await,
         }
     });
     match result {

@@ -53,6 +53,22 @@ fn stream_runs_against_the_raw_tcp_baseline() {
 }
 
 #[test]
+fn handshake_compares_zserver_with_rustls() {
+    let stdout = zs_bench(&[
+        "handshake",
+        "--concurrency",
+        "2",
+        "--seconds",
+        "0.3",
+        "--rounds",
+        "1",
+    ]);
+    assert!(stdout.contains("round 1: zserver: "), "{stdout}");
+    assert!(stdout.contains("round 1: rustls: "), "{stdout}");
+    assert!(stdout.contains("ratio zs/rustls"), "{stdout}");
+}
+
+#[test]
 fn crypto_measures_the_named_suite() {
     let stdout = zs_bench(&["crypto", "--seconds", "0.05", "--suite", "aes-128-gcm"]);
     assert!(stdout.contains("crypto: aes-128-gcm"), "{stdout}");
