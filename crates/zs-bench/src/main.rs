@@ -1,6 +1,7 @@
 //! `zs-bench`: zserver measured against baselines and peers on loopback, each run bounded in
 //! time, the peer measured in the same run: raw TCP (`rpc`, `stream`, `mux`), yamux (`mux`),
-//! rathole (`nat`) and rustls (`handshake`). The production `zs` binary keeps only the
+//! rathole (`nat`), rustls (`handshake`), and a server's memory after connection churn and
+//! with many idle connections (`churn`, `idle`). The production `zs` binary keeps only the
 //! load against a user's own server (`zs bench rpc|stream --connect`), whose code this
 //! binary shares.
 
@@ -11,12 +12,17 @@
 #[path = "../../zs-cli/src/bench/mod.rs"]
 mod load;
 
+mod churn;
+mod churn_nat;
 mod crypto;
+mod fleet;
 mod handshake;
+mod idle;
 mod mux;
 mod nat;
 mod process;
 mod rpc;
+mod serve_child;
 mod stream;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +54,10 @@ enum Command {
     Nat(nat::NatBenchArgs),
     /// Connections set up per second: zserver (Noise XX) against rustls (TLS 1.3).
     Handshake(handshake::HandshakeArgs),
+    /// A server's memory after rounds of connection churn (`zs serve`, StableIO or XNat).
+    Churn(churn::ChurnArgs),
+    /// A server's memory with many idle connections, and call latency among them.
+    Idle(idle::IdleArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +83,8 @@ fn main() -> std::process::ExitCode {
             Command::Mux(args) => mux::run(args).await,
             Command::Nat(args) => nat::run(args).await,
             Command::Handshake(args) => handshake::run(args).await,
+            Command::Churn(args) => churn::run(args).await,
+            Command::Idle(args) => idle::run(args).await,
         }
     });
     match result {

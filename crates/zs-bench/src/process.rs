@@ -250,3 +250,33 @@ pub fn find_zs(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
 pub fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }
+
+/// Runs `bench` with a fresh work directory (`zs-bench-NAME-PID` in the temp directory),
+/// stopped by Ctrl-C or after `limit`. The directory is removed after a success and kept,
+/// with a note saying where, after a failure. Children spawned with `kill_on_drop` (all of
+/// [`Process`]) are gone when this returns.
+pub async fn bounded<F, Fut>(name: &str, limit: Duration, bench: F) -> anyhow::Result<()>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let work = std::env::temp_dir().join(format!("zs-bench-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let result = tokio::select! {
+        result = tokio::time::timeout(limit, bench(work.clone())) => result
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("stopped after the time limit of {limit:?}"))),
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("cannot wait for Ctrl-C")?;
+            Err(anyhow::anyhow!("interrupted"))
+        }
+    };
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        eprintln!(
+            "zs-bench {name}: configurations and logs kept in {}",
+            work.display()
+        );
+    }
+    result
+}
