@@ -9,7 +9,7 @@ use bytes::Bytes;
 use clap::Args;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use zs::{BoxError, Server};
+use zs::Server;
 
 use crate::load::apply_suite;
 use crate::load::stream::{SINK, StreamLoad, make_pattern, parse_size, rate, sink};
@@ -35,7 +35,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     let mut server = Server::bind("127.0.0.1:0").await?;
     server
         .register_console("echo", |_ctx, text: String| async move {
-            Ok::<_, BoxError>(text)
+            Ok(text)
         })
         .register_big_stream(SINK, |_ctx, stream| sink(stream));
     apply_suite(server.config_mut().security(), suite);

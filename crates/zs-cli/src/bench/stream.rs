@@ -13,7 +13,7 @@ use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
 use tokio::io::{AsyncRead, ReadBuf};
-use zs::{BigStream, BoxError, Client, DataFrame};
+use zs::{BigStream, Client, DataFrame, Status};
 
 use super::{apply_suite, micros, new_histogram};
 
@@ -132,7 +132,7 @@ impl AsyncRead for PatternSource {
 }
 
 /// `bench.sink`: reads and discards every chunk; replies with [bytes, chunks].
-pub async fn sink(mut stream: BigStream) -> Result<DataFrame, BoxError> {
+pub async fn sink(mut stream: BigStream) -> Result<DataFrame, Status> {
     let mut bytes = 0u64;
     let mut chunks = 0u64;
     while let Some(chunk) = stream.next_chunk().await? {
