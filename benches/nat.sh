@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# XNat against a direct connection and rathole, side by side on loopback (`zs bench nat`).
+# XNat against a direct connection and rathole, side by side on loopback (`zs-bench nat`).
 #
-#   benches/nat.sh [zs bench nat flags...]      e.g. benches/nat.sh --seconds 5
+#   benches/nat.sh [zs-bench nat flags...]      e.g. benches/nat.sh --seconds 5
 #
 # Installs what is missing, saying so: rathole with `cargo install --root target/peers rathole`
 # (into this repository's target/peers/bin), and Debian's iperf3, wrk and apache2-utils (ab)
-# with apt-get (through sudo when not root). Then builds `zs` in release and runs the
-# benchmark with those tools' paths. The benchmark starts and kills every process it uses.
+# with apt-get (through sudo when not root). Then builds `zs` and `zs-bench` in release and
+# runs the benchmark with those tools' paths. The benchmark starts and kills every process it uses.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -65,8 +65,9 @@ done
 # the soft limit itself too, and fits the count to the hard limit).
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-echo "nat.sh: building zs (cargo build --release -p zs-cli)"
-cargo build --release -p zs-cli
-zs="${CARGO_TARGET_DIR:-$root/target}/release/zs"
-echo "nat.sh: $zs bench nat ${tool_flags[*]} $*"
-exec "$zs" bench nat "${tool_flags[@]}" "$@"
+echo "nat.sh: building zs and zs-bench (cargo build --release -p zs-cli -p zs-bench)"
+cargo build --release -p zs-cli -p zs-bench
+release="${CARGO_TARGET_DIR:-$root/target}/release"
+tool_flags+=(--zs "$release/zs")
+echo "nat.sh: $release/zs-bench nat ${tool_flags[*]} $*"
+exec "$release/zs-bench" nat "${tool_flags[@]}" "$@"

@@ -3,6 +3,7 @@
 // A binary exports nothing; `pub` inside it only marks what other modules use.
 #![allow(unreachable_pub)]
 
+mod bench;
 mod cmd;
 mod config_file;
 
@@ -29,7 +30,7 @@ enum Command {
     Put(cmd::files::PutArgs),
     /// Download a file from a server run with `zs serve --files DIR`.
     Get(cmd::files::GetArgs),
-    /// Measure performance against a baseline run in the same process.
+    /// Measure a server's call rate and stream throughput (comparisons: `zs-bench`).
     Bench(cmd::bench::BenchArgs),
     /// Encrypt or decrypt one 16-byte block (raw ECB) with a named cipher.
     Cipher(cmd::crypto::CipherArgs),

@@ -547,3 +547,49 @@ fn repeat_without_stable_reports_the_calls_lost_to_a_cut() {
     assert!(ok > 0 && ok < 3000, "{stdout}");
     assert!(rest.ends_with("0 duplicated"), "{stdout}");
 }
+
+#[test]
+fn bench_measures_a_running_zs_serve() {
+    let server = ServeProcess::start(&[]);
+    let (ok, stdout, stderr) = zs(&[
+        "bench",
+        "rpc",
+        "--connect",
+        &server.addr,
+        "--connections",
+        "2",
+        "--in-flight",
+        "2",
+        "--seconds",
+        "0.3",
+    ]);
+    assert!(ok, "zs bench rpc failed: {stderr}");
+    assert!(
+        stdout.contains("zs bench rpc: 2 connections x 2 in flight"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("rpc: ") && stdout.contains("req/s"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = zs(&[
+        "bench",
+        "stream",
+        "--connect",
+        &server.addr,
+        "--size",
+        "2MiB",
+    ]);
+    assert!(ok, "zs bench stream failed: {stderr}");
+    assert!(
+        stdout.contains("stream (BigStream, one connection): 2097152 bytes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("echo during stream:"), "{stdout}");
+    // The comparisons moved to `zs-bench`: here a server address is required.
+    let (ok, _, stderr) = zs(&["bench", "rpc", "--seconds", "0.3"]);
+    assert!(!ok);
+    assert!(stderr.contains("--connect"), "{stderr}");
+    let (ok, _, _) = zs(&["bench", "mux"]);
+    assert!(!ok);
+}

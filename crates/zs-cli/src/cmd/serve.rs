@@ -35,8 +35,8 @@ pub fn register_builtins(server: &mut Server) {
         .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_stream("echo_df", |_ctx, frame: DataFrame| async move { Ok(frame) })
         // Lets `zs bench stream --connect` measure against this server.
-        .register_big_stream(crate::cmd::bench_stream::SINK, |_ctx, stream| {
-            crate::cmd::bench_stream::sink(stream)
+        .register_big_stream(crate::bench::stream::SINK, |_ctx, stream| {
+            crate::bench::stream::sink(stream)
         })
         .register_console("time", |_ctx, _text: String| async move {
             let now = SystemTime::now().duration_since(UNIX_EPOCH)?;

@@ -1,4 +1,4 @@
-//! `zs bench mux`: p2pVM throughput with 1 and with many virtual streams on one link, against
+//! `zs-bench mux`: p2pVM throughput with 1 and with many virtual streams on one link, against
 //! raw TCP and the `yamux` crate on the same workload in the same run, and the memory and time
 //! it takes to hold many streams open.
 
@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 use zs::mux::{MuxConfig, MuxLink, Role};
 
-/// Arguments of `zs bench mux`.
+/// Arguments of `zs-bench mux`.
 #[derive(Debug, Args)]
 pub struct MuxArgs {
     /// Bytes to move in each throughput run, e.g. `1GiB`.
@@ -259,18 +259,9 @@ impl Run {
     }
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        len if len % 2 == 1 => values[len / 2],
-        len => (values[len / 2 - 1] + values[len / 2]) / 2.0,
-    }
-}
-
-/// Runs `zs bench mux`.
+/// Runs `zs-bench mux`.
 pub async fn run(args: MuxArgs) -> anyhow::Result<()> {
-    let size = super::bench_stream::parse_size(&args.size)?;
+    let size = crate::load::stream::parse_size(&args.size)?;
     anyhow::ensure!(args.streams > 0, "--streams must be at least 1");
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let mut runs = vec![Run::Mux1, Run::MuxMany];
@@ -289,7 +280,7 @@ pub async fn run(args: MuxArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "zs bench mux: {size} bytes over 1 and over {} virtual streams of one loopback link, against \
+        "zs-bench mux: {size} bytes over 1 and over {} virtual streams of one loopback link, against \
          raw TCP{}; {} round(s), medians; then {} streams open at once",
         args.streams,
         if args.no_yamux { "" } else { " and yamux" },
@@ -310,7 +301,7 @@ pub async fn run(args: MuxArgs) -> anyhow::Result<()> {
             println!("round {round}: {} MB/s", line.join(", "));
         }
     }
-    let mut medians = figures.iter_mut().map(|figures| median(figures));
+    let mut medians = figures.iter().map(|figures| crate::median(figures));
     let mut next = || medians.next().unwrap_or(0.0);
     let (one, many) = (next(), next());
     let yamux = if args.no_yamux {

@@ -1,6 +1,6 @@
-//! `zs bench stream`: BigStream throughput over one connection, small-call latency on that
-//! same connection while the transfer runs, and a raw TCP loopback transfer of the same size
-//! as the baseline, all in one run.
+//! BigStream load: one transfer of a given size to the `bench.sink` handler, with small
+//! `echo` calls on the same connection while it runs (what a small call waits behind a bulk
+//! transfer).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,25 +12,22 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use zs::{BigStream, Client, DataFrame, Server, Status};
+use tokio::io::{AsyncRead, ReadBuf};
+use zs::{BigStream, Client, DataFrame, Status};
 
-use super::bench::{apply_suite, micros, new_histogram, parse_bench_suite};
+use super::{apply_suite, micros, new_histogram};
 
-/// The BigStream handler the embedded server registers (a server given with `--connect`
-/// must have one of this name that replies with the byte and chunk counts).
+/// The BigStream handler the load sends to (`zs serve` registers it; it replies with the
+/// byte and chunk counts).
 pub const SINK: &str = "bench.sink";
 /// Payload of each `echo` call made during the transfer.
-const ECHO_PAYLOAD: usize = 64;
-/// Write size of the raw TCP baseline sender (and read size of its receiver).
-const RAW_BUFFER: usize = 64 * 1024;
+pub const ECHO_PAYLOAD: usize = 64;
 /// Length of the repeating pattern both senders send.
 const PATTERN_LEN: usize = 1024 * 1024;
 
-/// Arguments of `zs bench stream`.
-#[derive(Debug, Args)]
-pub struct StreamArgs {
+/// The load of a stream run (the flags both `zs bench stream` and `zs-bench stream` take).
+#[derive(Debug, Clone, Args)]
+pub struct StreamLoad {
     /// Bytes to transfer, e.g. `2GiB`, `512MiB`, `100MB` (10^6), `1000000`.
     #[arg(long, default_value = "2GiB")]
     pub size: String,
@@ -38,10 +35,6 @@ pub struct StreamArgs {
     /// negotiation (aes-128-gcm).
     #[arg(long)]
     pub suite: Option<String>,
-    /// Server to send to (it needs a BigStream handler `bench.sink` and a console `echo`);
-    /// without it an embedded server runs in this process. The baseline is always loopback.
-    #[arg(long)]
-    pub connect: Option<String>,
 }
 
 /// Parses a byte count: a number (decimals allowed with a unit) and an optional unit, `B`,
@@ -83,7 +76,7 @@ pub fn parse_size(text: &str) -> anyhow::Result<u64> {
 }
 
 /// `1.00 GiB`-style rendering for the header.
-fn human(bytes: u64) -> String {
+pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -99,7 +92,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// A repeating pseudo-random pattern (xorshift64), generated once.
-fn make_pattern() -> Bytes {
+pub fn make_pattern() -> Bytes {
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut pattern = vec![0u8; PATTERN_LEN];
     for word in pattern.chunks_mut(8) {
@@ -149,50 +142,83 @@ pub async fn sink(mut stream: BigStream) -> Result<DataFrame, Status> {
     Ok(DataFrame::new().with(bytes).with(chunks))
 }
 
-fn rate(bytes: u64, elapsed: Duration) -> f64 {
+/// What one transfer measured.
+#[derive(Debug)]
+pub struct StreamMeasurement {
+    /// Bytes sent (and confirmed by the sink).
+    pub size: u64,
+    /// From the first byte sent to the sink's reply.
+    pub elapsed: Duration,
+    /// Chunks the sink received.
+    pub chunks: u64,
+    /// The negotiated suite.
+    pub suite: &'static str,
+    /// `echo` calls made during the transfer.
+    pub echo_calls: u64,
+    /// Their latency, microseconds.
+    pub echo_latency: Histogram<u64>,
+}
+
+impl StreamMeasurement {
+    /// MB/s (10^6 bytes).
+    pub fn rate(&self) -> f64 {
+        rate(self.size, self.elapsed)
+    }
+
+    /// The transfer's line.
+    pub fn print_transfer(&self) {
+        println!(
+            "stream (BigStream, one connection): {} bytes in {:.2} s = {:.0} MB/s \
+             ({} chunks received)",
+            self.size,
+            self.elapsed.as_secs_f64(),
+            self.rate(),
+            self.chunks,
+        );
+    }
+
+    /// The echo probes' line.
+    pub fn print_echo(&self) {
+        println!(
+            "echo during stream: {} calls, p50 {} us, p99 {} us, max {} us",
+            self.echo_calls,
+            self.echo_latency.value_at_quantile(0.50),
+            self.echo_latency.value_at_quantile(0.99),
+            self.echo_latency.max(),
+        );
+    }
+}
+
+/// MB/s (10^6 bytes) of `bytes` in `elapsed`.
+pub fn rate(bytes: u64, elapsed: Duration) -> f64 {
     bytes as f64 / elapsed.as_secs_f64().max(1e-9) / 1e6
 }
 
-/// Runs `zs bench stream`.
-pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
-    let size = parse_size(&args.size)?;
-    let suite = parse_bench_suite(args.suite.as_deref())?;
-    let (addr, embedded) = match &args.connect {
-        Some(addr) => (addr.clone(), None),
-        None => {
-            let mut server = Server::bind("127.0.0.1:0").await?;
-            server
-                .register_console("echo", |_ctx, text: String| async move { Ok(text) })
-                .register_big_stream(SINK, |_ctx, stream| sink(stream));
-            apply_suite(server.config_mut().security(), suite);
-            let addr = server.local_addr()?.to_string();
-            (addr, Some(server.spawn()))
-        }
-    };
+/// The header line's description of a transfer to `addr`.
+pub fn describe(size: u64, addr: &str) -> String {
+    format!(
+        "{size} bytes ({}), server {addr}; one BigStream to {SINK} with {ECHO_PAYLOAD}-byte \
+         echo probes (one at a time, 1 ms apart) on the same connection",
+        human(size)
+    )
+}
+
+/// Connects one client to `addr` and sends `size` bytes of the pattern to [`SINK`] while
+/// probing `echo`; checks the sink's count.
+pub async fn measure(
+    addr: &str,
+    size: u64,
+    suite: Option<zs::Suite>,
+    pattern: &Bytes,
+) -> anyhow::Result<StreamMeasurement> {
     let mut builder = Client::builder();
     apply_suite(builder.config_mut().security(), suite);
     let client = Arc::new(
         builder
-            .connect(&addr)
+            .connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?,
     );
-    println!(
-        "zs bench stream: {size} bytes ({}), suite {}, server {addr}{}; one BigStream to {SINK} \
-         with {ECHO_PAYLOAD}-byte echo probes (one at a time, 1 ms apart) on the same connection, then a raw TCP \
-         loopback baseline ({} KiB writes)",
-        human(size),
-        client.peer().suite().name(),
-        if embedded.is_some() {
-            " (embedded)"
-        } else {
-            ""
-        },
-        RAW_BUFFER / 1024,
-    );
-    let pattern = make_pattern();
-
-    // (1) and (3): the transfer, with echo calls alongside on the same client.
     let transferring = Arc::new(AtomicBool::new(true));
     let echo = tokio::spawn(echo_loop(client.clone(), transferring.clone()));
     let source = PatternSource {
@@ -205,7 +231,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         .peer()
         .send_big_stream(SINK, source, Some(size))
         .await;
-    let stream_elapsed = started.elapsed();
+    let elapsed = started.elapsed();
     transferring.store(false, Ordering::Relaxed);
     let echo = echo.await.context("echo task failed")?;
     let reply = transfer.with_context(|| format!("BigStream to {SINK} failed"))?;
@@ -217,36 +243,14 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         received == size,
         "{SINK} received {received} of {size} bytes"
     );
-    drop(client);
-    if let Some(server) = embedded {
-        server.shutdown().await;
-    }
-    let stream_rate = rate(size, stream_elapsed);
-    println!(
-        "stream (BigStream, one connection): {size} bytes in {:.2} s = {stream_rate:.0} MB/s \
-         ({chunks} chunks received)",
-        stream_elapsed.as_secs_f64(),
-    );
-
-    // (2): the baseline.
-    let baseline_elapsed = raw_transfer(size, &pattern).await?;
-    let baseline_rate = rate(size, baseline_elapsed);
-    println!(
-        "baseline (raw TCP loopback): {size} bytes in {:.2} s = {baseline_rate:.0} MB/s",
-        baseline_elapsed.as_secs_f64(),
-    );
-
-    println!(
-        "echo during stream: {echo_calls} calls, p50 {} us, p99 {} us, max {} us",
-        echo_latency.value_at_quantile(0.50),
-        echo_latency.value_at_quantile(0.99),
-        echo_latency.max(),
-    );
-    println!(
-        "stream: {stream_rate:.0} MB/s, baseline {baseline_rate:.0} MB/s, ratio {:.2}",
-        stream_rate / baseline_rate
-    );
-    Ok(())
+    Ok(StreamMeasurement {
+        size,
+        elapsed,
+        chunks,
+        suite: client.peer().suite().name(),
+        echo_calls,
+        echo_latency,
+    })
 }
 
 /// Pause between latency probes: a probe every millisecond measures what a small call waits
@@ -277,50 +281,6 @@ async fn echo_loop(
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
     Ok((calls, latency))
-}
-
-/// Sends `size` bytes of the pattern over a loopback TCP connection in `RAW_BUFFER` writes
-/// to a receiver that reads and discards; the time runs from the first write until the
-/// receiver has read the last byte.
-async fn raw_transfer(size: u64, pattern: &Bytes) -> anyhow::Result<Duration> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let receiver = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await?;
-        let mut buffer = vec![0u8; RAW_BUFFER];
-        let mut received = 0u64;
-        loop {
-            let read = stream.read(&mut buffer).await?;
-            if read == 0 {
-                return Ok::<_, std::io::Error>((received, Instant::now()));
-            }
-            received += read as u64;
-        }
-    });
-    let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let started = Instant::now();
-    let mut sent = 0u64;
-    let mut position = 0usize;
-    while sent < size {
-        let len = usize::try_from(size - sent)
-            .unwrap_or(usize::MAX)
-            .min(RAW_BUFFER)
-            .min(pattern.len() - position);
-        stream.write_all(&pattern[position..position + len]).await?;
-        position = (position + len) % pattern.len();
-        sent += len as u64;
-    }
-    stream.shutdown().await?;
-    let (received, finished) = receiver
-        .await
-        .context("baseline receiver failed")?
-        .context("baseline receiver")?;
-    anyhow::ensure!(
-        received == size,
-        "baseline receiver got {received} of {size} bytes"
-    );
-    Ok(finished.duration_since(started))
 }
 
 #[cfg(test)]

@@ -1,0 +1,108 @@
+//! `zs-bench`: zserver measured against baselines and peers on loopback, each run bounded in
+//! time, the peer measured in the same run: raw TCP (`rpc`, `stream`, `mux`), yamux (`mux`),
+//! rathole (`nat`), rustls (`handshake`), and a server's memory after connection churn and
+//! with many idle connections (`churn`, `idle`). The production `zs` binary keeps only the
+//! load against a user's own server (`zs bench rpc|stream --connect`), whose code this
+//! binary shares.
+
+// A binary exports nothing; `pub` inside it only marks what other modules use.
+#![allow(unreachable_pub)]
+
+// The load generators of `zs bench`, compiled into this binary too (one copy of the code).
+#[path = "../../zs-cli/src/bench/mod.rs"]
+mod load;
+
+mod churn;
+mod churn_nat;
+mod crypto;
+mod fleet;
+mod handshake;
+mod idle;
+mod mux;
+mod nat;
+mod process;
+mod rpc;
+mod serve_child;
+mod stream;
+
+use clap::{Parser, Subcommand};
+
+/// zserver against baselines and peers, on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "zs-bench", version, about)]
+struct Cli {
+    /// Log filter (also from RUST_LOG), e.g. `warn`, `zs=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Console `echo` calls on an embedded server: requests/s and latency, with a raw TCP
+    /// echo baseline.
+    Rpc(rpc::RpcArgs),
+    /// Record-layer throughput of every cipher suite on one core.
+    Crypto(crypto::CryptoArgs),
+    /// BigStream throughput and echo latency during it, with a raw TCP transfer baseline.
+    Stream(stream::StreamArgs),
+    /// p2pVM throughput with 1 and many virtual streams against raw TCP and yamux, and the
+    /// cost of many open streams.
+    Mux(mux::MuxArgs),
+    /// XNat against a direct connection and rathole: throughput, HTTP requests/s, memory.
+    Nat(nat::NatBenchArgs),
+    /// Connections set up per second: zserver (Noise XX) against rustls (TLS 1.3).
+    Handshake(handshake::HandshakeArgs),
+    /// A server's memory after rounds of connection churn (`zs serve`, StableIO or XNat).
+    Churn(churn::ChurnArgs),
+    /// A server's memory with many idle connections, and call latency among them.
+    Idle(idle::IdleArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Rpc(args) => rpc::run(args).await,
+            Command::Crypto(args) => crypto::run(&args),
+            Command::Stream(args) => stream::run(args).await,
+            Command::Mux(args) => mux::run(args).await,
+            Command::Nat(args) => nat::run(args).await,
+            Command::Handshake(args) => handshake::run(args).await,
+            Command::Churn(args) => churn::run(args).await,
+            Command::Idle(args) => idle::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 when empty.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        len if len % 2 == 1 => sorted[len / 2],
+        len => (sorted[len / 2 - 1] + sorted[len / 2]) / 2.0,
+    }
+}
