@@ -34,9 +34,7 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<()> {
     let suite = args.load.validate()?;
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let mut server = Server::bind("127.0.0.1:0").await?;
-    server.register_console("echo", |_ctx, text: String| async move {
-        Ok(text)
-    });
+    server.register_console("echo", |_ctx, text: String| async move { Ok(text) });
     server
         .config_mut()
         .max_connections(args.load.connections + 16);

@@ -34,9 +34,7 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     let mut server = Server::bind("127.0.0.1:0").await?;
     server
-        .register_console("echo", |_ctx, text: String| async move {
-            Ok(text)
-        })
+        .register_console("echo", |_ctx, text: String| async move { Ok(text) })
         .register_big_stream(SINK, |_ctx, stream| sink(stream));
     apply_suite(server.config_mut().security(), suite);
     let addr = server.local_addr()?.to_string();
