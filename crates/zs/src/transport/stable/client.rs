@@ -1,0 +1,114 @@
+//! Client side: dialing links and opening a session.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use zs_wire::stable::{StableConfig, StableEndpoint};
+
+use crate::transport::encrypted::EncryptedStream;
+use crate::transport::security::Security;
+
+// The shared session state (`Inner`, `Shared`) and link types live in the parent.
+use super::driver::{Driver, LinkError, LinkSource};
+use super::*;
+
+/// How a client makes its next link.
+pub(super) struct Dialer {
+    pub(super) addrs: Vec<SocketAddr>,
+    pub(super) security: Security,
+    pub(super) connect_timeout: Duration,
+}
+
+impl Dialer {
+    /// TCP connect, handshake, magic: a link ready for the StableIO link protocol.
+    pub(super) async fn dial(&self) -> Result<(BoxedLink, [u8; 32], EncryptedInfo), LinkError> {
+        let mut last = None;
+        for addr in &self.addrs {
+            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let remote = tcp.peer_addr().unwrap_or(*addr);
+                    let local = tcp.local_addr().unwrap_or(*addr);
+                    let stream = EncryptedStream::connect_stable_link(tcp, &self.security).await?;
+                    let secret = *stream.link_secret();
+                    let info = EncryptedInfo {
+                        suite: stream.suite(),
+                        peer_fingerprint: stream.peer_fingerprint(),
+                        remote,
+                        local,
+                    };
+                    return Ok((Box::new(stream), secret, info));
+                }
+                Ok(Err(error)) => last = Some(error),
+                Err(_) => last = Some(io::ErrorKind::TimedOut.into()),
+            }
+        }
+        Err(LinkError::Io(last.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
+        })))
+    }
+}
+
+/// What the first link's handshake established.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EncryptedInfo {
+    pub(crate) suite: zs_wire::crypto::record::Suite,
+    pub(crate) peer_fingerprint: zs_wire::handshake::Fingerprint,
+    pub(crate) remote: SocketAddr,
+    pub(crate) local: SocketAddr,
+}
+
+/// Client: dials the first link, opens the session, and returns the stream plus what the
+/// first handshake established; a driver task keeps the session alive from then on.
+pub(crate) async fn connect(
+    addrs: Vec<SocketAddr>,
+    security: Security,
+    connect_timeout: Duration,
+    config: StableConfig,
+    link_timeout: Duration,
+) -> Result<(StableStream, EncryptedInfo), crate::ConnectError> {
+    let dialer = Dialer {
+        addrs,
+        security,
+        connect_timeout,
+    };
+    let (io, secret, info) = dialer.dial().await.map_err(|error| match error {
+        LinkError::Io(error) => crate::ConnectError::Io(error),
+        LinkError::Security(error) => crate::ConnectError::Security(error),
+        other => crate::ConnectError::Io(io::Error::other(other.to_string())),
+    })?;
+    let now = Instant::now().into_std();
+    let mut endpoint = StableEndpoint::new_client(config.clone(), now);
+    endpoint.link_established(now, &secret);
+    let shared = Shared::new(endpoint);
+    let (opened_sender, opened) = tokio::sync::oneshot::channel();
+    let driver = Driver {
+        shared: shared.clone(),
+        source: LinkSource::Dial(Box::new(dialer)),
+        link_timeout,
+        reconnect_attempt: 0,
+        config,
+        linger_until: None,
+        detached: None,
+    };
+    tokio::spawn(driver.run(Some((io, BytesMut::new())), Some(opened_sender)));
+    match tokio::time::timeout(connect_timeout, opened).await {
+        Ok(Ok(Ok(()))) => Ok((StableStream::new(shared), info)),
+        Ok(Ok(Err(why))) => Err(crate::ConnectError::Io(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            why,
+        ))),
+        Ok(Err(_)) => Err(crate::ConnectError::Io(session_error(
+            "StableIO driver stopped",
+        ))),
+        Err(_) => {
+            shared.lock().end("StableIO open timed out");
+            shared.wake_driver.notify_one();
+            Err(crate::ConnectError::Timeout(connect_timeout))
+        }
+    }
+}

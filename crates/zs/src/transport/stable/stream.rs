@@ -1,0 +1,102 @@
+//! [`StableStream`]: the application's end of a StableIO session.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+// The shared session state (`Inner`, `Shared`) and link types live in the parent.
+use super::*;
+
+/// The application's end of a StableIO session: a byte stream that outlives its links.
+pub(crate) struct StableStream {
+    pub(super) shared: Arc<Shared>,
+    pub(super) pending: BytesMut,
+}
+
+impl StableStream {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            pending: BytesMut::new(),
+        }
+    }
+}
+
+impl AsyncRead for StableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.pending.is_empty() {
+            let mut inner = this.shared.lock();
+            if inner.endpoint.read(&mut this.pending) == 0 {
+                if inner.peer_closed || inner.endpoint.is_closed() {
+                    return Poll::Ready(Ok(()));
+                }
+                if let Some(why) = &inner.ended {
+                    return Poll::Ready(Err(session_error(why)));
+                }
+                inner.read_waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            drop(inner);
+            // Reading may have made an ack due.
+            this.shared.wake_driver.notify_one();
+        }
+        let len = this.pending.len().min(buf.remaining());
+        buf.put_slice(&this.pending[..len]);
+        this.pending.advance(len);
+        if this.pending.is_empty() {
+            this.pending = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for StableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut inner = self.shared.lock();
+        if let Some(why) = &inner.ended {
+            return Poll::Ready(Err(session_error(why)));
+        }
+        let written = inner.endpoint.write(buf);
+        if written == 0 && !buf.is_empty() {
+            inner.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        drop(inner);
+        self.shared.wake_driver.notify_one();
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written bytes sit in the endpoint's resend buffer; the driver sends them.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.shared.lock().endpoint.close();
+        self.shared.wake_driver.notify_one();
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for StableStream {
+    fn drop(&mut self) {
+        let mut inner = self.shared.lock();
+        inner.endpoint.close();
+        inner.dropped = true;
+        drop(inner);
+        self.shared.wake_driver.notify_one();
+    }
+}
