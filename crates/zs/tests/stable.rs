@@ -335,3 +335,39 @@ async fn a_closed_client_leaves_no_session_behind() {
     .expect("the session should end with its client");
     server.shutdown().await;
 }
+
+/// A full server gives the slot of the StableIO session that has waited longest for its
+/// client to a client that is here now (issue 12: dead clients must not hold connection
+/// slots for the whole give-up time), while a session with a link is never taken.
+#[tokio::test]
+async fn a_full_server_ends_the_longest_detached_session_for_a_new_client() {
+    let (server, addr) = server(|config| {
+        config.max_connections(2).stable_config(fast_stable());
+    })
+    .await;
+    // One StableIO client whose network goes away, one that stays connected.
+    let proxy = cutter::start(addr, u64::MAX / 2, u64::MAX / 2).await;
+    let vanished = stable_client(proxy.addr, |_| {}).await;
+    let present = stable_client(addr, |_| {}).await;
+    assert_eq!(vanished.call_console("echo", "a").await.unwrap(), "a");
+    assert_eq!(server.stable_session_count(), 2);
+    proxy.set_outage(true);
+    proxy.cut_all();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Still held: its client may come back within the give-up time.
+    assert_eq!(server.stable_session_count(), 2);
+
+    // The server is full; the newcomer gets the detached session's slot.
+    let newcomer = Client::connect(addr).await.unwrap();
+    assert_eq!(newcomer.call_console("echo", "b").await.unwrap(), "b");
+    assert_eq!(server.stable_session_count(), 1);
+    assert_eq!(present.call_console("echo", "c").await.unwrap(), "c");
+
+    // Full again, and no session is waiting for its client: a new client is refused.
+    let refused = Client::connect(addr).await;
+    assert!(
+        matches!(refused, Err(zs::ConnectError::Refused(_))),
+        "{refused:?}"
+    );
+    drop(vanished);
+}
