@@ -354,13 +354,7 @@ impl AsyncRead for VirtualStream {
             // Reading may have queued a window update.
             this.shared.unlock_and_wake(inner, had_output);
         }
-        let len = this.pending.len().min(buf.remaining());
-        buf.put_slice(&this.pending[..len]);
-        this.pending.advance(len);
-        if this.pending.is_empty() {
-            // Handed on: an idle stream keeps no receive buffer.
-            this.pending = BytesMut::new();
-        }
+        crate::transport::read_buf::hand_out(&mut this.pending, buf);
         Poll::Ready(Ok(()))
     }
 }

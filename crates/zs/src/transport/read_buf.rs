@@ -147,6 +147,18 @@ impl ReadBuffer {
     }
 }
 
+/// Copies what fits of `pending` into `buf`; an emptied `pending` gives its memory back, so
+/// a reader that has handed everything on holds no buffer. Shared by every layer that keeps
+/// bytes for its reader (record layer, virtual streams, StableIO streams).
+pub(crate) fn hand_out(pending: &mut BytesMut, buf: &mut ReadBuf<'_>) {
+    let len = pending.len().min(buf.remaining());
+    buf.put_slice(&pending[..len]);
+    bytes::Buf::advance(pending, len);
+    if pending.is_empty() {
+        *pending = BytesMut::new();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

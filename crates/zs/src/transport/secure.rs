@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
-use crate::transport::read_buf::ReadBuffer;
+use crate::transport::read_buf::{ReadBuffer, hand_out};
 use tokio::time::Instant;
 use zs_wire::crypto::record::{Opener, RecordError, Sealer};
 use zs_wire::handshake::HandshakeOutcome;
@@ -110,13 +110,8 @@ impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
         let this = self.get_mut();
         loop {
             if !this.plain_in.is_empty() {
-                let len = this.plain_in.len().min(buf.remaining());
-                buf.put_slice(&this.plain_in[..len]);
-                this.plain_in.advance(len);
-                if this.plain_in.is_empty() {
-                    // Opened records are handed on at once; keep no plaintext buffer.
-                    this.plain_in = BytesMut::new();
-                }
+                // Opened records are handed on at once; no plaintext buffer is kept.
+                hand_out(&mut this.plain_in, buf);
                 return Poll::Ready(Ok(()));
             }
             if !this.cipher_in.is_empty() {

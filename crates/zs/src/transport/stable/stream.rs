@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 // The shared session state (`Inner`, `Shared`) and link types live in the parent.
@@ -49,12 +49,7 @@ impl AsyncRead for StableStream {
             // Reading may have made an ack due.
             this.shared.wake_driver.notify_one();
         }
-        let len = this.pending.len().min(buf.remaining());
-        buf.put_slice(&this.pending[..len]);
-        this.pending.advance(len);
-        if this.pending.is_empty() {
-            this.pending = BytesMut::new();
-        }
+        crate::transport::read_buf::hand_out(&mut this.pending, buf);
         Poll::Ready(Ok(()))
     }
 }
