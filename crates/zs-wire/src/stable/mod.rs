@@ -114,6 +114,7 @@ mod frame;
 mod pending;
 mod registry;
 mod secret;
+mod table;
 
 pub use config::StableConfig;
 pub use endpoint::StableEndpoint;
@@ -122,6 +123,7 @@ pub use frame::{Frame, FrameType, HEADER_LEN, MAX_BODY, MAX_SEGMENT};
 pub use pending::{LinkRequest, PendingLink};
 pub use registry::StableRegistry;
 pub use secret::link_secret;
+pub use table::{SessionTable, TableEntry};
 
 /// Lower bound of [`StableConfig::window`].
 pub const MIN_WINDOW: usize = 64 * 1024;

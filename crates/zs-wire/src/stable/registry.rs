@@ -1,25 +1,29 @@
 //! Server: the sessions by id, with their limits.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::BytesMut;
 
-use super::{LinkRequest, PendingLink, SessionId, StableConfig, StableEndpoint, StableError};
+use super::{
+    LinkRequest, PendingLink, SessionId, SessionTable, StableConfig, StableEndpoint, StableError,
+};
 
-/// Server: the sessions, by id, with their limits. See the module docs.
+/// Server: the sessions, by id, with their limits. See the module docs. Admission (limits,
+/// which session a full server gives up, id collisions) is [`SessionTable`]'s, the same code
+/// the tokio runtime's session table runs.
 #[derive(Debug)]
 pub struct StableRegistry {
     config: StableConfig,
-    sessions: HashMap<SessionId, StableEndpoint>,
+    sessions: SessionTable<StableEndpoint>,
 }
 
 impl StableRegistry {
     /// An empty registry.
     pub fn new(config: StableConfig) -> Self {
+        let config = config.clamped();
         Self {
-            config: config.clamped(),
-            sessions: HashMap::new(),
+            sessions: SessionTable::new(config.max_sessions),
+            config,
         }
     }
 
@@ -35,12 +39,12 @@ impl StableRegistry {
 
     /// A session's endpoint.
     pub fn get_mut(&mut self, id: SessionId) -> Option<&mut StableEndpoint> {
-        self.sessions.get_mut(&id)
+        self.sessions.get_mut(id)
     }
 
     /// Forgets a session (the runtime's own decision, e.g. shutdown).
     pub fn remove(&mut self, id: SessionId) -> Option<StableEndpoint> {
-        self.sessions.remove(&id)
+        self.sessions.remove(id)
     }
 
     /// A newly accepted link; its transmit holds the challenge. `link_secret` as in
@@ -84,27 +88,25 @@ impl StableRegistry {
     }
 
     fn open(&mut self, link: &PendingLink, now: Instant) -> Result<SessionId, StableError> {
-        if self.sessions.len() >= self.config.max_sessions {
+        if self.sessions.len() >= self.sessions.max_sessions() {
+            // Expired and closed sessions go first; then a detached one makes room.
             self.reap(now);
-            if self.sessions.len() >= self.config.max_sessions {
-                return Err(StableError::TooManySessions {
-                    max: self.config.max_sessions,
+        }
+        // The evicted session's client learns it when it resumes (unknown session).
+        drop(self.sessions.make_room()?);
+        let mut endpoint = StableEndpoint::open_server(self.config.clone(), link, now)?;
+        loop {
+            let Some(id) = endpoint.session_id() else {
+                return Err(StableError::Malformed {
+                    what: "opened session without an id",
                 });
+            };
+            match self.sessions.insert(id, endpoint) {
+                Ok(()) => return Ok(id),
+                // An id collision: 16 random bytes, so practically never.
+                Err(_) => endpoint = StableEndpoint::open_server(self.config.clone(), link, now)?,
             }
         }
-        let mut endpoint = StableEndpoint::open_server(self.config.clone(), link, now)?;
-        while let Some(id) = endpoint.session_id
-            && self.sessions.contains_key(&id)
-        {
-            endpoint = StableEndpoint::open_server(self.config.clone(), link, now)?;
-        }
-        let Some(id) = endpoint.session_id else {
-            return Err(StableError::Malformed {
-                what: "opened session without an id",
-            });
-        };
-        self.sessions.insert(id, endpoint);
-        Ok(id)
     }
 
     fn resume(
@@ -115,27 +117,21 @@ impl StableRegistry {
         next_expected: u64,
         now: Instant,
     ) -> Result<SessionId, StableError> {
-        let Some(endpoint) = self.sessions.get_mut(&id) else {
+        let Some(endpoint) = self.sessions.get_mut(id) else {
             return Err(StableError::UnknownSession);
         };
         let result = endpoint.resume_server(link, proof, next_expected, now);
         if matches!(result, Err(StableError::Expired)) {
-            self.sessions.remove(&id);
+            self.sessions.remove(id);
         }
         result.map(|()| id)
     }
 
     fn reap(&mut self, now: Instant) -> Vec<SessionId> {
-        let mut gone = Vec::new();
-        self.sessions.retain(|id, endpoint| {
+        self.sessions.retain(|endpoint| {
             endpoint.handle_timeout(now);
-            let keep = !endpoint.is_over();
-            if !keep {
-                gone.push(*id);
-            }
-            keep
-        });
-        gone
+            !endpoint.is_over()
+        })
     }
 
     /// Runs every session's timers (call at [`Self::poll_timeout`]) and forgets expired and

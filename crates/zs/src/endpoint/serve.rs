@@ -201,15 +201,15 @@ async fn serve_stable_link<S, IO>(
                 stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
                 return;
             };
-            if shared.stable_sessions.len() >= config.stable.max_sessions {
+            if !shared.stable_sessions.make_room() {
                 tracing::warn!(
                     limit = config.stable.max_sessions,
-                    "refusing StableIO session: too many sessions"
+                    "refusing StableIO session: too many sessions, all with a link"
                 );
                 stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
                 return;
             }
-            let now = std::time::Instant::now();
+            let now = tokio::time::Instant::now().into_std();
             let endpoint = match StableEndpoint::open_server(config.stable.clone(), &pending, now) {
                 Ok(endpoint) => endpoint,
                 Err(error) => {
@@ -229,7 +229,15 @@ async fn serve_stable_link<S, IO>(
                 config.stable_link_timeout,
                 move || ended.stable_sessions.remove(id),
             );
-            shared.stable_sessions.insert(id, entry);
+            if shared.stable_sessions.insert(id, entry).is_err() {
+                // Filled up since `make_room` (a race between new clients). Dropping the
+                // entry and the stream ends the session's driver.
+                tracing::warn!(
+                    limit = config.stable.max_sessions,
+                    "StableIO session dropped: too many sessions, all with a link"
+                );
+                return;
+            }
             tracing::debug!(?id, "StableIO session opened");
             // The session outlives links, so the zs idle timer must not end it while a
             // link is down: StableIO's give-up time does that.

@@ -167,6 +167,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let keypair = self.config.security.keypair.clone().unwrap_or(self.keypair);
+        let stable_sessions = stable::Sessions::new(self.config.stable.max_sessions);
         let shared = Arc::new(Shared {
             local_addr,
             keypair,
@@ -182,7 +183,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             stop_accepting: CancellationToken::new(),
             drain: CancellationToken::new(),
             abort: CancellationToken::new(),
-            stable_sessions: stable::Sessions::default(),
+            stable_sessions,
             app: Arc::new(self.app),
         });
         let accept = tokio::spawn(super::serve::accept_loop(self.listener, shared.clone()));

@@ -131,6 +131,12 @@ impl StableEndpoint {
         matches!(self.link, LinkState::Up)
     }
 
+    /// Since when the session has had no link; `None` while one is up. The give-up time
+    /// counts from here.
+    pub fn detached_since(&self) -> Option<Instant> {
+        self.detached_since
+    }
+
     /// Whether the session is over for good (give-up time passed, or refused).
     pub fn is_expired(&self) -> bool {
         self.expired

@@ -217,6 +217,44 @@ fn max_sessions_refuses_new_sessions() {
     assert_eq!(registry.len(), 3);
 }
 
+/// A full server gives the place of a session whose client is gone to a new client; that
+/// client, coming back, is refused and its session expires with a clear error.
+#[test]
+fn a_full_registry_gives_a_detached_session_up_for_a_new_one() {
+    let config = StableConfig {
+        max_sessions: 2,
+        ..StableConfig::default()
+    };
+    let mut net = Network::new(config, 17);
+    let gone = open(&mut net);
+    let (attached, _) = resume_with(&mut net.registry, |_| Frame::Open, b"");
+    let Ok(Some(attached)) = attached else {
+        panic!("second session not opened: {attached:?}");
+    };
+    net.cut();
+    let (newcomer, frames) = resume_with(&mut net.registry, |_| Frame::Open, b"");
+    let Ok(Some(newcomer)) = newcomer else {
+        panic!("full registry refused a new session though one was detached: {frames:?}");
+    };
+    assert!(
+        net.registry.get_mut(gone).is_none(),
+        "detached session kept"
+    );
+    assert!(net.registry.get_mut(attached).is_some());
+    assert!(net.registry.get_mut(newcomer).is_some());
+    let (refused, _) = resume_with(&mut net.registry, |_| Frame::Open, b"");
+    assert_eq!(refused, Err(StableError::TooManySessions { max: 2 }));
+    net.connect();
+    net.settle();
+    assert_eq!(
+        net.client_errors,
+        vec![StableError::Refused {
+            reason: RefuseReason::UnknownSession
+        }]
+    );
+    assert!(net.client.is_expired());
+}
+
 #[test]
 fn orderly_close_ends_the_session_on_both_sides() {
     let mut net = Network::new(StableConfig::default(), 15);

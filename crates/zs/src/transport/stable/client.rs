@@ -93,7 +93,6 @@ pub(crate) async fn connect(
         reconnect_attempt: 0,
         config,
         linger_until: None,
-        detached: None,
     };
     tokio::spawn(driver.run(Some((io, BytesMut::new())), Some(opened_sender)));
     match tokio::time::timeout(connect_timeout, opened).await {

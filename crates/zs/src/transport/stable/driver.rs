@@ -15,7 +15,7 @@ use crate::transport::security::SecurityError;
 
 // The shared session state (`Inner`, `Shared`) and link types live in the parent.
 use super::client::Dialer;
-use super::server::{DetachedSince, IncomingLink, lock_detached, send_refusal};
+use super::server::{IncomingLink, send_refusal};
 use super::*;
 
 /// Why a link could not be made or ended.
@@ -54,8 +54,6 @@ pub(super) struct Driver {
     pub(super) config: StableConfig,
     /// After the application dropped its stream: when to stop waiting for the peer's close.
     pub(super) linger_until: Option<Instant>,
-    /// Server: shared with the session table while the session waits for a link.
-    pub(super) detached: Option<DetachedSince>,
 }
 
 impl Driver {
@@ -93,11 +91,7 @@ impl Driver {
                 let _ = opened.send(Err("StableIO session refused".into()));
                 break;
             }
-            self.mark_detached(true);
             link = self.next_link(&mut opened).await;
-            if link.is_some() {
-                self.mark_detached(false);
-            }
             if link.is_none() && self.shared.lock().is_over() {
                 break;
             }
@@ -108,18 +102,6 @@ impl Driver {
         if let Some(opened) = opened.take() {
             let why = inner.ended.clone().unwrap_or_default();
             let _ = opened.send(Err(why));
-        }
-    }
-
-    /// Server: records whether the session is waiting for its client to come back.
-    pub(super) fn mark_detached(&self, detached: bool) {
-        if let Some(since) = &self.detached {
-            let mut since = lock_detached(since);
-            match (detached, since.is_some()) {
-                (true, false) => *since = Some(Instant::now()),
-                (false, _) => *since = None,
-                (true, true) => {}
-            }
         }
     }
 

@@ -1,6 +1,5 @@
 //! Server side: the session table, new links and resumes.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -9,7 +8,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use zs_wire::stable::{LinkRequest, PendingLink, StableConfig, StableEndpoint};
+use zs_wire::stable::{
+    LinkRequest, PendingLink, SessionTable, StableConfig, StableEndpoint, TableEntry,
+};
 
 // The shared session state (`Inner`, `Shared`) and link types live in the parent.
 use super::driver::{Driver, LinkError, LinkSource};
@@ -37,7 +38,6 @@ pub(crate) fn serve(
 ) -> (StableStream, SessionEntry) {
     let shared = Shared::new(endpoint);
     let (links, receiver) = mpsc::unbounded_channel();
-    let detached = DetachedSince::default();
     let driver = Driver {
         shared: shared.clone(),
         source: LinkSource::Accept(receiver),
@@ -45,36 +45,46 @@ pub(crate) fn serve(
         reconnect_attempt: 0,
         config,
         linger_until: None,
-        detached: Some(detached.clone()),
     };
     tokio::spawn(async move {
         driver.run(Some((io, leftover)), None).await;
         on_end();
     });
-    (StableStream::new(shared), SessionEntry { links, detached })
+    (
+        StableStream::new(shared.clone()),
+        SessionEntry { links, shared },
+    )
 }
 
-/// Server: the StableIO sessions alive, by id, so a resuming link finds its driver.
-#[derive(Default)]
+/// Server: the StableIO sessions alive, by id, so a resuming link finds its driver. Limits
+/// and which session a full server gives up are [`SessionTable`]'s, the code the sans-IO
+/// simulation tests run.
 pub(crate) struct Sessions {
-    pub(super) drivers: Mutex<HashMap<zs_wire::stable::SessionId, SessionEntry>>,
+    table: Mutex<SessionTable<SessionEntry>>,
 }
 
-/// What the server keeps of one StableIO session: where resuming links go, and since when
-/// the session has had no link.
+/// What the server keeps of one StableIO session: where resuming links go, and the
+/// session's state (whether it has a link, since when not).
 pub(crate) struct SessionEntry {
-    pub(super) links: mpsc::UnboundedSender<IncomingLink>,
-    pub(super) detached: DetachedSince,
+    links: mpsc::UnboundedSender<IncomingLink>,
+    shared: Arc<Shared>,
 }
 
-/// When a server session lost its link; `None` while one is attached. Shared between the
-/// session's driver and the session table, so a full server can find the session that has
-/// waited longest for its client.
-pub(crate) type DetachedSince = Arc<Mutex<Option<Instant>>>;
+impl TableEntry for SessionEntry {
+    fn detached_since(&self) -> Option<std::time::Instant> {
+        self.shared.lock().endpoint.detached_since()
+    }
+}
 
 impl Sessions {
-    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<zs_wire::stable::SessionId, SessionEntry>> {
-        self.drivers
+    pub(crate) fn new(max_sessions: usize) -> Self {
+        Self {
+            table: Mutex::new(SessionTable::new(max_sessions)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SessionTable<SessionEntry>> {
+        self.table
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -84,32 +94,40 @@ impl Sessions {
         self.lock().len()
     }
 
-    pub(crate) fn insert(&self, id: zs_wire::stable::SessionId, entry: SessionEntry) {
-        self.lock().insert(id, entry);
-    }
-
-    /// Ends the session that has been without a link the longest, if any: its slot goes to
-    /// a client that is here now instead of one that may never come back. Returns whether a
-    /// session was ended (its connection slot frees once its driver has stopped).
-    pub(crate) fn evict_longest_detached(&self) -> bool {
-        let mut drivers = self.lock();
-        let oldest = drivers
-            .iter()
-            .filter_map(|(id, entry)| Some(((*lock_detached(&entry.detached))?, *id)))
-            .min_by_key(|(since, _)| *since);
-        match oldest {
-            Some((since, id)) => {
-                // Dropping the sender ends the driver's wait for a resume.
-                drivers.remove(&id);
-                tracing::info!(?id, detached_for = ?since.elapsed(), "server full: StableIO session without a link ended");
+    /// Makes room for a new session, giving up the longest-detached one if the table is
+    /// full; `false` when every session has a link.
+    pub(crate) fn make_room(&self) -> bool {
+        match self.lock().make_room() {
+            Ok(evicted) => {
+                log_evicted(evicted, "StableIO session limit");
                 true
             }
-            None => false,
+            Err(_) => false,
         }
     }
 
+    /// Adds a new session (after [`Self::make_room`]). Gives the entry back when the table
+    /// filled up meanwhile (or, practically never, the id is taken).
+    pub(crate) fn insert(
+        &self,
+        id: zs_wire::stable::SessionId,
+        entry: SessionEntry,
+    ) -> Result<(), SessionEntry> {
+        self.lock().insert(id, entry)
+    }
+
+    /// Ends the session that has been without a link the longest, if any: its connection
+    /// slot goes to a client that is here now. Returns whether a session was ended (its
+    /// slot frees once its driver has stopped).
+    pub(crate) fn evict_longest_detached(&self) -> bool {
+        let evicted = self.lock().evict_longest_detached();
+        let any = evicted.is_some();
+        log_evicted(evicted, "connection limit");
+        any
+    }
+
     pub(crate) fn remove(&self, id: zs_wire::stable::SessionId) {
-        self.lock().remove(&id);
+        self.lock().remove(id);
     }
 
     /// Forgets every session: their drivers end (server shutdown).
@@ -123,7 +141,7 @@ impl Sessions {
         id: zs_wire::stable::SessionId,
         link: IncomingLink,
     ) -> Result<(), Box<IncomingLink>> {
-        let sender = self.lock().get(&id).map(|entry| entry.links.clone());
+        let sender = self.lock().get(id).map(|entry| entry.links.clone());
         match sender {
             Some(sender) => sender.send(link).map_err(|refused| Box::new(refused.0)),
             None => Err(Box::new(link)),
@@ -131,10 +149,20 @@ impl Sessions {
     }
 }
 
-pub(super) fn lock_detached(detached: &DetachedSince) -> MutexGuard<'_, Option<Instant>> {
-    detached
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// Dropping an evicted entry drops its link sender, which ends its driver's wait for a
+/// resume; the client learns it when it comes back (unknown session).
+fn log_evicted(evicted: Option<(zs_wire::stable::SessionId, SessionEntry)>, limit: &str) {
+    if let Some((id, entry)) = evicted {
+        let detached_for = entry
+            .detached_since()
+            .map(|since| Instant::now().into_std().saturating_duration_since(since));
+        tracing::info!(
+            ?id,
+            ?detached_for,
+            limit,
+            "server full: StableIO session without a link ended"
+        );
+    }
 }
 
 /// Server: reads a new link's first StableIO frame after sending the challenge.
