@@ -144,7 +144,7 @@ struct Inner {
     /// gracefully (what still arrives is read and discarded) instead of being reset.
     detached: std::collections::HashSet<StreamId>,
     /// Why the link ended, once it has.
-    ended: Option<String>,
+    ended: Option<LinkEnded>,
 }
 
 struct Shared {
@@ -191,11 +191,23 @@ impl std::fmt::Debug for MuxLink {
     }
 }
 
-fn link_ended(why: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::ConnectionAborted,
-        format!("mux link ended: {why}"),
-    )
+/// Why a [`MuxLink`] ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkEnded {
+    /// The mux protocol ended it: a `GoAway` from either side, or a protocol error.
+    #[error("mux link ended: {0}")]
+    Closed(zs_wire::mux::CloseReason),
+    /// The transport under the link failed or reached its end.
+    #[error("mux link ended: {0}")]
+    Lost(crate::error::Lost),
+    /// This side closed the link (every handle dropped, or the driver stopped).
+    #[error("mux link ended: closed here")]
+    ClosedHere,
+}
+
+fn link_ended(why: &LinkEnded) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, why.clone())
 }
 
 impl MuxLink {
@@ -256,7 +268,7 @@ impl MuxLink {
         match answer.await {
             Ok(Ok(())) => Ok(stream),
             Ok(Err(error)) => Err(error),
-            Err(_) => Err(link_ended("driver stopped")),
+            Err(_) => Err(link_ended(&LinkEnded::ClosedHere)),
         }
     }
 
@@ -266,7 +278,7 @@ impl MuxLink {
     }
 
     /// Why the link ended, if it has.
-    pub fn ended(&self) -> Option<String> {
+    pub fn ended(&self) -> Option<LinkEnded> {
         self.shared.lock().ended.clone()
     }
 
@@ -500,7 +512,7 @@ fn process_events(inner: &mut Inner, shared: &Arc<Shared>) -> Vec<VirtualStream>
                     }
                 }
             }
-            MuxEvent::Closed { reason } => end(inner, &reason.to_string()),
+            MuxEvent::Closed { reason } => end(inner, LinkEnded::Closed(reason)),
             MuxEvent::ListenerAnnounced { .. }
             | MuxEvent::ListenerRemoved { .. }
             | MuxEvent::GoAway { .. } => {}
@@ -510,12 +522,10 @@ fn process_events(inner: &mut Inner, shared: &Arc<Shared>) -> Vec<VirtualStream>
 }
 
 /// Marks the link ended and wakes everyone waiting on it.
-fn end(inner: &mut Inner, why: &str) {
-    if inner.ended.is_none() {
-        inner.ended = Some(why.to_owned());
-    }
+fn end(inner: &mut Inner, why: LinkEnded) {
+    let why = inner.ended.get_or_insert(why).clone();
     for (_, accepted) in inner.opening.drain() {
-        let _ = accepted.send(Err(link_ended(why)));
+        let _ = accepted.send(Err(link_ended(&why)));
     }
     inner.listeners.clear();
     for state in inner.streams.values_mut() {
@@ -599,18 +609,18 @@ where
                     Wake::Nothing
                 }
                 Err(error) => {
-                    end(&mut shared.lock(), &error.to_string());
+                    end(&mut shared.lock(), LinkEnded::Lost((&error).into()));
                     return;
                 }
             },
             result = std::future::poll_fn(|cx| received.poll_fill(std::pin::Pin::new(&mut reader), cx)), if wants_read => match result {
                 Ok(0) => {
-                    end(&mut shared.lock(), "the transport closed");
+                    end(&mut shared.lock(), LinkEnded::Lost(crate::error::Lost::Eof));
                     return;
                 }
                 Ok(_) => Wake::Received,
                 Err(error) => {
-                    end(&mut shared.lock(), &error.to_string());
+                    end(&mut shared.lock(), LinkEnded::Lost((&error).into()));
                     return;
                 }
             },
@@ -620,5 +630,5 @@ where
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
-    end(&mut shared.lock(), "the link closed");
+    end(&mut shared.lock(), LinkEnded::ClosedHere);
 }
