@@ -383,11 +383,9 @@ async fn server_posts_to_a_client_side_service() {
     let addr = server.local_addr().unwrap();
     let server = server.spawn();
     let service = BatchService::default();
-    let client = Client::builder()
-        .install(service.clone())
-        .connect(addr)
-        .await
-        .unwrap();
+    let mut builder = Client::builder();
+    builder.install(service.clone());
+    let client = builder.connect(addr).await.unwrap();
     assert_eq!(client.call_console("fill", "pushed").await.unwrap(), "1");
     let mut batch = service.take(client.peer(), "pushed").await.unwrap();
     assert_eq!(

@@ -73,11 +73,9 @@ async fn serve(root: &Path) -> (ServerHandle, SocketAddr) {
 }
 
 async fn connect(addr: SocketAddr) -> Client {
-    Client::builder()
-        .install(FileSink::new())
-        .connect(addr)
-        .await
-        .unwrap()
+    let mut builder = Client::builder();
+    builder.install(FileSink::new());
+    builder.connect(addr).await.unwrap()
 }
 
 /// Options whose progress callback fires `interrupted` once `INTERRUPT_AT` bytes moved.

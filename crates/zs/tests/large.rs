@@ -106,19 +106,17 @@ async fn server_streams_to_its_client() {
     .await;
     let received: Arc<Mutex<Vec<u8>>> = Arc::default();
     let sink = received.clone();
-    let client = Client::builder()
-        .register_big_stream("sink", move |_ctx, mut stream: BigStream| {
-            let sink = sink.clone();
-            async move {
-                while let Some(chunk) = stream.next_chunk().await? {
-                    sink.lock().unwrap().extend_from_slice(&chunk);
-                }
-                Ok(DataFrame::new().with(stream.completed()))
+    let mut builder = Client::builder();
+    builder.register_big_stream("sink", move |_ctx, mut stream: BigStream| {
+        let sink = sink.clone();
+        async move {
+            while let Some(chunk) = stream.next_chunk().await? {
+                sink.lock().unwrap().extend_from_slice(&chunk);
             }
-        })
-        .connect(addr)
-        .await
-        .unwrap();
+            Ok(DataFrame::new().with(stream.completed()))
+        }
+    });
+    let client = builder.connect(addr).await.unwrap();
     let size = 5 * 1024 * 1024 + 17;
     assert_eq!(
         client

@@ -171,7 +171,8 @@ async fn server_calls_its_clients_and_broadcasts() {
     let mut clients = Vec::new();
     for index in 0..3u32 {
         let received = received.clone();
-        let client = Client::builder()
+        let mut builder = Client::builder();
+        builder
             .register_stream("whoami", move |_ctx, _frame: DataFrame| async move {
                 Ok(DataFrame::new().with(index))
             })
@@ -181,10 +182,8 @@ async fn server_calls_its_clients_and_broadcasts() {
                     received.lock().await.push((index, text));
                     Ok(())
                 }
-            })
-            .connect(addr)
-            .await
-            .unwrap();
+            });
+        let client = builder.connect(addr).await.unwrap();
         clients.push(client);
     }
     // Wait until the server has registered all three.
@@ -237,13 +236,11 @@ async fn handler_calls_back_the_calling_client_before_replying() {
         });
     })
     .await;
-    let client = Client::builder()
-        .register_console("upper", |_ctx, text: String| async move {
-            Ok(text.to_uppercase())
-        })
-        .connect(addr)
-        .await
-        .unwrap();
+    let mut builder = Client::builder();
+    builder.register_console("upper", |_ctx, text: String| async move {
+        Ok(text.to_uppercase())
+    });
+    let client = builder.connect(addr).await.unwrap();
     assert_eq!(
         client.call_console("ask_back", "hi").await.unwrap(),
         "client said HI"
@@ -566,10 +563,11 @@ async fn server_and_client_run_over_any_byte_stream() {
     for _ in 0..3 {
         let (client_side, server_side) = tokio::io::duplex(256 * 1024);
         server.serve_stream(server_side, local, virtual_addr);
-        let client = Client::builder()
-            .register_console("upper", |_ctx, text: String| async move {
-                Ok(text.to_uppercase())
-            })
+        let mut builder = Client::builder();
+        builder.register_console("upper", |_ctx, text: String| async move {
+            Ok(text.to_uppercase())
+        });
+        let client = builder
             .connect_stream(client_side, virtual_addr, local)
             .await
             .unwrap();

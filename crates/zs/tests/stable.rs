@@ -113,10 +113,10 @@ async fn server_calls_reach_the_client_across_cuts() {
     })
     .await;
     let proxy = cutter::start(addr, 1 << 40, 1 << 41).await;
-    let mut builder = Client::builder()
-        .register_console("whoami", |_ctx, text: String| async move {
-            Ok(format!("client got {text}"))
-        });
+    let mut builder = Client::builder();
+    builder.register_console("whoami", |_ctx, text: String| async move {
+        Ok(format!("client got {text}"))
+    });
     builder.config_mut().stable_config(fast_stable());
     let client = builder.connect_stable(proxy.addr).await.unwrap();
     assert_eq!(client.call_console("echo", "hi").await.unwrap(), "hi");

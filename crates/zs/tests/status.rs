@@ -218,14 +218,12 @@ async fn errors_convert_with_question_mark_by_meaning() {
     assert_eq!(status.message(), "value 0 is string, not i64");
 
     // A failed call to another peer passes its status (details included) through.
-    let client = Client::builder()
-        .register_console("client_side", |_ctx, text: String| async move {
-            Err(Status::permission_denied(format!("client refuses {text}"))
-                .with_details(DataFrame::new().with(text)))
-        })
-        .connect(addr)
-        .await
-        .unwrap();
+    let mut builder = Client::builder();
+    builder.register_console("client_side", |_ctx, text: String| async move {
+        Err(Status::permission_denied(format!("client refuses {text}"))
+            .with_details(DataFrame::new().with(text)))
+    });
+    let client = builder.connect(addr).await.unwrap();
     let error = client.call_console("ask_client", "x").await.unwrap_err();
     assert_eq!(
         error,
@@ -257,16 +255,15 @@ async fn app_state_is_shared_and_a_missing_type_is_internal() {
 #[tokio::test]
 async fn a_client_has_app_state_but_no_server() {
     let (server, addr) = server().await;
-    let _client = Client::builder()
-        .with_app_state(Hits(AtomicU64::new(41)))
+    let mut builder = Client::builder();
+    builder
+        .with_state(Hits(AtomicU64::new(41)))
         .register_console("client_probe", |ctx, _text: String| async move {
             let hits = ctx.app_state::<Hits>()?;
             let hits = hits.0.fetch_add(1, Ordering::SeqCst) + 1;
             Ok(format!("{hits} {}", ctx.server().is_none()))
-        })
-        .connect(addr)
-        .await
-        .unwrap();
+        });
+    let _client = builder.connect(addr).await.unwrap();
     for _ in 0..100 {
         if server.connection_count() == 1 {
             break;
@@ -339,11 +336,9 @@ async fn an_installed_service_answers_under_its_namespace() {
 #[tokio::test]
 async fn a_service_installed_on_a_client_answers_the_server() {
     let (server, addr) = server().await;
-    let _client = Client::builder()
-        .install(Greeter { greeting: "hi" })
-        .connect(addr)
-        .await
-        .unwrap();
+    let mut builder = Client::builder();
+    builder.install(Greeter { greeting: "hi" });
+    let _client = builder.connect(addr).await.unwrap();
     for _ in 0..100 {
         if server.connection_count() == 1 {
             break;

@@ -103,7 +103,8 @@ pub async fn get(args: GetArgs) -> anyhow::Result<()> {
     {
         local.push(name);
     }
-    let builder = args.server.builder().install(FileSink::new());
+    let mut builder = args.server.builder();
+    builder.install(FileSink::new());
     let client = args.server.connect(builder).await?;
     let bar = progress_bar();
     let started = Instant::now();

@@ -73,7 +73,7 @@ impl<S> Context<S> {
 
     /// The application state of type `T` given to
     /// [`Server::with_state`](crate::Server::with_state) (or
-    /// [`ClientBuilder::with_app_state`](crate::ClientBuilder::with_app_state)), shared by
+    /// [`ClientBuilder::with_state`](crate::ClientBuilder::with_state)), shared by
     /// every connection. A missing type is an `INTERNAL` status, so `?` answers the caller.
     ///
     /// ```no_run

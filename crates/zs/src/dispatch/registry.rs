@@ -68,6 +68,23 @@ macro_rules! command_kinds {
 }
 pub(crate) use command_kinds;
 
+/// The `register_*` methods of `Server` and `ClientBuilder`: each forwards to the type's
+/// `commands` table, in the one builder style (`&mut self` setters returning `&mut Self`).
+macro_rules! forward_register {
+    ($name:ident, $variant:ident, $input:ty, $output:ty, $doc:literal) => {
+        #[doc = $doc]
+        pub fn $name<F, Fut>(&mut self, name: &str, handler: F) -> &mut Self
+        where
+            F: Fn($crate::Context<S>, $input) -> Fut + Send + Sync + 'static,
+            Fut: std::future::Future<Output = Result<$output, $crate::Status>> + Send + 'static,
+        {
+            self.commands.$name(name, handler);
+            self
+        }
+    };
+}
+pub(crate) use forward_register;
+
 pub(crate) enum Handler<S> {
     Console(Arc<ConsoleFn<S>>),
     Stream(Arc<StreamFn<S>>),

@@ -1,7 +1,7 @@
 //! [`Client`]: one connection to a server, with its own command table so the server can call
 //! back.
 
-use std::future::Future;
+use crate::dispatch::registry::forward_register;
 use std::sync::Arc;
 
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -12,7 +12,7 @@ use tracing::Instrument;
 use zs_wire::DataFrame;
 
 use crate::Config;
-use crate::dispatch::context::{AppState, Context, HandlerEnv};
+use crate::dispatch::context::{AppState, HandlerEnv};
 use crate::dispatch::registry::Commands;
 use crate::dispatch::stats::CommandStats;
 use crate::driver::{DriverParts, drive};
@@ -59,22 +59,6 @@ impl Client<()> {
     }
 }
 
-/// One `register_*` method that forwards to the command table (see
-/// [`Commands`](crate::Commands)).
-macro_rules! register_method {
-    ($name:ident, $variant:ident, $input:ty, $output:ty, $doc:literal) => {
-        #[doc = $doc]
-        pub fn $name<F, Fut>(mut self, name: &str, handler: F) -> Self
-        where
-            F: Fn(Context<S>, $input) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = Result<$output, crate::Status>> + Send + 'static,
-        {
-            self.commands.$name(name, handler);
-            self
-        }
-    };
-}
-
 impl<S: Send + Sync + 'static> Client<S> {
     /// The connection handle (clone it to call from other tasks).
     pub fn peer(&self) -> &Peer<S> {
@@ -102,7 +86,7 @@ impl<S: Send + Sync + 'static> Client<S> {
     }
 
     /// The application state of type `T` given to
-    /// [`ClientBuilder::with_app_state`] or added by an installed service
+    /// [`ClientBuilder::with_state`] or added by an installed service
     /// ([`Namespace::insert_app_state`](crate::Namespace::insert_app_state)); `None` if there
     /// is none. Typed clients use it to find the state of their client-side service, e.g.
     /// [`FileClient`](crate::services::files::FileClient) finds its
@@ -134,7 +118,7 @@ pub struct ClientBuilder<S = ()> {
 impl ClientBuilder<()> {
     /// A builder with the default configuration and no state.
     pub fn new() -> Self {
-        Self::with_state(())
+        Self::with_connection_state(())
     }
 }
 
@@ -146,8 +130,8 @@ impl Default for ClientBuilder<()> {
 
 impl<S: Send + Sync + 'static> ClientBuilder<S> {
     /// A builder whose connection carries `state` (reachable as `ctx.state()` in client-side
-    /// handlers and `client.peer().state()`).
-    pub fn with_state(state: S) -> Self {
+    /// handlers and `client.peer().state()`; ZServer4D `UserDefine`).
+    pub fn with_connection_state(state: S) -> Self {
         Self {
             commands: Commands::new(),
             config: Config::default(),
@@ -158,14 +142,14 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
 
     /// Shares `state` with the client's handlers, reached as
     /// [`ctx.app_state::<T>()`](crate::Context::app_state); one value per type.
-    pub fn with_app_state<T: Send + Sync + 'static>(mut self, state: T) -> Self {
+    pub fn with_state<T: Send + Sync + 'static>(&mut self, state: T) -> &mut Self {
         self.app.insert(state);
         self
     }
 
     /// Installs a [`Service`](crate::Service) the server may call: its commands under its
     /// namespace.
-    pub fn install(mut self, service: impl crate::Service<S>) -> Self {
+    pub fn install(&mut self, service: impl crate::Service<S>) -> &mut Self {
         crate::dispatch::service::Namespace::install(&mut self.commands, &mut self.app, service);
         self
     }
@@ -176,7 +160,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
     }
 
     /// Replaces the configuration.
-    pub fn config(mut self, config: Config) -> Self {
+    pub fn config(&mut self, config: Config) -> &mut Self {
         self.config = config;
         self
     }
@@ -186,7 +170,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         &mut self.commands
     }
 
-    crate::dispatch::registry::command_kinds!(register_method);
+    crate::dispatch::registry::command_kinds!(forward_register);
 
     /// Connects over TCP, runs the secure handshake (verifying a pinned fingerprint if one is
     /// set) and waits for the server's preamble.

@@ -1,5 +1,6 @@
 //! [`Server`]: accepts connections and serves registered commands.
 
+use crate::dispatch::registry::forward_register;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use zs_wire::handshake::{Fingerprint, StaticKeypair};
 
 use crate::Config;
-use crate::dispatch::context::{AppState, Context};
+use crate::dispatch::context::AppState;
 use crate::dispatch::registry::Commands;
 use crate::dispatch::service::{Namespace, Service};
 use crate::endpoint::handle::ServerHandle;
@@ -54,22 +55,6 @@ impl Server<()> {
     pub async fn bind(addr: impl ToSocketAddrs) -> std::io::Result<Self> {
         Self::bind_with_state(addr, |_| ()).await
     }
-}
-
-/// One `register_*` method that forwards to the command table (see
-/// [`Commands`](crate::Commands)).
-macro_rules! register_method {
-    ($name:ident, $variant:ident, $input:ty, $output:ty, $doc:literal) => {
-        #[doc = $doc]
-        pub fn $name<F, Fut>(&mut self, name: &str, handler: F) -> &mut Self
-        where
-            F: Fn(Context<S>, $input) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = Result<$output, crate::Status>> + Send + 'static,
-        {
-            self.commands.$name(name, handler);
-            self
-        }
-    };
 }
 
 impl<S: Send + Sync + 'static> Server<S> {
@@ -126,7 +111,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         &mut self.commands
     }
 
-    crate::dispatch::registry::command_kinds!(register_method);
+    crate::dispatch::registry::command_kinds!(forward_register);
 
     /// Shares `state` with every handler of every connection, reached as
     /// [`ctx.app_state::<T>()`](crate::Context::app_state): a database, a cache, counters.

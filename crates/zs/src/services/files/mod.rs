@@ -14,7 +14,9 @@
 //! let addr = server.local_addr()?;
 //! let _server = server.spawn();
 //!
-//! let client = Client::builder().install(FileSink::new()).connect(addr).await?;
+//! let mut builder = Client::builder();
+//! builder.install(FileSink::new());
+//! let client = builder.connect(addr).await?;
 //! let files = FileClient::new(&client);
 //! files.put(Path::new("a.bin"), "a.bin", TransferOptions::new()).await?;
 //! files.get("a.bin", Path::new("a-copy.bin"), TransferOptions::new().resume(true)).await?;

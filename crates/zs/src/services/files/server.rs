@@ -109,7 +109,9 @@ fn reply_json<T: Serialize>(reply: &T) -> Result<String, ServeError> {
 /// let server = server.spawn();
 ///
 /// // `get` needs the client-side sink installed before connecting.
-/// let client = Client::builder().install(FileSink::new()).connect(addr).await?;
+/// let mut builder = Client::builder();
+/// builder.install(FileSink::new());
+/// let client = builder.connect(addr).await?;
 /// let files = FileClient::new(&client);
 /// let sent = files.put(Path::new("big.iso"), "isos/big.iso",
 ///     TransferOptions::new().resume(true)).await?;

@@ -111,7 +111,9 @@ impl Drop for ForgetSink {
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use zs::services::files::FileSink;
-/// let client = zs::Client::builder().install(FileSink::new()).connect("127.0.0.1:4920").await?;
+/// let mut builder = zs::Client::builder();
+/// builder.install(FileSink::new());
+/// let client = builder.connect("127.0.0.1:4920").await?;
 /// # Ok(()) }
 /// ```
 #[derive(Default)]
