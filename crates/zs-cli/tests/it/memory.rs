@@ -177,7 +177,7 @@ async fn server_memory_comes_back_after_rounds_of_stable_sessions() {
 /// are still answered while all are open. `#[ignore]`d (it needs many descriptors):
 ///
 /// ```sh
-/// ZS_IDLE_CONNECTIONS=9000 cargo test --release -p zs-cli --test memory -- --ignored idle --nocapture
+/// ZS_IDLE_CONNECTIONS=9000 cargo test --release -p zs-cli --test it memory:: -- --ignored idle --nocapture
 /// ```
 ///
 /// The test process holds one descriptor per connection and the server another, so with

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

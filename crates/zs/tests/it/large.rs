@@ -15,7 +15,7 @@ use zs::{
 };
 use zs_wire::crypto::hash::HashAlgorithm;
 
-mod common;
+use crate::common;
 use common::pattern::{hashing_handler, pattern, sha3_of_pattern};
 
 async fn server(configure: impl FnOnce(&mut Server)) -> (ServerHandle, SocketAddr) {

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zs::{Client, Config, EncryptedStream, Security, Server, StableConfig};
 use zs_wire::stable::{Frame, RefuseReason, SessionId};
 
-mod common;
+use crate::common;
 use common::cutter;
 use common::pattern::{hashing_handler, pattern, sha3_of_pattern};
 

@@ -1,0 +1,10 @@
+//! Tests of the `zs` binary, run as a child process.
+//!
+//! One test binary for the crate: linking a binary per file dominated a cold `cargo test`.
+
+#![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
+
+mod cli;
+mod files_cli;
+mod memory;
+mod nat_cli;
