@@ -79,6 +79,7 @@ mod message;
 mod negotiation;
 mod outcome;
 mod server;
+mod x25519;
 
 pub use client::ClientHandshake;
 pub use config::{ClientConfig, ServerConfig};
