@@ -104,22 +104,30 @@ struct Driver<S> {
 }
 
 /// Runs one connection to its end and returns why it ended.
-pub(crate) async fn drive<S, IO>(io: IO, config: &Config, parts: DriverParts<S>) -> DisconnectReason
+///
+/// Set-up happens here, before the returned future exists: the future keeps neither the
+/// configuration nor the stream inline (the stream lives in `split`'s shared half), so an
+/// idle connection's task holds only the loop's state (issue 12).
+pub(crate) fn drive<S, IO>(
+    io: IO,
+    config: &Config,
+    parts: DriverParts<S>,
+) -> impl Future<Output = DisconnectReason> + Send + use<S, IO>
 where
     S: Send + Sync + 'static,
-    IO: AsyncRead + AsyncWrite + Send + Unpin,
+    IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let DriverParts {
         peer,
-        mut commands,
+        commands,
         registry,
         tasks,
         drain,
         abort,
-        mut established,
+        established,
         env,
     } = parts;
-    let mut driver = Driver {
+    let driver = Driver {
         session: Session::new(config.session.clone(), Instant::now().into_std()),
         peer,
         registry,
@@ -134,7 +142,23 @@ where
         max_complete_buffer: config.max_complete_buffer,
         reason: None,
     };
-    let (mut reader, mut writer) = tokio::io::split(io);
+    let (reader, writer) = tokio::io::split(io);
+    run(driver, reader, writer, commands, drain, abort, established)
+}
+
+async fn run<S, IO>(
+    mut driver: Driver<S>,
+    mut reader: tokio::io::ReadHalf<IO>,
+    mut writer: tokio::io::WriteHalf<IO>,
+    mut commands: CommandReceiver,
+    drain: CancellationToken,
+    abort: CancellationToken,
+    mut established: Option<oneshot::Sender<Result<(), DisconnectReason>>>,
+) -> DisconnectReason
+where
+    S: Send + Sync + 'static,
+    IO: AsyncRead + AsyncWrite + Send + Unpin,
+{
     // Sized to what flows: nothing while idle (see `ReadBuffer`).
     let mut received = ReadBuffer::default();
     let timer = tokio::time::sleep_until(next_deadline(&driver.session));

@@ -294,12 +294,12 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
                 offload: Arc::new(tokio::sync::Semaphore::new(self.config.max_offload)),
             }),
         };
-        let config = self.config;
+        let driver = drive(stream, &self.config, parts);
         let driver_peer = peer.clone();
         let span = tracing::info_span!("client", server = %remote_addr);
         tokio::spawn(
             async move {
-                let reason = drive(stream, &config, parts).await;
+                let reason = driver.await;
                 tracing::debug!(%reason, "disconnected");
                 driver_peer.mark_closed(reason);
             }

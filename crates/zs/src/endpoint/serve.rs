@@ -9,6 +9,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tracing::Instrument;
+
+use crate::DisconnectReason;
 use zs_wire::frame::CloseCode;
 use zs_wire::session::Session;
 use zs_wire::stable::{LinkRequest, PendingLink, RefuseReason, StableEndpoint};
@@ -91,7 +93,14 @@ pub(crate) async fn serve_stream<S, IO>(
     IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let security = &shared.config.security;
-    let stream = match EncryptedStream::accept_any_token(stream, security, &shared.keypair).await {
+    // Boxed, like the other one-off phases below: a task is allocated for its largest state,
+    // and an idle connection should pay only for the driver's.
+    let handshake = Box::pin(EncryptedStream::accept_any_token(
+        stream,
+        security,
+        &shared.keypair,
+    ));
+    let stream = match handshake.await {
         Ok(stream) => stream,
         Err(error) => {
             tracing::warn!(%error, "handshake failed; connection dropped");
@@ -100,7 +109,14 @@ pub(crate) async fn serve_stream<S, IO>(
     };
     if stream.stable_link() {
         if shared.config.accept_stable {
-            serve_stable_link(stream, remote_addr, local_addr, shared, permit).await;
+            Box::pin(serve_stable_link(
+                stream,
+                remote_addr,
+                local_addr,
+                shared,
+                permit,
+            ))
+            .await;
         } else {
             tracing::warn!("StableIO link refused: this server does not accept StableIO");
         }
@@ -108,21 +124,27 @@ pub(crate) async fn serve_stream<S, IO>(
     }
     if !stream.client_token_ok() {
         tracing::warn!("client token rejected");
-        refuse(
+        Box::pin(refuse(
             stream,
             &shared.config,
             CloseCode::Unauthorized,
             "client token rejected",
-        )
+        ))
         .await;
         return;
     }
-    let Some(permit) = with_slot(permit, &shared).await else {
+    let Some(permit) = Box::pin(with_slot(permit, &shared)).await else {
         let reason = format!(
             "server full ({} connections)",
             shared.config.max_connections
         );
-        refuse(stream, &shared.config, CloseCode::ServerFull, &reason).await;
+        Box::pin(refuse(
+            stream,
+            &shared.config,
+            CloseCode::ServerFull,
+            &reason,
+        ))
+        .await;
         return;
     };
     let info = SecurityInfo {
@@ -275,8 +297,10 @@ async fn serve_stable_link<S, IO>(
     }
 }
 
-/// Serves one connection whose security is settled: peer, hooks, driver.
-async fn serve_secured<S, IO>(
+/// Serves one connection whose security is settled: peer, hooks, driver. Set up before the
+/// returned future exists, so the future (alive as long as the connection) carries only
+/// what it needs after set-up, not the stream or a configuration.
+fn serve_secured<S, IO>(
     stream: IO,
     info: SecurityInfo,
     remote_addr: SocketAddr,
@@ -284,7 +308,8 @@ async fn serve_secured<S, IO>(
     shared: Arc<Shared<S>>,
     permit: OwnedSemaphorePermit,
     session_config: Option<Config>,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     S: Send + Sync + 'static,
     IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
@@ -331,14 +356,26 @@ async fn serve_secured<S, IO>(
             offload: shared.offload.clone(),
         }),
     };
-    let (reason, was_established) = tokio::join!(
-        drive(
-            stream,
-            session_config.as_ref().unwrap_or(&shared.config),
-            parts
-        ),
-        connected_hook
-    );
+    // Boxed: its own allocation, sized for the driver's loop alone.
+    let driver = Box::pin(drive(
+        stream,
+        session_config.as_ref().unwrap_or(&shared.config),
+        parts,
+    ));
+    async move {
+        let (reason, was_established) = tokio::join!(driver, connected_hook);
+        finish_connection(&shared, &peer, reason, was_established);
+        drop(permit);
+    }
+}
+
+/// After a connection's driver ended: the peer leaves the table, the hook runs.
+fn finish_connection<S: Send + Sync + 'static>(
+    shared: &Shared<S>,
+    peer: &Peer<S>,
+    reason: DisconnectReason,
+    was_established: bool,
+) {
     peer.mark_closed(reason.clone());
     shared
         .peers
@@ -347,7 +384,6 @@ async fn serve_secured<S, IO>(
         .remove(&peer.id());
     tracing::debug!(%reason, "disconnected");
     if was_established && let Some(hook) = &shared.on_disconnected {
-        hook(&peer, &reason);
+        hook(peer, &reason);
     }
-    drop(permit);
 }
