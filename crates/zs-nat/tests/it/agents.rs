@@ -39,7 +39,7 @@ async fn echo_once(client: &mut TcpStream, message: &[u8]) -> std::io::Result<()
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn least_active_balancing_and_an_agent_leaving() {
     bounded(async {
         let server = start_server(server_config(&[("echo", "t")])).await;
@@ -158,7 +158,7 @@ async fn the_public_port_opens_with_the_first_agent_and_closes_after_the_last() 
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn weights_share_new_connections() {
     bounded(async {
         let server = start_server(server_config(&[("echo", "t")])).await;

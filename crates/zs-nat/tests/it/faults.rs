@@ -40,7 +40,7 @@ async fn good_still_works(server: &NatServerHandle) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_wrong_token_refuses_only_that_mapping() {
     bounded(async {
         let (server, _agent) = serving_good().await;

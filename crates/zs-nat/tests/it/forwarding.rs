@@ -122,7 +122,7 @@ async fn a_service_that_speaks_first_and_many_connections_at_once() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_idle_connection_survives_link_idle_timeouts() {
     bounded(async {
         let local = http_server("idle").await;
@@ -184,7 +184,7 @@ async fn a_virtual_server_mapping_serves_zs_clients_without_a_local_socket() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_admin_endpoint_reports_counters_to_a_pinned_client() {
     bounded(async {
         let local = http_server("web").await;
@@ -221,7 +221,7 @@ async fn the_admin_endpoint_reports_counters_to_a_pinned_client() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_agent_pinning_another_key_never_registers() {
     bounded(async {
         let server = start_server(server_config(&[("web", "t")])).await;
@@ -246,7 +246,7 @@ async fn an_agent_pinning_another_key_never_registers() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_agent_reconnects_and_re_registers_after_the_server_restarts() {
     bounded(async {
         let local = http_server("web").await;

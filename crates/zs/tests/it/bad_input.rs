@@ -130,7 +130,7 @@ async fn reply_to_an_unknown_request_id_is_a_protocol_error() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn truncated_frame_then_hangup_costs_only_that_connection() {
     let (server, addr) = server().await;
     let bystander = Client::connect(addr).await.unwrap();

@@ -76,7 +76,7 @@ async fn delayed_response_is_answered_from_another_connection() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn responder_reports_a_peer_that_left_first() {
     let (server, addr, parked, wake_results) = parking_server().await;
     let waiter = Client::connect(addr).await.unwrap();
@@ -96,7 +96,7 @@ async fn responder_reports_a_peer_that_left_first() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn bridge_answers_when_the_backend_server_replies() {
     // backend <- bridge <- client: the bridge's handler asks the backend and answers then.
     let mut backend = Server::bind("127.0.0.1:0").await.unwrap();
@@ -301,7 +301,7 @@ async fn without_strict_order_handlers_interleave() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn peer_leaving_with_work_in_progress_leaves_nothing_behind() {
     let (server, addr, parked, _) = parking_server().await;
     let metrics = tokio::runtime::Handle::current().metrics();
@@ -330,7 +330,7 @@ async fn peer_leaving_with_work_in_progress_leaves_nothing_behind() {
 
 /// A caller that times out cancels its request: the server drops the running handler at its
 /// next await instead of finishing work nobody waits for, and keeps serving.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_timed_out_call_cancels_its_handler() {
     struct DropFlag(Arc<AtomicUsize>);
     impl Drop for DropFlag {

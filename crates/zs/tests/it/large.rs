@@ -231,7 +231,7 @@ async fn complete_buffer_compression_round_trips() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn sender_cancelling_is_seen_by_the_receiver() {
     let outcome: Arc<Mutex<Option<StreamError>>> = Arc::default();
     let seen = outcome.clone();

@@ -12,13 +12,24 @@ use tokio::net::{TcpListener, TcpStream};
 use zs::mux::{MuxConfig, MuxLink, Role};
 use zs::{Client, Server};
 
-/// Two mux links joined by one real TCP connection: (initiator, acceptor).
-async fn linked_pair() -> (MuxLink, MuxLink) {
+/// One loopback TCP connection: (connected, accepted). Small frames do not wait for Nagle's
+/// algorithm, as on every real mux link: a segment held back until a delayed ACK is a stall
+/// of the kernel's, which the paused test clock cannot see and would jump over.
+async fn tcp_pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let initiator = MuxLink::new(connected.unwrap(), Role::Initiator, MuxConfig::default());
-    let acceptor = MuxLink::new(accepted.unwrap().0, Role::Acceptor, MuxConfig::default());
+    let (connected, accepted) = (connected.unwrap(), accepted.unwrap().0);
+    connected.set_nodelay(true).unwrap();
+    accepted.set_nodelay(true).unwrap();
+    (connected, accepted)
+}
+
+/// Two mux links joined by one real TCP connection: (initiator, acceptor).
+async fn linked_pair() -> (MuxLink, MuxLink) {
+    let (connected, accepted) = tcp_pair().await;
+    let initiator = MuxLink::new(connected, Role::Initiator, MuxConfig::default());
+    let acceptor = MuxLink::new(accepted, Role::Acceptor, MuxConfig::default());
     (initiator, acceptor)
 }
 
@@ -114,7 +125,7 @@ async fn slow_reader_stalls_only_its_own_stream() {
     assert!(client_link.ended().is_none());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn zs_server_on_a_virtual_listener_serves_clients_on_virtual_streams() {
     let (client_link, server_link) = linked_pair().await;
     let mut server = Server::bind("127.0.0.1:0").await.unwrap();
@@ -155,7 +166,7 @@ async fn zs_server_on_a_virtual_listener_serves_clients_on_virtual_streams() {
     handle.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn reverse_direction_the_accepting_side_connects() {
     let (client_link, server_link) = linked_pair().await;
     // The side that *connected* over TCP listens; the side that accepted opens streams.
@@ -169,17 +180,14 @@ async fn reverse_direction_the_accepting_side_connects() {
     assert_eq!(back, b"other way round");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dropped_transport_ends_every_stream_with_an_error() {
     // client link <-TCP-> forwarder <-pipe-> server link; killing the forwarder drops the
     // physical connection under both links.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let client_link = MuxLink::new(connected.unwrap(), Role::Initiator, MuxConfig::default());
+    let (connected, mut tcp) = tcp_pair().await;
+    let client_link = MuxLink::new(connected, Role::Initiator, MuxConfig::default());
     let (mut near, far) = tokio::io::duplex(1 << 20);
     let server_link = MuxLink::new(far, Role::Acceptor, MuxConfig::default());
-    let mut tcp = accepted.unwrap().0;
     let forwarder = tokio::spawn(async move {
         let _ = tokio::io::copy_bidirectional(&mut tcp, &mut near).await;
     });
@@ -205,13 +213,11 @@ async fn dropped_transport_ends_every_stream_with_an_error() {
 
 #[tokio::test]
 async fn a_receive_budget_refuses_streams_past_it_and_the_admitted_ones_still_move() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    let client_link = MuxLink::new(connected.unwrap(), Role::Initiator, MuxConfig::default());
+    let (connected, accepted) = tcp_pair().await;
+    let client_link = MuxLink::new(connected, Role::Initiator, MuxConfig::default());
     // Room for two streams' initial windows (256 KiB each) on the accepting side.
     let budget = MuxConfig::default().with_max_buffered(Some(2 * 256 * 1024));
-    let server_link = MuxLink::new(accepted.unwrap().0, Role::Acceptor, budget);
+    let server_link = MuxLink::new(accepted, Role::Acceptor, budget);
     echo_service(&server_link, "echo");
     wait_listening().await;
     let first = client_link.connect("echo").await.unwrap();

@@ -248,7 +248,7 @@ async fn handler_calls_back_the_calling_client_before_replying() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn call_timeout_is_reported_and_the_connection_survives() {
     let (server, addr) = echo_server(|_| {}).await;
     let client = Client::connect(addr).await.unwrap();
@@ -265,7 +265,7 @@ async fn call_timeout_is_reported_and_the_connection_survives() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn pending_call_fails_clearly_when_the_connection_dies() {
     let (server, addr) = echo_server(|server| {
         server.register_console("die", |ctx, _text: String| async move {
@@ -372,7 +372,7 @@ async fn max_connections_refuses_with_a_reason() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn graceful_shutdown_finishes_calls_in_flight() {
     let (server, addr) = echo_server(|_| {}).await;
     let client = Arc::new(Client::connect(addr).await.unwrap());
@@ -381,7 +381,7 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
         tokio::spawn(async move { client.call_console("sleep_ms", "300").await })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     server.shutdown().await;
     assert!(
         started.elapsed() >= Duration::from_millis(200),
@@ -403,7 +403,7 @@ async fn graceful_shutdown_finishes_calls_in_flight() {
     assert!(Client::connect(addr).await.is_err());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn close_after_flush_delivers_pending_replies_first() {
     let (server, addr) = echo_server(|server| {
         server.register_console("slow_then_close", |ctx, _text: String| async move {
@@ -428,7 +428,7 @@ async fn close_after_flush_delivers_pending_replies_first() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn idle_peer_is_disconnected() {
     let (server, addr) = echo_server(|server| {
         server
@@ -460,7 +460,7 @@ async fn idle_peer_is_disconnected() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn keepalive_keeps_a_quiet_connection_open() {
     let (server, addr) = echo_server(|server| {
         server
@@ -479,7 +479,7 @@ async fn keepalive_keeps_a_quiet_connection_open() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn statistics_count_calls_errors_bytes_and_time() {
     let (server, addr) = echo_server(|_| {}).await;
     let client = Client::connect(addr).await.unwrap();

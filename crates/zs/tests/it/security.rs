@@ -204,7 +204,7 @@ async fn client_token_is_required_when_configured() {
     server.shutdown().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn marker_sent_through_a_call_never_appears_on_the_wire() {
     let (server, addr) = server(|_| {}).await;
     let proxy = proxy::start(addr, proxy::pass_through()).await;

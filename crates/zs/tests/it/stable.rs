@@ -141,7 +141,7 @@ async fn server_calls_reach_the_client_across_cuts() {
 
 /// A client that cannot reach the server within the give-up time ends with a clear error,
 /// and the server forgets the session.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_session_ends_with_a_clear_error() {
     let short = fast_stable().with_give_up_after(Duration::from_millis(600));
     let server_config = short.clone();
@@ -339,7 +339,7 @@ async fn a_closed_client_leaves_no_session_behind() {
 /// A full server gives the slot of the StableIO session that has waited longest for its
 /// client to a client that is here now (issue 12: dead clients must not hold connection
 /// slots for the whole give-up time), while a session with a link is never taken.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_full_server_ends_the_longest_detached_session_for_a_new_client() {
     let (server, addr) = server(|config| {
         config.max_connections(2).stable_config(fast_stable());

@@ -47,6 +47,11 @@ pub async fn start(upstream: SocketAddr, hook: Hook) -> Proxy {
             let Ok(server) = TcpStream::connect(upstream).await else {
                 return;
             };
+            // Forward at once, like the endpoints' own sockets: a segment that Nagle's
+            // algorithm holds back until a delayed ACK is a stall the paused clock of a
+            // test cannot see (it would jump to the next timer).
+            let _ = client.set_nodelay(true);
+            let _ = server.set_nodelay(true);
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
             tokio::spawn(pump(
