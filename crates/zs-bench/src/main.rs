@@ -23,6 +23,7 @@ mod nat;
 mod process;
 mod rpc;
 mod serve_child;
+mod soak;
 mod stream;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,8 @@ enum Command {
     Churn(churn::ChurnArgs),
     /// A server's memory with many idle connections, and call latency among them.
     Idle(idle::IdleArgs),
+    /// A long run: calls among many held connections while others churn; RSS sampled.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
             Command::Handshake(args) => handshake::run(args).await,
             Command::Churn(args) => churn::run(args).await,
             Command::Idle(args) => idle::run(args).await,
+            Command::Soak(args) => soak::run(args).await,
         }
     });
     match result {

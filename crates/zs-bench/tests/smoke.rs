@@ -132,4 +132,19 @@ fn churn_and_idle_measure_a_zs_serve_child() {
     ]);
     assert!(stdout.contains("the server holds 30"), "{stdout}");
     assert!(stdout.contains("KiB per idle connection"), "{stdout}");
+    let stdout = zs_bench(&[
+        "soak",
+        "--zs",
+        zs,
+        "--connections",
+        "20",
+        "--churn",
+        "5",
+        "--seconds",
+        "0.6",
+        "--sample-seconds",
+        "0.3",
+    ]);
+    assert!(stdout.contains("largest drift"), "{stdout}");
+    assert!(stdout.contains("0 not closed"), "{stdout}");
 }
