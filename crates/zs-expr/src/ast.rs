@@ -213,6 +213,12 @@ impl fmt::Display for Expr {
         match &self.kind {
             ExprKind::Literal(v) => write_literal(f, v),
             ExprKind::Var(name) => f.write_str(name),
+            // `-5` parses as the literal -5, so negating a literal keeps its own parentheses.
+            ExprKind::Unary(UnOp::Neg, e)
+                if matches!(e.kind, ExprKind::Literal(Value::Int(_) | Value::Float(_))) =>
+            {
+                write!(f, "(-({e}))")
+            }
             ExprKind::Unary(op, e) => write!(f, "({}{e})", op.symbol()),
             ExprKind::Binary(op, l, r) => write!(f, "({l} {} {r})", op.symbol()),
             ExprKind::Call(name, args) => {
