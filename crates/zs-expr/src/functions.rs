@@ -136,7 +136,9 @@ impl Functions {
 
     /// Registers a pure function: its result depends on its arguments only, so calls with
     /// constant arguments are folded at compile time and a call whose argument types it
-    /// rejects with [`EvalError::Type`] is a compile error.
+    /// rejects with [`EvalError::Type`] is a compile error. To check that, the compiler calls
+    /// it with sample values (`true`, `1`, `1.0`, `'a'`) for arguments whose type is not
+    /// known yet, so it must be cheap and free of side effects.
     pub fn register_pure<F>(&mut self, name: &str, arity: Arity, body: F) -> &mut Self
     where
         F: Fn(&[Value]) -> Result<Value, EvalError> + Send + Sync + 'static,

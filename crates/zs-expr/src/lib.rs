@@ -54,10 +54,12 @@
 //! | 2     | `xor`                                                 |
 //! | 1     | `or` `\|\|`                                           |
 //!
-//! Unlike Pascal, the word operators `and`/`or`/`xor`/`not` bind *looser* than comparisons
-//! (as in SQL), so `age > 30 and name <> 'x'` needs no parentheses. On integers they are still
-//! bitwise (`6 and 3` is `2`), at that low precedence; the C operators `& | ^ ~` are the
-//! bitwise ones with tight precedence.
+//! Unlike Delphi, and like ZServer4D's own priority table (`SymbolOperationPriority` in
+//! zExpression.pas puts `or and xor` below the comparisons) and SQL, the word operators
+//! `and`/`or`/`xor`/`not` bind *looser* than comparisons, so `age > 30 and name <> 'x'` needs
+//! no parentheses. On integers they are still bitwise (`6 and 3` is `2`), at that low
+//! precedence; the C operators `& | ^ ~` are the bitwise ones with tight precedence.
+//! (ZServer4D spells power `^`; here `^` is C's exclusive or and power is `pow(x, y)`.)
 //!
 //! # Values and types
 //!
