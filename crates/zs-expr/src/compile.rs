@@ -139,15 +139,11 @@ impl Compiler<'_> {
                 let (ln, lt) = self.compile(l)?;
                 let (rn, rt) = self.compile(r)?;
                 if let (Node::Const(a), Node::Const(b)) = (&ln, &rn) {
-                    return Self::fold(pos, ops::binary(op, a.clone(), b.clone()));
+                    return Self::fold(pos, ops::binary(op, a, b));
                 }
                 let t = probe(&[lt, rt], pos, &|a| {
-                    let mut it = a.iter().cloned();
-                    ops::binary(
-                        op,
-                        it.next().unwrap_or_default(),
-                        it.next().unwrap_or_default(),
-                    )
+                    let null = Value::Null;
+                    ops::binary(op, a.first().unwrap_or(&null), a.get(1).unwrap_or(&null))
                 })?;
                 let (l, r) = (Box::new(ln), Box::new(rn));
                 let node = match op {

@@ -7,6 +7,7 @@
 //! so the loop does no hashing or lookups; the cost is dominated by value clones (a reference
 //! count for strings), which a stack machine would pay too.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::ast::{BinOp, UnOp};
@@ -21,11 +22,22 @@ use crate::value::Value;
 pub trait Bindings {
     /// The value in `slot`, or `None` when it is not bound ([`EvalError::Unbound`]).
     fn get(&self, slot: usize) -> Option<Value>;
+
+    /// The value in `slot` by reference, when the bindings store [`Value`]s: operators then
+    /// read it without cloning. The default returns `None`, and [`Bindings::get`] is used.
+    fn get_ref(&self, slot: usize) -> Option<&Value> {
+        let _ = slot;
+        None
+    }
 }
 
 impl Bindings for [Value] {
     fn get(&self, slot: usize) -> Option<Value> {
         <[Value]>::get(self, slot).cloned()
+    }
+
+    fn get_ref(&self, slot: usize) -> Option<&Value> {
+        <[Value]>::get(self, slot)
     }
 }
 
@@ -33,11 +45,19 @@ impl Bindings for Vec<Value> {
     fn get(&self, slot: usize) -> Option<Value> {
         self.as_slice().get(slot).cloned()
     }
+
+    fn get_ref(&self, slot: usize) -> Option<&Value> {
+        self.as_slice().get(slot)
+    }
 }
 
 impl<const N: usize> Bindings for [Value; N] {
     fn get(&self, slot: usize) -> Option<Value> {
         self.as_slice().get(slot).cloned()
+    }
+
+    fn get_ref(&self, slot: usize) -> Option<&Value> {
+        self.as_slice().get(slot)
     }
 }
 
@@ -51,6 +71,10 @@ impl Bindings for () {
 impl<B: Bindings + ?Sized> Bindings for &B {
     fn get(&self, slot: usize) -> Option<Value> {
         (**self).get(slot)
+    }
+
+    fn get_ref(&self, slot: usize) -> Option<&Value> {
+        (**self).get_ref(slot)
     }
 }
 
@@ -78,6 +102,19 @@ pub(crate) struct Evaluator<'p, B: ?Sized> {
 }
 
 impl<B: Bindings + ?Sized> Evaluator<'_, B> {
+    /// An operand: constants are borrowed from the tree and variables from the bindings
+    /// when they can lend them, instead of cloned.
+    fn operand<'x>(&'x self, node: &'x Node) -> Result<Cow<'x, Value>, EvalError> {
+        match node {
+            Node::Const(v) => Ok(Cow::Borrowed(v)),
+            Node::Var(slot) => match self.bindings.get_ref(*slot) {
+                Some(v) => Ok(Cow::Borrowed(v)),
+                None => self.eval(node).map(Cow::Owned),
+            },
+            n => self.eval(n).map(Cow::Owned),
+        }
+    }
+
     pub(crate) fn eval(&self, node: &Node) -> Result<Value, EvalError> {
         match node {
             Node::Const(v) => Ok(v.clone()),
@@ -85,7 +122,7 @@ impl<B: Bindings + ?Sized> Evaluator<'_, B> {
                 EvalError::Unbound(self.names.get(*slot).cloned().unwrap_or_default())
             }),
             Node::Unary(op, e) => ops::unary(*op, self.eval(e)?),
-            Node::Binary(op, l, r) => ops::binary(*op, self.eval(l)?, self.eval(r)?),
+            Node::Binary(op, l, r) => ops::binary(*op, &*self.operand(l)?, &*self.operand(r)?),
             Node::ShortCircuit(op, l, r) => {
                 let lv = self.eval(l)?;
                 let decided = matches!(
@@ -96,7 +133,7 @@ impl<B: Bindings + ?Sized> Evaluator<'_, B> {
                 if decided {
                     Ok(lv)
                 } else {
-                    ops::binary(*op, lv, self.eval(r)?)
+                    ops::binary(*op, &lv, &*self.operand(r)?)
                 }
             }
             Node::If(c, a, b) => match self.eval(c)? {

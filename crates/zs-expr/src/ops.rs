@@ -60,26 +60,26 @@ fn shift_count(n: i64) -> Result<u32, EvalError> {
 
 /// Applies a binary operator to two evaluated operands (the evaluator short-circuits the
 /// logical ones before getting here).
-pub(crate) fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, EvalError> {
+pub(crate) fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     use Value::{Bool, Float, Int, Null, Str};
     let sym = op.symbol();
     let mismatch = |l: &Value, r: &Value| EvalError::binary(sym, l.ty(), r.ty());
     let overflow = EvalError::Overflow { op: sym };
     // Kleene logic for the logical operators: a known result wins over an unknown operand.
-    match (op, &l, &r) {
+    match (op, l, r) {
         (BinOp::And | BinOp::LogAnd, Bool(false), Null | Bool(_))
         | (BinOp::And | BinOp::LogAnd, Null, Bool(false)) => return Ok(Bool(false)),
         (BinOp::Or | BinOp::LogOr, Bool(true), Null | Bool(_))
         | (BinOp::Or | BinOp::LogOr, Null, Bool(true)) => return Ok(Bool(true)),
         (BinOp::LogAnd | BinOp::LogOr, Int(_) | Float(_) | Str(_), _)
         | (BinOp::LogAnd | BinOp::LogOr, _, Int(_) | Float(_) | Str(_)) => {
-            return Err(mismatch(&l, &r));
+            return Err(mismatch(l, r));
         }
         (_, Null, _) | (_, _, Null) => return Ok(Null),
         _ => {}
     }
     Ok(match op {
-        BinOp::Add => match (&l, &r) {
+        BinOp::Add => match (l, r) {
             (Int(a), Int(b)) => Int(a.checked_add(*b).ok_or(overflow)?),
             (Str(a), Str(b)) => {
                 let mut s = String::with_capacity(a.len() + b.len());
@@ -88,50 +88,50 @@ pub(crate) fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, EvalError> 
                 Str(Arc::from(s))
             }
             _ => Float(
-                float_pair(&l, &r)
+                float_pair(l, r)
                     .map(|(a, b)| a + b)
-                    .ok_or_else(|| mismatch(&l, &r))?,
+                    .ok_or_else(|| mismatch(l, r))?,
             ),
         },
-        BinOp::Sub => match (&l, &r) {
+        BinOp::Sub => match (l, r) {
             (Int(a), Int(b)) => Int(a.checked_sub(*b).ok_or(overflow)?),
             _ => Float(
-                float_pair(&l, &r)
+                float_pair(l, r)
                     .map(|(a, b)| a - b)
-                    .ok_or_else(|| mismatch(&l, &r))?,
+                    .ok_or_else(|| mismatch(l, r))?,
             ),
         },
-        BinOp::Mul => match (&l, &r) {
+        BinOp::Mul => match (l, r) {
             (Int(a), Int(b)) => Int(a.checked_mul(*b).ok_or(overflow)?),
             _ => Float(
-                float_pair(&l, &r)
+                float_pair(l, r)
                     .map(|(a, b)| a * b)
-                    .ok_or_else(|| mismatch(&l, &r))?,
+                    .ok_or_else(|| mismatch(l, r))?,
             ),
         },
         BinOp::Div => {
-            let (a, b) = match (&l, &r) {
+            let (a, b) = match (l, r) {
                 (Int(a), Int(b)) => (*a as f64, *b as f64),
-                _ => float_pair(&l, &r).ok_or_else(|| mismatch(&l, &r))?,
+                _ => float_pair(l, r).ok_or_else(|| mismatch(l, r))?,
             };
             if b == 0.0 {
                 return Err(EvalError::DivisionByZero);
             }
             Float(a / b)
         }
-        BinOp::IntDiv | BinOp::Mod => match (&l, &r) {
+        BinOp::IntDiv | BinOp::Mod => match (l, r) {
             (Int(_), Int(0)) => return Err(EvalError::DivisionByZero),
             (Int(a), Int(b)) if op == BinOp::IntDiv => Int(a.checked_div(*b).ok_or(overflow)?),
             (Int(a), Int(b)) => Int(a.wrapping_rem(*b)),
-            _ => return Err(mismatch(&l, &r)),
+            _ => return Err(mismatch(l, r)),
         },
-        BinOp::Shl | BinOp::Shr => match (&l, &r) {
+        BinOp::Shl | BinOp::Shr => match (l, r) {
             (Int(a), Int(b)) if op == BinOp::Shl => Int(a << shift_count(*b)?),
             (Int(a), Int(b)) => Int(a >> shift_count(*b)?),
-            _ => return Err(mismatch(&l, &r)),
+            _ => return Err(mismatch(l, r)),
         },
         BinOp::And | BinOp::Or | BinOp::Xor | BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor => {
-            match (&l, &r) {
+            match (l, r) {
                 (Int(a), Int(b)) => Int(match op {
                     BinOp::And | BinOp::BitAnd => a & b,
                     BinOp::Or | BinOp::BitOr => a | b,
@@ -144,19 +144,19 @@ pub(crate) fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, EvalError> 
                         _ => a ^ b,
                     })
                 }
-                _ => return Err(mismatch(&l, &r)),
+                _ => return Err(mismatch(l, r)),
             }
         }
-        BinOp::LogAnd | BinOp::LogOr => match (&l, &r) {
+        BinOp::LogAnd | BinOp::LogOr => match (l, r) {
             (Bool(a), Bool(b)) => Bool(if op == BinOp::LogAnd {
                 *a && *b
             } else {
                 *a || *b
             }),
-            _ => return Err(mismatch(&l, &r)),
+            _ => return Err(mismatch(l, r)),
         },
         BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let ord = compare(sym, &l, &r)?;
+            let ord = compare(sym, l, r)?;
             Bool(match (op, ord) {
                 (BinOp::Ne, None) => true,
                 (_, None) => false,

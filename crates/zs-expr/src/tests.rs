@@ -525,3 +525,37 @@ fn display_round_trips() {
         assert!(e.same_shape(&again), "{src} -> {e} -> {again}");
     }
 }
+
+#[test]
+fn custom_bindings_without_references() {
+    /// A record that builds values on demand (only `get`).
+    struct Row {
+        age: i64,
+        name: &'static str,
+    }
+    impl crate::Bindings for Row {
+        fn get(&self, slot: usize) -> Option<Value> {
+            match slot {
+                0 => Some(Value::Int(self.age)),
+                1 => Some(Value::from(self.name)),
+                _ => None,
+            }
+        }
+    }
+    let p = compile("age > 30 and name <> 'x' and upper(name) = 'BOB'");
+    assert!(
+        p.matches(&Row {
+            age: 40,
+            name: "bob"
+        })
+        .unwrap()
+    );
+    assert!(!p.matches(&Row { age: 40, name: "x" }).unwrap());
+    assert!(
+        !p.matches(&Row {
+            age: 20,
+            name: "bob"
+        })
+        .unwrap()
+    );
+}
