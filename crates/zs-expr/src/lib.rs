@@ -18,6 +18,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Binding and evaluation
+//!
+//! [`Program::variables`] lists the names the program reads; slot `i` is `variables()[i]`.
+//! A [`Bindings`] hands out values by slot, so evaluating does no name lookups or hashing:
+//! bind a `[Value]` / `Vec<Value>` in slot order (operators then borrow the values, see
+//! [`Bindings::get_ref`]), or implement [`Bindings`] on a record type. [`Program::evaluate`]
+//! returns the value; [`Program::matches`] is the filter form (`Null` does not match).
+//!
 //! # Grammar
 //!
 //! ```text
