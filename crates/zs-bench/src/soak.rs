@@ -147,13 +147,8 @@ fn report(before: u64, closed: u64, samples: &[Sample], not_closed: usize) {
     let drift = samples
         .iter()
         .map(|sample| (sample.rss_kib as f64 - base) / base * 100.0)
-        .fold(0.0f64, |worst, percent| {
-            if percent.abs() > worst.abs() {
-                percent
-            } else {
-                worst
-            }
-        });
+        .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+        .unwrap_or(0.0);
     let last = samples
         .last()
         .map_or(first.rss_kib, |sample| sample.rss_kib);

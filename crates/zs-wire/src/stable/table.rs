@@ -59,11 +59,6 @@ impl<T: TableEntry> SessionTable<T> {
         self.sessions.is_empty()
     }
 
-    /// Whether a session with this id is held (new ids must not collide).
-    pub fn contains(&self, id: SessionId) -> bool {
-        self.sessions.contains_key(&id)
-    }
-
     /// A session, e.g. the one a resuming link names.
     pub fn get(&self, id: SessionId) -> Option<&T> {
         self.sessions.get(&id)
@@ -72,11 +67,6 @@ impl<T: TableEntry> SessionTable<T> {
     /// A session, mutably.
     pub fn get_mut(&mut self, id: SessionId) -> Option<&mut T> {
         self.sessions.get_mut(&id)
-    }
-
-    /// Every session, mutably (timers).
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.sessions.values_mut()
     }
 
     /// Every session (timers).
