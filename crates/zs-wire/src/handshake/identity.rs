@@ -112,8 +112,11 @@ impl StaticKeypair {
 
     /// The key pair of a private key (the public key is derived from it).
     pub fn from_private(private: &[u8; 32]) -> Self {
-        let secret = x25519_dalek::StaticSecret::from(*private);
-        let public = x25519_dalek::PublicKey::from(&secret).to_bytes();
+        // aws-lc's fixed-base multiply (the handshake's); the portable one if it ever refused.
+        let public = super::x25519::public_key(private).unwrap_or_else(|| {
+            let secret = x25519_dalek::StaticSecret::from(*private);
+            x25519_dalek::PublicKey::from(&secret).to_bytes()
+        });
         Self {
             private: Zeroizing::new(*private),
             public,

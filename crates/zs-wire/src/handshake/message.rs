@@ -33,7 +33,7 @@ pub(super) fn build_noise(
     let setup = |error: snow::Error| HandshakeError::Noise(format!("setup: {error}"));
     let params = NOISE_PARAMS.parse().map_err(setup)?;
     let prologue = hello();
-    let builder = snow::Builder::with_resolver(params, super::x25519::resolver())
+    let builder = snow::Builder::with_resolver(params, super::x25519::resolver(keypair))
         .local_private_key(keypair.private())
         .map_err(setup)?
         .prologue(&prologue)

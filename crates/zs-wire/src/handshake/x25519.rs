@@ -10,25 +10,57 @@
 //!
 //! Keys are interchangeable with the portable implementation: both compute RFC 7748's
 //! X25519 (tested against its vector and against x25519-dalek).
+//!
+//! snow hands the local static private key to `Dh::set` on every handshake and expects the
+//! public key to be derived there: a fixed-base multiply per handshake for a key whose public
+//! half [`StaticKeypair`] already holds. The resolver is made per handshake with that key
+//! pair, and `set` takes the known public key when the private key matches (compared in
+//! constant time), so a handshake derives only its ephemeral key.
 
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
 use snow::Error;
 use snow::params::{CipherChoice, DHChoice, HashChoice};
 use snow::resolvers::{BoxedCryptoResolver, CryptoResolver, DefaultResolver, FallbackResolver};
 use snow::types::{Cipher, Dh, Hash, Random};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
+
+use super::StaticKeypair;
 
 const KEY_LEN: usize = 32;
 
-/// snow's resolver with X25519 from aws-lc; the rest from snow's defaults.
-pub(super) fn resolver() -> BoxedCryptoResolver {
+/// snow's resolver with X25519 from aws-lc, knowing the local static key pair `local`; the
+/// rest from snow's defaults.
+pub(super) fn resolver(local: &StaticKeypair) -> BoxedCryptoResolver {
     Box::new(FallbackResolver::new(
-        Box::new(AwsLcResolver),
+        Box::new(AwsLcResolver {
+            known: Some(Known {
+                private: Zeroizing::new(*local.private()),
+                public: local.public(),
+            }),
+        }),
         Box::new(DefaultResolver),
     ))
 }
 
-struct AwsLcResolver;
+/// The public key of X25519 private key `private` (RFC 7748's fixed-base multiply), or
+/// `None` if aws-lc refuses the key (it takes any 32 bytes).
+pub(super) fn public_key(private: &[u8; KEY_LEN]) -> Option<[u8; KEY_LEN]> {
+    let key = PrivateKey::from_private_key(&X25519, private).ok()?;
+    let public = key.compute_public_key().ok()?;
+    <[u8; KEY_LEN]>::try_from(public.as_ref()).ok()
+}
+
+/// A key pair whose public half is already known.
+#[derive(Clone)]
+struct Known {
+    private: Zeroizing<[u8; KEY_LEN]>,
+    public: [u8; KEY_LEN],
+}
+
+struct AwsLcResolver {
+    known: Option<Known>,
+}
 
 impl CryptoResolver for AwsLcResolver {
     fn resolve_rng(&self) -> Option<Box<dyn Random>> {
@@ -36,7 +68,12 @@ impl CryptoResolver for AwsLcResolver {
     }
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        matches!(choice, DHChoice::Curve25519).then(|| Box::new(AwsLcX25519::default()) as _)
+        matches!(choice, DHChoice::Curve25519).then(|| {
+            Box::new(AwsLcX25519 {
+                known: self.known.clone(),
+                ..AwsLcX25519::default()
+            }) as _
+        })
     }
 
     fn resolve_hash(&self, _choice: &HashChoice) -> Option<Box<dyn Hash>> {
@@ -49,12 +86,14 @@ impl CryptoResolver for AwsLcResolver {
 }
 
 /// One X25519 key pair. The raw private key is kept because snow's `Dh` hands it out
-/// (`privkey`); it is wiped on drop.
+/// (`privkey`); it is wiped on drop. `known` is a key pair whose public key `set` need not
+/// derive.
 #[derive(Default)]
 struct AwsLcX25519 {
     key: Option<PrivateKey>,
     private: Zeroizing<[u8; KEY_LEN]>,
     public: [u8; KEY_LEN],
+    known: Option<Known>,
 }
 
 impl Dh for AwsLcX25519 {
@@ -81,6 +120,13 @@ impl Dh for AwsLcX25519 {
         let Ok(key) = PrivateKey::from_private_key(&X25519, privkey) else {
             return;
         };
+        if let Some(known) = &self.known
+            && bool::from(known.private.ct_eq(privkey))
+        {
+            self.public = known.public;
+            self.key = Some(key);
+            return;
+        }
         if let Ok(public) = key.compute_public_key()
             && let Ok(public) = <[u8; KEY_LEN]>::try_from(public.as_ref())
         {
@@ -191,6 +237,34 @@ mod tests {
                     .as_bytes()
             );
         }
+    }
+
+    #[test]
+    fn a_known_key_pair_gives_the_same_keys_and_secrets() {
+        let local = StaticKeypair::from_private(&[7u8; 32]);
+        let peer = StaticKeypair::from_private(&[9u8; 32]);
+        let resolver = resolver(&local);
+        let mut known = resolver.resolve_dh(&DHChoice::Curve25519).unwrap();
+        known.set(local.private());
+        assert_eq!(known.pubkey(), local.public());
+        let mut derived = AwsLcX25519::default();
+        derived.set(local.private());
+        assert_eq!(derived.pubkey(), local.public());
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        known.dh(&peer.public(), &mut a).unwrap();
+        derived.dh(&peer.public(), &mut b).unwrap();
+        assert_eq!(a, b);
+        // Another private key through the same resolver is derived, not taken as known.
+        let mut other = resolver.resolve_dh(&DHChoice::Curve25519).unwrap();
+        other.set(&[9u8; 32]);
+        assert_eq!(other.pubkey(), peer.public());
+    }
+
+    #[test]
+    fn public_key_matches_the_portable_implementation() {
+        let private = [42u8; 32];
+        let dalek = x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from(private));
+        assert_eq!(public_key(&private).unwrap(), *dalek.as_bytes());
     }
 
     #[test]
