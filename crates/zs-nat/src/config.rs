@@ -49,6 +49,8 @@ use crate::codec::{MAX_AGENT_NAME, MAX_TOKEN_LEN, MAX_WEIGHT, is_valid_mapping_n
 /// default, one bulk connection through XNat ran at 0.73 of rathole on loopback; with 4 MiB
 /// at 1.35 (BENCHMARKS.md, "XNat vs rathole").
 pub const DEFAULT_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+/// Default link-wide buffer budget, MiB (see the server's `link_buffer_mib`).
+pub const DEFAULT_LINK_BUFFER_MIB: u64 = 1024;
 
 /// Default address the server accepts agents on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4921";
@@ -143,6 +145,7 @@ fn link_settings(
     keepalive_secs: u64,
     idle_timeout_secs: u64,
     stream_window: u32,
+    link_buffer_mib: u64,
 ) -> Result<LinkSettings, ConfigError> {
     if suites.is_empty() {
         return Err(invalid("`suites` is empty"));
@@ -172,8 +175,12 @@ fn link_settings(
         .suites(suites)
         .allow_plain(allow_plain)
         .handshake_timeout(handshake_timeout);
+    // MiB to bytes, saturating; the mux raises anything below one initial window to it.
+    let link_buffer =
+        usize::try_from(link_buffer_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let mux = MuxConfig::default()
         .with_stream_window(stream_window)
+        .with_max_buffered(Some(link_buffer))
         .with_keepalive_interval(seconds(keepalive_secs))
         .with_idle_timeout(seconds(idle_timeout_secs));
     Ok(LinkSettings {
@@ -228,6 +235,15 @@ pub struct ServerConfig {
     /// most 16 MiB): a single connection moves at most one window per round trip. Memory is
     /// taken only by data actually in flight, so idle connections cost nothing for it.
     pub stream_window: u32,
+    /// Received data one agent link may hold over all its forwarded connections, MiB
+    /// (default 1,024): what arrived and is not yet written to its socket, plus what the peer
+    /// may still send. Without it a link's bound would be its stream limit × `stream_window`;
+    /// with it, once the link's connections hold this much, their windows shrink and new
+    /// forwarded connections on the link are refused until they drain. Each open connection
+    /// reserves at least 256 KiB of it (the window the protocol grants a new stream), so this
+    /// also caps a link's connections open at once at `link_buffer_mib × 4` less one for the
+    /// link's control stream (4,095 by default).
+    pub link_buffer_mib: u64,
     /// Agent links served at once (default 1024); more are closed at once.
     pub max_agents: usize,
     /// Seconds to wait for an agent to accept a forwarded connection (default 10).
@@ -262,6 +278,7 @@ impl Default for ServerConfig {
             keepalive_secs: 15,
             idle_timeout_secs: 60,
             stream_window: DEFAULT_STREAM_WINDOW,
+            link_buffer_mib: DEFAULT_LINK_BUFFER_MIB,
             max_agents: 1024,
             open_timeout_secs: 10,
             stats_interval_secs: 60,
@@ -352,6 +369,7 @@ impl ServerConfig {
             self.keepalive_secs,
             self.idle_timeout_secs,
             self.stream_window,
+            self.link_buffer_mib,
         )
     }
 }
@@ -386,6 +404,9 @@ pub struct AgentConfig {
     /// Receive window of each forwarded connection, bytes (default 4 MiB, at most 16 MiB;
     /// see the server's `stream_window`).
     pub stream_window: u32,
+    /// Received data the link may hold over all forwarded connections, MiB (default 1,024;
+    /// see the server's `link_buffer_mib`).
+    pub link_buffer_mib: u64,
     /// First delay before reconnecting after the link drops, milliseconds (default 200).
     pub reconnect_min_ms: u64,
     /// Longest delay between reconnect attempts, milliseconds (default 10,000); the delay
@@ -411,6 +432,7 @@ impl Default for AgentConfig {
             keepalive_secs: 15,
             idle_timeout_secs: 60,
             stream_window: DEFAULT_STREAM_WINDOW,
+            link_buffer_mib: DEFAULT_LINK_BUFFER_MIB,
             reconnect_min_ms: 200,
             reconnect_max_ms: 10_000,
             shutdown_grace_secs: 5,
@@ -538,6 +560,7 @@ impl AgentConfig {
             self.keepalive_secs,
             self.idle_timeout_secs,
             self.stream_window,
+            self.link_buffer_mib,
         )?;
         if let Some(pin) = &self.pin {
             let fingerprint: Fingerprint = pin

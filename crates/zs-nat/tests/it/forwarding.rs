@@ -359,3 +359,65 @@ async fn an_unencrypted_link_only_when_both_sides_allow_it() {
     })
     .await;
 }
+
+/// `link_buffer_mib` bounds what one agent link holds: each forwarded connection reserves a
+/// 256 KiB window of it, as does the link's control stream, so a 1 MiB link carries 3 at
+/// once; the 4th is closed at once, and a slot frees when a connection ends.
+#[tokio::test]
+async fn the_link_buffer_budget_caps_a_links_connections() {
+    bounded(async {
+        let local = local_service(|socket| async move {
+            let (mut reader, mut writer) = socket.into_split();
+            let _ = tokio::io::copy(&mut reader, &mut writer).await;
+        })
+        .await;
+        let mut config = server_config(&[("echo", "t")]);
+        config.link_buffer_mib = 1;
+        config.stream_window = 256 * 1024;
+        let server = start_server(config).await;
+        let mut agent = agent_config(
+            agent_port(&server),
+            vec![("echo", AgentMapping::local(local.to_string(), "t"))],
+        );
+        agent.link_buffer_mib = 1;
+        agent.stream_window = 256 * 1024;
+        let _agent = start_agent(agent).await;
+        let public = public(&server, "echo");
+
+        async fn echo(client: &mut TcpStream) -> std::io::Result<()> {
+            client.write_all(b"ping").await?;
+            let mut back = [0u8; 4];
+            client.read_exact(&mut back).await?;
+            assert_eq!(&back, b"ping");
+            Ok(())
+        }
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut client = TcpStream::connect(public).await.unwrap();
+            echo(&mut client).await.unwrap();
+            held.push(client);
+        }
+        let mut fourth = TcpStream::connect(public).await.unwrap();
+        assert!(
+            echo(&mut fourth).await.is_err(),
+            "a fourth connection fits no 1 MiB link budget"
+        );
+        for client in &mut held {
+            echo(client).await.unwrap();
+        }
+        drop(held.pop());
+        // The ended connection's stream closes on both ends, then its reservation is free.
+        let mut accepted = false;
+        for _ in 0..50 {
+            let mut client = TcpStream::connect(public).await.unwrap();
+            if echo(&mut client).await.is_ok() {
+                accepted = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(accepted, "a freed reservation admits a new connection");
+        server.shutdown().await;
+    })
+    .await;
+}

@@ -142,6 +142,11 @@ impl Mux {
         if open && !stream.has(REMOTE_FIN) {
             // The receive buffer never exceeds the window, a u32.
             stream.recv_unacked += u32::try_from(len).unwrap_or(u32::MAX);
+            if stream.has(GROWTH_PENDING) && stream.recv_unacked >= INITIAL_WINDOW / 2 {
+                // A busy stream: the rest of its configured window becomes owed.
+                stream.flags &= !GROWTH_PENDING;
+                stream.recv_unacked += stream_window - INITIAL_WINDOW;
+            }
             if stream.recv_unacked >= stream_window / 2 {
                 let delta = grant(stream, self.committed, self.config.max_buffered);
                 if delta > 0 {

@@ -73,16 +73,17 @@ impl Mux {
     }
 
     /// Inserts a new stream whose peer starts with [`INITIAL_WINDOW`]; returns the extra
-    /// window to grant at once (the configured window's excess over the initial one, as far
-    /// as the budget allows; the rest is owed and granted by later reads).
+    /// window to grant at once. Without a budget that is the configured window's excess over
+    /// the initial one. With one it is nothing: the excess waits ([`GROWTH_PENDING`]) until
+    /// the stream has carried half an initial window, so that many idle streams do not each
+    /// reserve a full window of the budget.
     pub(super) fn insert_stream(&mut self, id: u32, flags: u8) -> u32 {
-        let window = self.config.stream_window;
-        let room = self.config.max_buffered.map_or(usize::MAX, |max| {
-            max.saturating_sub(self.committed + INITIAL_WINDOW as usize)
-        });
-        let extra = (window - INITIAL_WINDOW).min(u32::try_from(room).unwrap_or(u32::MAX));
-        let mut stream = Stream::new(INITIAL_WINDOW + extra, flags);
-        stream.recv_unacked = window - INITIAL_WINDOW - extra;
+        let excess = self.config.stream_window - INITIAL_WINDOW;
+        let (extra, flags) = match self.config.max_buffered {
+            Some(_) if excess > 0 => (0, flags | GROWTH_PENDING),
+            _ => (excess, flags),
+        };
+        let stream = Stream::new(INITIAL_WINDOW + extra, flags);
         self.committed += stream.reservation();
         self.streams.insert(id, stream);
         extra

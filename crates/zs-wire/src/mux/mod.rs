@@ -56,7 +56,8 @@
 //!   initial window.
 //! - **Windows**: each direction of each stream starts with [`INITIAL_WINDOW`] (256 KiB)
 //!   bytes; a receiver configured with a larger [`MuxConfig::stream_window`] grants the
-//!   difference at once. [`Mux::read`] grants consumed bytes back with a `WindowUpdate` once
+//!   difference at once — or, with a connection-wide budget (below), once the stream has
+//!   carried half an initial window, so idle streams reserve no more than the initial one. [`Mux::read`] grants consumed bytes back with a `WindowUpdate` once
 //!   half the window has been consumed. A stream's receive buffer therefore never holds more
 //!   than its window.
 //! - **Close**: [`Mux::close`] sends FIN after the queued data (half-close: the other direction

@@ -14,6 +14,11 @@ pub(super) const FIN_SENT: u8 = 0x04;
 pub(super) const REMOTE_FIN: u8 = 0x08;
 pub(super) const QUEUED: u8 = 0x10;
 pub(super) const WANT_WRITE: u8 = 0x20;
+/// With a receive budget: the configured window's excess over [`INITIAL_WINDOW`] is not yet
+/// owed, because the stream has not carried half an initial window since it opened. An idle
+/// or small stream reserves only its initial window of the budget; a busy one grows to the
+/// configured window on its first reads.
+pub(super) const GROWTH_PENDING: u8 = 0x40;
 
 /// One stream's state. 80 bytes on 64-bit targets (`stream_struct_is_small` checks it);
 /// the two buffers are empty `BytesMut`s, owning no allocation, until data passes.

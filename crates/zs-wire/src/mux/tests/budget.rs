@@ -76,6 +76,15 @@ fn the_receive_budget_bounds_what_slow_readers_hold_and_withholds_extra_window()
         .map(|_| pair.client.open_stream("echo").unwrap())
         .collect();
     pair.drive();
+    // Each stream carries half an initial window first: busy streams grow past it.
+    for &id in &ids {
+        pair.client
+            .write(id, &vec![1u8; INITIAL_WINDOW as usize / 2])
+            .unwrap();
+        pair.drive();
+        read_all(&mut pair.server, id);
+        pair.drive();
+    }
     let big = vec![9u8; 4 * window as usize];
     let mut accepted = Vec::new();
     for &id in &ids {
@@ -158,4 +167,44 @@ fn without_a_budget_the_commitment_is_still_counted() {
         pair.server.stats().committed_receive,
         INITIAL_WINDOW as usize
     );
+}
+
+#[test]
+fn with_a_budget_a_stream_reserves_its_initial_window_until_it_carries_data() {
+    // 4 MiB windows, a budget of ten initial windows: granting every new stream its full
+    // window at once would admit two; idle streams reserve 256 KiB each, so nine fit.
+    let window = 4 * 1024 * 1024;
+    let budget = 10 * INITIAL_WINDOW as usize;
+    let mut pair = budget_pair(budget, window);
+    let ids: Vec<StreamId> = (0..9)
+        .map(|_| pair.client.open_stream("echo").unwrap())
+        .collect();
+    pair.drive();
+    assert_eq!(pair.server.stream_count(), 9);
+    assert_eq!(
+        pair.server.stats().committed_receive,
+        9 * INITIAL_WINDOW as usize
+    );
+    // A small exchange does not grow the window.
+    pair.client.write(ids[0], &[7u8; 1000]).unwrap();
+    pair.drive();
+    assert_eq!(read_all(&mut pair.server, ids[0]).len(), 1000);
+    pair.drive();
+    assert_eq!(
+        pair.server.stats().committed_receive,
+        9 * INITIAL_WINDOW as usize
+    );
+    // A bulk stream grows into the budget's free room once it has carried half a window.
+    let big = vec![9u8; 2 * 1024 * 1024];
+    let mut moved = 0;
+    for _ in 0..8 {
+        pair.client.write(ids[1], &big).unwrap();
+        pair.drive();
+        moved += read_all(&mut pair.server, ids[1]).len();
+        pair.drive();
+    }
+    let committed = pair.server.stats().committed_receive;
+    assert!(committed > 9 * INITIAL_WINDOW as usize, "{committed}");
+    assert!(committed <= budget, "{committed} > {budget}");
+    assert!(moved > 8 * INITIAL_WINDOW as usize, "moved {moved}");
 }
