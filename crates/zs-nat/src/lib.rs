@@ -51,8 +51,8 @@ mod server;
 
 pub use agent::{AgentError, AgentHandle, AgentStatus, MappingStatus, NatAgent, VirtualService};
 pub use config::{
-    AgentConfig, AgentMapping, ConfigError, ConfigFile, DEFAULT_LISTEN, DEFAULT_STREAM_WINDOW,
-    NatSection, ServerConfig, ServerMapping,
+    AgentConfig, AgentMapping, ConfigError, ConfigFile, DEFAULT_LINK_BUFFER_MIB, DEFAULT_LISTEN,
+    DEFAULT_STREAM_WINDOW, NatSection, ServerConfig, ServerMapping,
 };
 pub use secret::Secret;
 pub use server::{NatServer, NatServerHandle, STATS_COMMAND, ServerError};
