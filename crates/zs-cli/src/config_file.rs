@@ -9,6 +9,7 @@
 //! keepalive_secs = 15            # ping after this much silence (0 = off)
 //! idle_timeout_secs = 60         # close after this much silence (0 = off)
 //! shutdown_grace_secs = 10       # graceful shutdown waits this long for handlers
+//! stable_memory_mib = 512        # what all StableIO sessions may buffer together, MiB
 //! # files = "/srv/zs"            # serve this directory to `zs put` / `zs get` (off if unset)
 //!
 //! [security]
@@ -149,6 +150,9 @@ pub struct ServerSection {
     pub idle_timeout_secs: u64,
     /// Seconds a graceful shutdown waits for running handlers.
     pub shutdown_grace_secs: u64,
+    /// MiB all StableIO sessions may hold in their buffers together (data kept for clients
+    /// that may resume); past it writes wait and detached sessions are ended first.
+    pub stable_memory_mib: usize,
     /// A directory to serve to `zs put` / `zs get`; none by default.
     pub files: Option<std::path::PathBuf>,
 }
@@ -165,6 +169,7 @@ impl Default for ServerSection {
             keepalive_secs: 15,
             idle_timeout_secs: 60,
             shutdown_grace_secs: zs::config::DEFAULT_SHUTDOWN_GRACE.as_secs(),
+            stable_memory_mib: zs::config::DEFAULT_STABLE_MEMORY >> 20,
             files: None,
         }
     }
@@ -209,7 +214,8 @@ impl ServerSection {
             .max_concurrent_requests(self.max_concurrent_requests)
             .keepalive_interval(seconds(self.keepalive_secs))
             .idle_timeout(seconds(self.idle_timeout_secs))
-            .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs));
+            .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
+            .stable_memory(self.stable_memory_mib.saturating_mul(1 << 20));
         config
     }
 }

@@ -31,6 +31,7 @@ pub struct Config {
     pub(crate) complete_buffer_compression: zs_wire::frame::Compression,
     pub(crate) stable: zs_wire::stable::StableConfig,
     pub(crate) stable_link_timeout: Duration,
+    pub(crate) stable_memory: usize,
     pub(crate) accept_stable: bool,
 }
 
@@ -42,6 +43,9 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Default for [`Config::connect_timeout`].
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default for [`Config::stable_memory`]: 512 MiB.
+pub const DEFAULT_STABLE_MEMORY: usize = 512 * 1024 * 1024;
 
 /// Default for [`Config::stable_link_timeout`].
 pub const DEFAULT_STABLE_LINK_TIMEOUT: Duration = Duration::from_secs(40);
@@ -69,6 +73,7 @@ impl Default for Config {
             complete_buffer_compression: zs_wire::frame::Compression::None,
             stable: zs_wire::stable::StableConfig::default(),
             stable_link_timeout: DEFAULT_STABLE_LINK_TIMEOUT,
+            stable_memory: DEFAULT_STABLE_MEMORY,
             accept_stable: true,
         }
     }
@@ -184,6 +189,15 @@ impl Config {
     /// keep-alive interval.
     pub fn stable_link_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.stable_link_timeout = timeout;
+        self
+    }
+
+    /// Server: the bytes all StableIO sessions together may hold in their buffers (default
+    /// 512 MiB; each one alone is bounded by about twice its window). A session whose writes
+    /// find the budget spent waits, as at a full window, and the session whose client has
+    /// been gone the longest is ended to free its buffers.
+    pub fn stable_memory(&mut self, bytes: usize) -> &mut Self {
+        self.stable_memory = bytes;
         self
     }
 

@@ -138,6 +138,12 @@ impl<S: Send + Sync + 'static> ServerRef<S> {
         self.shared.stable_sessions.len()
     }
 
+    /// Bytes the StableIO sessions hold in their buffers, counted against
+    /// [`Config::stable_memory`](crate::Config::stable_memory).
+    pub fn stable_memory_used(&self) -> usize {
+        self.shared.stable_sessions.budget().used()
+    }
+
     /// Sends a one-way console message to every peer; returns how many it was queued for.
     pub async fn broadcast_direct_console(
         &self,

@@ -29,10 +29,14 @@ pub(crate) async fn accept_loop<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
 ) {
     let permits = shared.permits.clone();
+    // Never ends; runs while connections are accepted.
+    let mut reclaim = std::pin::pin!(shared.stable_sessions.reclaim_memory());
     loop {
-        let Some((stream, remote_addr)) =
-            crate::transport::accept(&listener, &shared.stop_accepting, "zs server").await
-        else {
+        let accepted = tokio::select! {
+            accepted = crate::transport::accept(&listener, &shared.stop_accepting, "zs server") => accepted,
+            () = &mut reclaim => continue,
+        };
+        let Some((stream, remote_addr)) = accepted else {
             break;
         };
         // Over the limit the connection still gets a handshake, so the client learns why it
@@ -249,6 +253,7 @@ async fn serve_stable_link<S, IO>(
                 leftover,
                 config.stable.clone(),
                 config.stable_link_timeout,
+                shared.stable_sessions.budget().clone(),
                 move || ended.stable_sessions.remove(id),
             );
             if shared.stable_sessions.insert(id, entry).is_err() {

@@ -152,7 +152,8 @@ impl<S: Send + Sync + 'static> Server<S> {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let keypair = self.config.security.keypair.clone().unwrap_or(self.keypair);
-        let stable_sessions = stable::Sessions::new(self.config.stable.max_sessions);
+        let stable_sessions =
+            stable::Sessions::new(self.config.stable.max_sessions, self.config.stable_memory);
         let shared = Arc::new(Shared {
             local_addr,
             keypair,

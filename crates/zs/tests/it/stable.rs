@@ -371,3 +371,59 @@ async fn a_full_server_ends_the_longest_detached_session_for_a_new_client() {
     );
     drop(vanished);
 }
+
+/// The server-wide StableIO memory budget: data queued for a client that went away fills
+/// its session's resend buffer only up to the budget (not its 4 MiB window), and when a
+/// connected client's session needs room, the detached session is ended to free it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_budget_caps_detached_sessions_and_frees_them_for_present_clients() {
+    const BUDGET: usize = 1024 * 1024;
+    let (server, addr) = server(|config| {
+        config.stable_config(fast_stable()).stable_memory(BUDGET);
+    })
+    .await;
+    let proxy = cutter::start(addr, u64::MAX / 2, u64::MAX / 2).await;
+    let vanished = stable_client(proxy.addr, |_| {}).await;
+    assert_eq!(vanished.call_console("echo", "a").await.unwrap(), "a");
+    proxy.set_outage(true);
+    proxy.cut_all();
+    // 3 MiB of pushes for the client that is gone: held for a resume, up to the budget.
+    let chunk = "x".repeat(64 * 1024);
+    for _ in 0..48 {
+        assert_eq!(
+            server
+                .broadcast_direct_console("news", &chunk)
+                .await
+                .unwrap(),
+            1
+        );
+    }
+    let mut used = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        used = server.stable_memory_used();
+        if used >= BUDGET - 64 * 1024 {
+            break;
+        }
+    }
+    assert!(
+        (BUDGET - 64 * 1024..=BUDGET).contains(&used),
+        "the detached session holds {used} bytes of a {BUDGET}-byte budget"
+    );
+    assert_eq!(server.stable_session_count(), 1);
+
+    // A client that is here needs room for its replies: the detached session gives way.
+    let present = stable_client(addr, |_| {}).await;
+    let big = "y".repeat(256 * 1024);
+    let reply = tokio::time::timeout(
+        Duration::from_secs(10),
+        present.call_console("echo", big.as_str()),
+    )
+    .await
+    .expect("the call waits for the budget only until the detached session is ended")
+    .unwrap();
+    assert_eq!(reply.len(), big.len());
+    assert_eq!(server.stable_session_count(), 1);
+    assert!(server.stable_memory_used() <= BUDGET);
+    drop(vanished);
+}

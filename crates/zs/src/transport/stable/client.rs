@@ -84,7 +84,7 @@ pub(crate) async fn connect(
     let now = Instant::now().into_std();
     let mut endpoint = StableEndpoint::new_client(config.clone(), now);
     endpoint.link_established(now, &secret);
-    let shared = Shared::new(endpoint);
+    let shared = Shared::new(endpoint, super::budget::Charge::default());
     let (opened_sender, opened) = tokio::sync::oneshot::channel();
     let driver = Driver {
         shared: shared.clone(),

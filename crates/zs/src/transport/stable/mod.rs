@@ -19,11 +19,13 @@
 //! frames over its current link and finds the next one; `client` dials links and opens
 //! sessions; `server` holds the session table and serves new and resuming links.
 
+mod budget;
 mod client;
 mod driver;
 mod server;
 mod stream;
 
+pub(crate) use budget::MemoryBudget;
 pub(crate) use client::connect;
 pub(crate) use server::{IncomingLink, Sessions, read_link_request, refuse_link, serve};
 pub(crate) use stream::StableStream;
@@ -57,6 +59,8 @@ pub(super) struct Inner {
     pub(super) dropped: bool,
     /// Why the session ended, once it has.
     pub(super) ended: Option<String>,
+    /// What the session's buffers count against the server's [`MemoryBudget`].
+    pub(super) charge: budget::Charge,
 }
 
 pub(super) struct Shared {
@@ -65,7 +69,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn new(endpoint: StableEndpoint) -> Arc<Self> {
+    pub(super) fn new(endpoint: StableEndpoint, charge: budget::Charge) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::new(Inner {
                 endpoint,
@@ -74,6 +78,7 @@ impl Shared {
                 peer_closed: false,
                 dropped: false,
                 ended: None,
+                charge,
             }),
             wake_driver: Notify::new(),
         })
@@ -91,7 +96,18 @@ impl Inner {
         Instant::now().into_std()
     }
 
-    /// Acts on the endpoint's events: wakes the reader and writer, notes the end.
+    /// Charges what the endpoint's buffers hold now (nothing once the session is over).
+    pub(super) fn update_charge(&mut self) {
+        let bytes = if self.is_over() {
+            0
+        } else {
+            self.endpoint.buffered_bytes()
+        };
+        self.charge.set(bytes);
+    }
+
+    /// Acts on the endpoint's events: wakes the reader and writer, notes the end, and
+    /// updates the memory charge.
     pub(super) fn process_events(&mut self) -> Vec<StableEvent> {
         let mut seen = Vec::new();
         while let Some(event) = self.endpoint.poll_event() {
@@ -109,6 +125,7 @@ impl Inner {
             }
             seen.push(event);
         }
+        self.update_charge();
         seen
     }
 
@@ -118,6 +135,8 @@ impl Inner {
         }
         wake(&mut self.read_waker);
         wake(&mut self.write_waker);
+        // An ended session's buffers are dead weight: its share goes back to the budget.
+        self.update_charge();
     }
 
     pub(super) fn is_over(&self) -> bool {

@@ -34,9 +34,10 @@ pub(crate) fn serve(
     leftover: BytesMut,
     config: StableConfig,
     link_timeout: Duration,
+    budget: Arc<MemoryBudget>,
     on_end: impl FnOnce() + Send + 'static,
 ) -> (StableStream, SessionEntry) {
-    let shared = Shared::new(endpoint);
+    let shared = Shared::new(endpoint, super::budget::Charge::new(Some(budget)));
     let (links, receiver) = mpsc::unbounded_channel();
     let driver = Driver {
         shared: shared.clone(),
@@ -61,6 +62,7 @@ pub(crate) fn serve(
 /// simulation tests run.
 pub(crate) struct Sessions {
     table: Mutex<SessionTable<SessionEntry>>,
+    budget: Arc<MemoryBudget>,
 }
 
 /// What the server keeps of one StableIO session: where resuming links go, and the
@@ -77,9 +79,26 @@ impl TableEntry for SessionEntry {
 }
 
 impl Sessions {
-    pub(crate) fn new(max_sessions: usize) -> Self {
+    pub(crate) fn new(max_sessions: usize, memory: usize) -> Self {
         Self {
             table: Mutex::new(SessionTable::new(max_sessions)),
+            budget: MemoryBudget::new(memory),
+        }
+    }
+
+    /// The budget the sessions' buffers share.
+    pub(crate) fn budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
+    }
+
+    /// Waits until a session's write finds the memory budget spent, then ends the session
+    /// that has been without a link the longest, if any (its buffers are freed once its
+    /// driver stops). Run beside the accept loop.
+    pub(crate) async fn reclaim_memory(&self) {
+        loop {
+            self.budget.reclaim_wanted().await;
+            let evicted = self.lock().evict_longest_detached();
+            log_evicted(evicted, "StableIO memory budget");
         }
     }
 

@@ -45,6 +45,7 @@ impl AsyncRead for StableStream {
                 inner.read_waker = Some(cx.waker().clone());
                 return Poll::Pending;
             }
+            inner.update_charge();
             drop(inner);
             // Reading may have made an ack due.
             this.shared.wake_driver.notify_one();
@@ -64,11 +65,23 @@ impl AsyncWrite for StableStream {
         if let Some(why) = &inner.ended {
             return Poll::Ready(Err(session_error(why)));
         }
-        let written = inner.endpoint.write(buf);
+        // The server-wide budget bounds what is taken, as the session's window does.
+        let room = match inner.charge.budget() {
+            Some(budget) if !buf.is_empty() => {
+                let attached = inner.endpoint.detached_since().is_none();
+                budget.room_or_wait(cx.waker(), attached)
+            }
+            _ => usize::MAX,
+        };
+        if room == 0 {
+            return Poll::Pending;
+        }
+        let written = inner.endpoint.write(&buf[..buf.len().min(room)]);
         if written == 0 && !buf.is_empty() {
             inner.write_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
+        inner.update_charge();
         drop(inner);
         self.shared.wake_driver.notify_one();
         Poll::Ready(Ok(written))
