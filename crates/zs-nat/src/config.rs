@@ -50,7 +50,7 @@ use crate::codec::{MAX_AGENT_NAME, MAX_TOKEN_LEN, MAX_WEIGHT, is_valid_mapping_n
 /// at 1.35 (BENCHMARKS.md, "XNat vs rathole").
 pub const DEFAULT_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
 /// Default link-wide buffer budget, MiB (see the server's `link_buffer_mib`).
-pub const DEFAULT_LINK_BUFFER_MIB: u64 = 1024;
+pub const DEFAULT_LINK_BUFFER_MIB: u64 = 4096;
 
 /// Default address the server accepts agents on.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4921";
@@ -236,13 +236,13 @@ pub struct ServerConfig {
     /// taken only by data actually in flight, so idle connections cost nothing for it.
     pub stream_window: u32,
     /// Received data one agent link may hold over all its forwarded connections, MiB
-    /// (default 1,024): what arrived and is not yet written to its socket, plus what the peer
+    /// (default 4,096): what arrived and is not yet written to its socket, plus what the peer
     /// may still send. Without it a link's bound would be its stream limit × `stream_window`;
     /// with it, once the link's connections hold this much, their windows shrink and new
     /// forwarded connections on the link are refused until they drain. Each open connection
     /// reserves at least 256 KiB of it (the window the protocol grants a new stream), so this
     /// also caps a link's connections open at once at `link_buffer_mib × 4` less one for the
-    /// link's control stream (4,095 by default).
+    /// link's control stream (16,383 by default).
     pub link_buffer_mib: u64,
     /// Agent links served at once (default 1024); more are closed at once.
     pub max_agents: usize,
@@ -404,7 +404,7 @@ pub struct AgentConfig {
     /// Receive window of each forwarded connection, bytes (default 4 MiB, at most 16 MiB;
     /// see the server's `stream_window`).
     pub stream_window: u32,
-    /// Received data the link may hold over all forwarded connections, MiB (default 1,024;
+    /// Received data the link may hold over all forwarded connections, MiB (default 4,096;
     /// see the server's `link_buffer_mib`).
     pub link_buffer_mib: u64,
     /// First delay before reconnecting after the link drops, milliseconds (default 200).
