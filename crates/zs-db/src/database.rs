@@ -1,0 +1,317 @@
+//! [`Database`]: one named database, a redb file of records by stable id, with secondary
+//! indexes on fields.
+//!
+//! Tables: `records` (`u64` id → stored record), `meta` (`next_id`, and one `index:<field>`
+//! entry per indexed field) and one multimap table `index:<field>` per index (index key →
+//! ids). Ids come from `next_id` and are never reused or renumbered: compaction rewrites
+//! pages, not keys (the original's ZDB moved records and so their positions).
+
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use redb::{
+    MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+
+use crate::record::index_key;
+use crate::{DbError, Record};
+
+pub(crate) const RECORDS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("records");
+const META: TableDefinition<'static, &str, u64> = TableDefinition::new("meta");
+const NEXT_ID: &str = "next_id";
+const INDEX_PREFIX: &str = "index:";
+/// Longest indexed field name.
+const MAX_FIELD_LEN: usize = 256;
+
+/// One change in a batch ([`Database::write_batch`]).
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Adds a record under a new id.
+    Insert(Record),
+    /// Replaces the record with this id (which must exist).
+    Modify(u64, Record),
+    /// Removes the record with this id, if it exists.
+    Delete(u64),
+}
+
+/// One named database (ZServer4D's `TZDB` / ZDB2 file): records under stable ids.
+pub struct Database {
+    name: String,
+    path: PathBuf,
+    pub(crate) db: redb::Database,
+    indexes: RwLock<Vec<String>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Opens (or creates) the database file at `path`.
+    pub(crate) fn open(name: &str, path: &Path) -> Result<Self, DbError> {
+        let db = redb::Database::create(path)?;
+        let txn = db.begin_write()?;
+        let indexes = {
+            txn.open_table(RECORDS)?;
+            let meta = txn.open_table(META)?;
+            let mut indexes = Vec::new();
+            for entry in meta.range(INDEX_PREFIX..)? {
+                let (key, _) = entry?;
+                match key.value().strip_prefix(INDEX_PREFIX) {
+                    Some(field) => indexes.push(field.to_owned()),
+                    None => break,
+                }
+            }
+            indexes
+        };
+        txn.commit()?;
+        Ok(Self {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            db,
+            indexes: RwLock::new(indexes),
+        })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file holding it.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Fields with an index.
+    pub fn indexes(&self) -> Vec<String> {
+        self.indexes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Records held.
+    pub fn len(&self) -> Result<u64, DbError> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(RECORDS)?.len()?)
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> Result<bool, DbError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Adds a record; returns its id.
+    pub fn insert(&self, record: Record) -> Result<u64, DbError> {
+        let ids = self.write_batch([Op::Insert(record)])?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| DbError::Storage("an insert returned no id".to_owned()))
+    }
+
+    /// The record with id `id`, if any.
+    pub fn get(&self, id: u64) -> Result<Option<Record>, DbError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECORDS)?;
+        match table.get(id)? {
+            Some(stored) => Record::decode(stored.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the record with id `id`; [`DbError::NoSuchRecord`] if there is none.
+    pub fn modify(&self, id: u64, record: Record) -> Result<(), DbError> {
+        self.write_batch([Op::Modify(id, record)]).map(drop)
+    }
+
+    /// Removes the record with id `id`; returns whether it existed.
+    pub fn delete(&self, id: u64) -> Result<bool, DbError> {
+        let txn = self.db.begin_write()?;
+        let existed = self.apply(&txn, Op::Delete(id), &self.indexes())?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    /// Applies `ops` in one transaction: all of them are stored, or (on an error) none.
+    /// Returns the ids of the inserted records, in order. Once this returns, the batch is
+    /// durable (redb commits with fsync).
+    pub fn write_batch(&self, ops: impl IntoIterator<Item = Op>) -> Result<Vec<u64>, DbError> {
+        let indexes = self.indexes();
+        let txn = self.db.begin_write()?;
+        let mut inserted = Vec::new();
+        for op in ops {
+            let is_insert = matches!(op, Op::Insert(_));
+            if let Some(id) = self.apply(&txn, op, &indexes)?
+                && is_insert
+            {
+                inserted.push(id);
+            }
+        }
+        txn.commit()?;
+        Ok(inserted)
+    }
+
+    /// One change inside `txn`, keeping the indexes in step. Returns the id touched (none
+    /// for a delete of a missing id).
+    fn apply(
+        &self,
+        txn: &WriteTransaction,
+        op: Op,
+        indexes: &[String],
+    ) -> Result<Option<u64>, DbError> {
+        let mut records = txn.open_table(RECORDS)?;
+        let is_insert = matches!(op, Op::Insert(_));
+        let (id, new) = match op {
+            Op::Insert(record) => {
+                let mut meta = txn.open_table(META)?;
+                let id = meta.get(NEXT_ID)?.map_or(1, |next| next.value());
+                meta.insert(NEXT_ID, id + 1)?;
+                (id, Some(record))
+            }
+            Op::Modify(id, record) => (id, Some(record)),
+            Op::Delete(id) => (id, None),
+        };
+        let old = match records.get(id)? {
+            Some(stored) => Some(Record::decode(stored.value())?),
+            None => None,
+        };
+        if old.is_none() {
+            match (&new, is_insert) {
+                (None, _) => return Ok(None),
+                (Some(_), false) => {
+                    return Err(DbError::NoSuchRecord {
+                        database: self.name.clone(),
+                        id,
+                    });
+                }
+                (Some(_), true) => {}
+            }
+        }
+        match &new {
+            Some(record) => {
+                records.insert(id, record.encode()?.as_slice())?;
+            }
+            None => {
+                records.remove(id)?;
+            }
+        }
+        for field in indexes {
+            let name = index_name(field);
+            let mut index = txn.open_multimap_table(index_table(&name))?;
+            if let Some(old) = &old {
+                index.remove(index_key(&old.field(field)).as_slice(), id)?;
+            }
+            if let Some(new) = &new {
+                index.insert(index_key(&new.field(field)).as_slice(), id)?;
+            }
+        }
+        Ok(Some(id))
+    }
+
+    /// Adds an index on `field` (a top-level or dotted field name) and fills it from the
+    /// records held; nothing happens if it exists.
+    pub fn create_index(&self, field: &str) -> Result<(), DbError> {
+        if field.is_empty() || field.len() > MAX_FIELD_LEN {
+            return Err(DbError::BadField(field.to_owned()));
+        }
+        let mut indexes = self
+            .indexes
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if indexes.iter().any(|known| known == field) {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let records = txn.open_table(RECORDS)?;
+            let name = index_name(field);
+            let mut index = txn.open_multimap_table(index_table(&name))?;
+            for entry in records.iter()? {
+                let (id, stored) = entry?;
+                let record = Record::decode(stored.value())?;
+                index.insert(index_key(&record.field(field)).as_slice(), id.value())?;
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert(name.as_str(), 1)?;
+        }
+        txn.commit()?;
+        indexes.push(field.to_owned());
+        Ok(())
+    }
+
+    /// Ids of the records whose `field` equals `value`, in id order, through its index; `None`
+    /// when `field` has no index.
+    pub fn lookup(&self, field: &str, value: &zs_expr::Value) -> Result<Option<Vec<u64>>, DbError> {
+        if !self.indexes().iter().any(|known| known == field) {
+            return Ok(None);
+        }
+        let txn = self.db.begin_read()?;
+        let name = index_name(field);
+        let index = txn.open_multimap_table(index_table(&name))?;
+        let mut ids = Vec::new();
+        for id in index.get(index_key(value).as_slice())? {
+            ids.push(id?.value());
+        }
+        Ok(Some(ids))
+    }
+
+    /// Rewrites the file without its free space. Ids do not change. Needs no other
+    /// transaction to be running, so it waits for none: it fails instead while queries run.
+    pub fn compact(&mut self) -> Result<bool, DbError> {
+        Ok(self.db.compact()?)
+    }
+
+    /// Writes a consistent copy of the database (one read transaction's view) to `path`,
+    /// while writers go on: the backup of a served database.
+    pub fn backup_to(&self, path: &Path) -> Result<u64, DbError> {
+        let copy = redb::Database::create(path)?;
+        let source = self.db.begin_read()?;
+        let target = copy.begin_write()?;
+        let mut count = 0;
+        {
+            let records = source.open_table(RECORDS)?;
+            let mut out = target.open_table(RECORDS)?;
+            for entry in records.iter()? {
+                let (id, stored) = entry?;
+                out.insert(id.value(), stored.value())?;
+                count += 1;
+            }
+            let meta = source.open_table(META)?;
+            let mut out_meta = target.open_table(META)?;
+            for entry in meta.iter()? {
+                let (key, value) = entry?;
+                out_meta.insert(key.value(), value.value())?;
+            }
+            for field in self.indexes() {
+                let name = index_name(&field);
+                let index = source.open_multimap_table(index_table(&name))?;
+                let mut out_index = target.open_multimap_table(index_table(&name))?;
+                for entry in index.iter()? {
+                    let (key, ids) = entry?;
+                    for id in ids {
+                        out_index.insert(key.value(), id?.value())?;
+                    }
+                }
+            }
+        }
+        target.commit()?;
+        Ok(count)
+    }
+}
+
+/// The name of `field`'s index table (prefixed, so no field name can clash with `records`
+/// or `meta`).
+fn index_name(field: &str) -> String {
+    format!("{INDEX_PREFIX}{field}")
+}
+
+fn index_table(name: &str) -> MultimapTableDefinition<'_, &'static [u8], u64> {
+    MultimapTableDefinition::new(name)
+}

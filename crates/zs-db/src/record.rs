@@ -1,0 +1,203 @@
+//! [`Record`]: what a database holds under each id, and its stored form.
+//!
+//! Stored form: `u8 kind | body`. Kind 1 is JSON (UTF-8 text of one JSON value), kind 2 is
+//! opaque bytes. Both are bounded by [`MAX_RECORD_LEN`] before anything is allocated for them.
+
+use std::sync::Arc;
+
+use zs_expr::Value;
+
+use crate::DbError;
+
+/// Largest stored record, kind byte included: 16 MiB.
+pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
+
+const KIND_JSON: u8 = 1;
+const KIND_BYTES: u8 = 2;
+
+/// One record (the original's ZDB entry: a DataFrame, JSON or a raw stream).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// A JSON value; an object's fields are what filters and indexes see.
+    Json(serde_json::Value),
+    /// Opaque bytes: stored and returned, invisible to filters (every field is null).
+    Bytes(Vec<u8>),
+}
+
+impl Record {
+    /// The stored form.
+    pub fn encode(&self) -> Result<Vec<u8>, DbError> {
+        let mut out = Vec::new();
+        match self {
+            Record::Json(value) => {
+                out.push(KIND_JSON);
+                serde_json::to_writer(&mut out, value)
+                    .map_err(|error| DbError::BadRecord(error.to_string()))?;
+            }
+            Record::Bytes(bytes) => {
+                out.reserve(1 + bytes.len());
+                out.push(KIND_BYTES);
+                out.extend_from_slice(bytes);
+            }
+        }
+        if out.len() > MAX_RECORD_LEN {
+            return Err(DbError::RecordTooLarge {
+                len: out.len(),
+                max: MAX_RECORD_LEN,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reads a stored form back.
+    pub fn decode(stored: &[u8]) -> Result<Self, DbError> {
+        if stored.len() > MAX_RECORD_LEN {
+            return Err(DbError::RecordTooLarge {
+                len: stored.len(),
+                max: MAX_RECORD_LEN,
+            });
+        }
+        match stored.split_first() {
+            Some((&KIND_JSON, body)) => serde_json::from_slice(body)
+                .map(Record::Json)
+                .map_err(|error| DbError::BadRecord(format!("JSON: {error}"))),
+            Some((&KIND_BYTES, body)) => Ok(Record::Bytes(body.to_vec())),
+            Some((kind, _)) => Err(DbError::BadRecord(format!("unknown kind {kind}"))),
+            None => Err(DbError::BadRecord("empty".to_owned())),
+        }
+    }
+
+    /// The value of field `name` as an expression value: a top-level field of a JSON object,
+    /// or a path through nested objects with dots (`address.city`). Missing fields, arrays,
+    /// objects and byte records give [`Value::Null`].
+    pub fn field(&self, name: &str) -> Value {
+        let Record::Json(json) = self else {
+            return Value::Null;
+        };
+        let mut current = json;
+        for part in name.split('.') {
+            match current.get(part) {
+                Some(next) => current = next,
+                None => return Value::Null,
+            }
+        }
+        json_to_value(current)
+    }
+}
+
+/// A JSON scalar as an expression value (integers that fit in `i64` stay integers).
+pub(crate) fn json_to_value(json: &serde_json::Value) -> Value {
+    match json {
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => n.as_f64().map_or(Value::Null, Value::Float),
+        },
+        serde_json::Value::String(s) => Value::Str(Arc::from(s.as_str())),
+        _ => Value::Null,
+    }
+}
+
+/// An expression value as JSON (aggregation results).
+pub(crate) fn value_to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        Value::Str(s) => serde_json::Value::String(s.to_string()),
+    }
+}
+
+/// An index key for a field value: equal values (also `1` and `1.0`) give equal keys.
+pub(crate) fn index_key(value: &Value) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9);
+    match value {
+        Value::Null => key.push(0),
+        Value::Bool(b) => key.extend_from_slice(&[1, u8::from(*b)]),
+        Value::Int(i) => {
+            key.push(2);
+            key.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            // An integral float indexes as the integer it equals.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            if f.fract() == 0.0 && f.abs() < 9.0e18 {
+                return index_key(&Value::Int(*f as i64));
+            }
+            key.push(3);
+            key.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Str(s) => {
+            key.push(4);
+            key.extend_from_slice(s.as_bytes());
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn records_round_trip_and_fields_are_found() {
+        let record = Record::Json(serde_json::json!({
+            "name": "ann", "age": 41, "score": 2.5, "ok": true,
+            "address": {"city": "Oslo"}, "tags": [1, 2]
+        }));
+        let back = Record::decode(&record.encode().unwrap()).unwrap();
+        assert_eq!(back, record);
+        assert_eq!(record.field("name"), Value::Str("ann".into()));
+        assert_eq!(record.field("age"), Value::Int(41));
+        assert_eq!(record.field("score"), Value::Float(2.5));
+        assert_eq!(record.field("ok"), Value::Bool(true));
+        assert_eq!(record.field("address.city"), Value::Str("Oslo".into()));
+        assert_eq!(record.field("tags"), Value::Null);
+        assert_eq!(record.field("missing"), Value::Null);
+        let bytes = Record::Bytes(vec![0, 1, 2]);
+        assert_eq!(Record::decode(&bytes.encode().unwrap()).unwrap(), bytes);
+        assert_eq!(bytes.field("anything"), Value::Null);
+    }
+
+    #[test]
+    fn bad_stored_forms_are_errors() {
+        assert!(matches!(Record::decode(&[]), Err(DbError::BadRecord(_))));
+        assert!(matches!(
+            Record::decode(&[9, 1]),
+            Err(DbError::BadRecord(_))
+        ));
+        assert!(matches!(
+            Record::decode(&[KIND_JSON, b'{']),
+            Err(DbError::BadRecord(_))
+        ));
+    }
+
+    #[test]
+    fn equal_values_share_an_index_key() {
+        assert_eq!(index_key(&Value::Int(3)), index_key(&Value::Float(3.0)));
+        assert_ne!(index_key(&Value::Int(3)), index_key(&Value::Float(3.5)));
+        assert_ne!(index_key(&Value::Int(0)), index_key(&Value::Bool(false)));
+        assert_ne!(
+            index_key(&Value::Str("1".into())),
+            index_key(&Value::Int(1))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_any_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Record::decode(&bytes);
+        }
+
+        #[test]
+        fn byte_records_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let record = Record::Bytes(bytes);
+            prop_assert_eq!(Record::decode(&record.encode().unwrap()).unwrap(), record);
+        }
+    }
+}

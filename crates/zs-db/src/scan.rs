@@ -1,0 +1,276 @@
+//! The parallel scan under queries and aggregations.
+//!
+//! The id space is cut into chunks of [`CHUNK`] ids (or the index's candidate ids into
+//! chunks); a window of chunks — twice the worker threads — is scanned in parallel on rayon's
+//! pool, each chunk decoding its records and applying the filter, then the window's results
+//! are handed on in order. Between windows the scan checks whether it was stopped, paused or
+//! ran out of time, so a pause takes effect within one window. Everything runs on the caller's
+//! thread and rayon's workers, never on an async runtime's threads.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use redb::{ReadableDatabase, ReadableTable};
+use zs_expr::ast::{BinOp, Expr, ExprKind};
+use zs_expr::{Functions, Program, Value};
+
+use crate::database::RECORDS;
+use crate::{Database, DbError, Record};
+
+/// Ids per chunk: one parallel work item.
+pub(crate) const CHUNK: u64 = 4096;
+
+/// A compiled filter and, when it allows, the index lookup that narrows the scan.
+pub(crate) struct Plan {
+    filter: Option<(Program, Vec<String>)>,
+    /// Ids from an index, when the filter requires `field = literal` on an indexed field.
+    candidates: Option<Vec<u64>>,
+}
+
+impl Plan {
+    /// Compiles `filter` with `functions` and looks for an index to use in `database`.
+    pub(crate) fn new(
+        database: &Database,
+        filter: Option<&str>,
+        functions: &Functions,
+    ) -> Result<Self, DbError> {
+        let Some(source) = filter.filter(|source| !source.trim().is_empty()) else {
+            return Ok(Self {
+                filter: None,
+                candidates: None,
+            });
+        };
+        let expr = zs_expr::parse(source)?;
+        let program = Program::from_expr(&expr, functions)?;
+        let names = program.variables().to_vec();
+        let mut candidates = None;
+        let indexes = database.indexes();
+        for (field, value) in equalities(&expr) {
+            if indexes.iter().any(|known| known == field) {
+                candidates = database.lookup(field, value)?;
+                break;
+            }
+        }
+        Ok(Self {
+            filter: Some((program, names)),
+            candidates,
+        })
+    }
+
+    /// Whether the scan goes through an index.
+    pub(crate) fn uses_index(&self) -> bool {
+        self.candidates.is_some()
+    }
+
+    fn matches(&self, id: u64, record: &Record) -> Result<bool, DbError> {
+        let Some((program, names)) = &self.filter else {
+            return Ok(true);
+        };
+        let bindings: Vec<Value> = names.iter().map(|name| record.field(name)).collect();
+        program
+            .matches(&bindings)
+            .map_err(|error| DbError::Eval { id, error })
+    }
+}
+
+/// `field = literal` terms that must all hold (the conjuncts of `and` / `&&`).
+fn equalities(expr: &Expr) -> Vec<(&str, &Value)> {
+    let mut found = Vec::new();
+    let mut pending = vec![expr];
+    while let Some(node) = pending.pop() {
+        if let ExprKind::Binary(op, left, right) = &node.kind {
+            match (op, &left.kind, &right.kind) {
+                (BinOp::And | BinOp::LogAnd, _, _) => {
+                    pending.push(left);
+                    pending.push(right);
+                }
+                (BinOp::Eq, ExprKind::Var(field), ExprKind::Literal(value))
+                | (BinOp::Eq, ExprKind::Literal(value), ExprKind::Var(field)) => {
+                    found.push((field.as_str(), value));
+                }
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// Stop, pause and progress of one running scan, shared with whoever controls it.
+#[derive(Default)]
+pub(crate) struct Control {
+    stopped: AtomicBool,
+    paused: Mutex<bool>,
+    resumed: Condvar,
+    pub(crate) scanned: AtomicU64,
+    pub(crate) matched: AtomicU64,
+}
+
+impl Control {
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.set_paused(false);
+    }
+
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_paused(&self, paused: bool) {
+        *self
+            .paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = paused;
+        self.resumed.notify_all();
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        *self
+            .paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Blocks while paused (and not stopped).
+    fn wait_while_paused(&self) {
+        let mut paused = self
+            .paused
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while *paused && !self.is_stopped() {
+            paused = self
+                .resumed
+                .wait(paused)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+/// How a scan ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// Every record was seen, or the consumer had enough.
+    Complete,
+    /// Stopped from outside.
+    Stopped,
+    /// The time budget ran out.
+    OutOfTime,
+}
+
+/// Scans `database` in id order (or reverse), filtering with `plan`. `per_chunk` runs in
+/// parallel on each chunk's matches; `per_window` gets a window's results in order and may
+/// end the scan.
+pub(crate) fn run<R: Send>(
+    database: &Database,
+    plan: &Plan,
+    reverse: bool,
+    deadline: Option<Instant>,
+    control: &Control,
+    per_chunk: impl Fn(Vec<(u64, Record)>) -> R + Sync,
+    mut per_window: impl FnMut(Vec<R>) -> ControlFlow<()>,
+) -> Result<Ended, DbError> {
+    let txn = database.db.begin_read()?;
+    let table = txn.open_table(RECORDS)?;
+    let chunks: Vec<Chunk> = match &plan.candidates {
+        Some(ids) => {
+            let mut ids = ids.clone();
+            if reverse {
+                ids.reverse();
+            }
+            ids.chunks(CHUNK as usize)
+                .map(|ids| Chunk::Ids(ids.to_vec()))
+                .collect()
+        }
+        None => {
+            let (Some(first), Some(last)) = (table.first()?, table.last()?) else {
+                return Ok(Ended::Complete);
+            };
+            let (first, last) = (first.0.value(), last.0.value());
+            let mut chunks: Vec<Chunk> = (first / CHUNK..=last / CHUNK)
+                .map(|n| Chunk::Range(n * CHUNK, n * CHUNK + CHUNK))
+                .collect();
+            if reverse {
+                chunks.reverse();
+            }
+            chunks
+        }
+    };
+    let window = rayon::current_num_threads().max(1) * 2;
+    for group in chunks.chunks(window) {
+        control.wait_while_paused();
+        if control.is_stopped() {
+            return Ok(Ended::Stopped);
+        }
+        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Ok(Ended::OutOfTime);
+        }
+        let results: Vec<Result<R, DbError>> = group
+            .par_iter()
+            .map(|chunk| {
+                let found = scan_chunk(&table, chunk, reverse, plan, control)?;
+                Ok(per_chunk(found))
+            })
+            .collect();
+        let results = results.into_iter().collect::<Result<Vec<R>, DbError>>()?;
+        if per_window(results).is_break() {
+            return Ok(Ended::Complete);
+        }
+    }
+    Ok(Ended::Complete)
+}
+
+enum Chunk {
+    /// Ids `start..end`.
+    Range(u64, u64),
+    /// These ids (from an index), in scan order.
+    Ids(Vec<u64>),
+}
+
+fn scan_chunk(
+    table: &redb::ReadOnlyTable<u64, &[u8]>,
+    chunk: &Chunk,
+    reverse: bool,
+    plan: &Plan,
+    control: &Control,
+) -> Result<Vec<(u64, Record)>, DbError> {
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    let mut visit = |id: u64, stored: &[u8]| -> Result<(), DbError> {
+        scanned += 1;
+        let record = Record::decode(stored)?;
+        if plan.matches(id, &record)? {
+            found.push((id, record));
+        }
+        Ok(())
+    };
+    match chunk {
+        Chunk::Range(start, end) => {
+            let range = table.range(*start..*end)?;
+            if reverse {
+                for entry in range.rev() {
+                    let (id, stored) = entry?;
+                    visit(id.value(), stored.value())?;
+                }
+            } else {
+                for entry in range {
+                    let (id, stored) = entry?;
+                    visit(id.value(), stored.value())?;
+                }
+            }
+        }
+        Chunk::Ids(ids) => {
+            for &id in ids {
+                if let Some(stored) = table.get(id)? {
+                    visit(id, stored.value())?;
+                }
+            }
+        }
+    }
+    control.scanned.fetch_add(scanned, Ordering::Relaxed);
+    control
+        .matched
+        .fetch_add(found.len() as u64, Ordering::Relaxed);
+    Ok(found)
+}
