@@ -11,6 +11,7 @@
 //! shutdown_grace_secs = 10       # graceful shutdown waits this long for handlers
 //! stable_memory_mib = 512        # what all StableIO sessions may buffer together, MiB
 //! # files = "/srv/zs"            # serve this directory to `zs put` / `zs get` (off if unset)
+//! # db = "/srv/zdb"              # serve the ZDB store in this directory to `zs db` (off if unset)
 //!
 //! [security]
 //! suites = ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "rc6-gcm", "twofish-gcm", "serpent-gcm", "mars-gcm"]
@@ -155,6 +156,8 @@ pub struct ServerSection {
     pub stable_memory_mib: usize,
     /// A directory to serve to `zs put` / `zs get`; none by default.
     pub files: Option<std::path::PathBuf>,
+    /// A directory holding the ZDB store served to `zs db`; none by default.
+    pub db: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -171,6 +174,7 @@ impl Default for ServerSection {
             shutdown_grace_secs: zs::config::DEFAULT_SHUTDOWN_GRACE.as_secs(),
             stable_memory_mib: zs::config::DEFAULT_STABLE_MEMORY >> 20,
             files: None,
+            db: None,
         }
     }
 }

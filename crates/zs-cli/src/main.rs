@@ -30,6 +30,8 @@ enum Command {
     Put(cmd::files::PutArgs),
     /// Download a file from a server run with `zs serve --files DIR`.
     Get(cmd::files::GetArgs),
+    /// Use the ZDB store of a server run with `zs serve --db DIR`.
+    Db(cmd::db::DbArgs),
     /// Measure a server's call rate and stream throughput (comparisons: `zs-bench`).
     Bench(cmd::bench::BenchArgs),
     /// Encrypt or decrypt one 16-byte block (raw ECB) with a named cipher.
@@ -63,6 +65,7 @@ fn main() -> std::process::ExitCode {
             Command::Call(args) => cmd::call::run(args).await,
             Command::Put(args) => cmd::files::put(args).await,
             Command::Get(args) => cmd::files::get(args).await,
+            Command::Db(args) => cmd::db::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Cipher(args) => cmd::crypto::cipher(args),
             Command::Hash(args) => cmd::crypto::hash(args),

@@ -11,7 +11,7 @@ use std::sync::RwLock;
 
 use redb::{
     MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
-    ReadableTableMetadata, TableDefinition, WriteTransaction,
+    ReadableTableMetadata, TableDefinition,
 };
 
 use crate::record::index_key;
@@ -128,91 +128,58 @@ impl Database {
 
     /// Replaces the record with id `id`; [`DbError::NoSuchRecord`] if there is none.
     pub fn modify(&self, id: u64, record: Record) -> Result<(), DbError> {
-        self.write_batch([Op::Modify(id, record)]).map(drop)
+        self.write([Op::Modify(id, record)]).map(drop)
     }
 
     /// Removes the record with id `id`; returns whether it existed.
     pub fn delete(&self, id: u64) -> Result<bool, DbError> {
-        let txn = self.db.begin_write()?;
-        let existed = self.apply(&txn, Op::Delete(id), &self.indexes())?.is_some();
-        txn.commit()?;
-        Ok(existed)
+        let touched = self.write([Op::Delete(id)])?;
+        Ok(touched.first().is_some_and(Option::is_some))
     }
 
     /// Applies `ops` in one transaction: all of them are stored, or (on an error) none.
     /// Returns the ids of the inserted records, in order. Once this returns, the batch is
     /// durable (redb commits with fsync).
     pub fn write_batch(&self, ops: impl IntoIterator<Item = Op>) -> Result<Vec<u64>, DbError> {
-        let indexes = self.indexes();
-        let txn = self.db.begin_write()?;
         let mut inserted = Vec::new();
-        for op in ops {
-            let is_insert = matches!(op, Op::Insert(_));
-            if let Some(id) = self.apply(&txn, op, &indexes)?
-                && is_insert
-            {
-                inserted.push(id);
-            }
-        }
-        txn.commit()?;
-        Ok(inserted)
+        let ops = ops
+            .into_iter()
+            .inspect(|op| inserted.push(matches!(op, Op::Insert(_))));
+        let touched = self.write(ops)?;
+        Ok(touched
+            .into_iter()
+            .zip(inserted)
+            .filter_map(|(id, insert)| id.filter(|_| insert))
+            .collect())
     }
 
-    /// One change inside `txn`, keeping the indexes in step. Returns the id touched (none
-    /// for a delete of a missing id).
-    fn apply(
-        &self,
-        txn: &WriteTransaction,
-        op: Op,
-        indexes: &[String],
-    ) -> Result<Option<u64>, DbError> {
-        let mut records = txn.open_table(RECORDS)?;
-        let is_insert = matches!(op, Op::Insert(_));
-        let (id, new) = match op {
-            Op::Insert(record) => {
-                let mut meta = txn.open_table(META)?;
-                let id = meta.get(NEXT_ID)?.map_or(1, |next| next.value());
-                meta.insert(NEXT_ID, id + 1)?;
-                (id, Some(record))
+    /// Applies `ops` in one transaction; per op, the id it touched (none for a delete of a
+    /// missing id). The tables are opened once per batch.
+    fn write(&self, ops: impl IntoIterator<Item = Op>) -> Result<Vec<Option<u64>>, DbError> {
+        let fields = self.indexes();
+        let names: Vec<String> = fields.iter().map(|field| index_name(field)).collect();
+        let txn = self.db.begin_write()?;
+        let touched = {
+            let mut meta = txn.open_table(META)?;
+            let mut indexes = Vec::with_capacity(fields.len());
+            for (field, name) in fields.iter().zip(&names) {
+                indexes.push((field.as_str(), txn.open_multimap_table(index_table(name))?));
             }
-            Op::Modify(id, record) => (id, Some(record)),
-            Op::Delete(id) => (id, None),
+            let mut writer = Writer {
+                database: &self.name,
+                records: txn.open_table(RECORDS)?,
+                indexes,
+                next_id: meta.get(NEXT_ID)?.map_or(1, |next| next.value()),
+            };
+            let touched = ops
+                .into_iter()
+                .map(|op| writer.apply(op))
+                .collect::<Result<Vec<_>, DbError>>()?;
+            meta.insert(NEXT_ID, writer.next_id)?;
+            touched
         };
-        let old = match records.get(id)? {
-            Some(stored) => Some(Record::decode(stored.value())?),
-            None => None,
-        };
-        if old.is_none() {
-            match (&new, is_insert) {
-                (None, _) => return Ok(None),
-                (Some(_), false) => {
-                    return Err(DbError::NoSuchRecord {
-                        database: self.name.clone(),
-                        id,
-                    });
-                }
-                (Some(_), true) => {}
-            }
-        }
-        match &new {
-            Some(record) => {
-                records.insert(id, record.encode()?.as_slice())?;
-            }
-            None => {
-                records.remove(id)?;
-            }
-        }
-        for field in indexes {
-            let name = index_name(field);
-            let mut index = txn.open_multimap_table(index_table(&name))?;
-            if let Some(old) = &old {
-                index.remove(index_key(&old.field(field)).as_slice(), id)?;
-            }
-            if let Some(new) = &new {
-                index.insert(index_key(&new.field(field)).as_slice(), id)?;
-            }
-        }
-        Ok(Some(id))
+        txn.commit()?;
+        Ok(touched)
     }
 
     /// Adds an index on `field` (a top-level or dotted field name) and fills it from the
@@ -303,6 +270,66 @@ impl Database {
         }
         target.commit()?;
         Ok(count)
+    }
+}
+
+/// A batch's open tables.
+struct Writer<'t, 'f> {
+    database: &'f str,
+    records: redb::Table<'t, u64, &'static [u8]>,
+    indexes: Vec<(&'f str, redb::MultimapTable<'t, &'static [u8], u64>)>,
+    next_id: u64,
+}
+
+impl Writer<'_, '_> {
+    /// One change, keeping the indexes in step. Returns the id touched (none for a delete
+    /// of a missing id).
+    fn apply(&mut self, op: Op) -> Result<Option<u64>, DbError> {
+        let (id, new, old) = match op {
+            Op::Insert(record) => {
+                let id = self.next_id;
+                self.next_id += 1;
+                // A fresh id has no old record.
+                (id, Some(record), None)
+            }
+            Op::Modify(id, record) => match self.stored(id)? {
+                Some(old) => (id, Some(record), Some(old)),
+                None => {
+                    return Err(DbError::NoSuchRecord {
+                        database: self.database.to_owned(),
+                        id,
+                    });
+                }
+            },
+            Op::Delete(id) => match self.stored(id)? {
+                Some(old) => (id, None, Some(old)),
+                None => return Ok(None),
+            },
+        };
+        match &new {
+            Some(record) => {
+                self.records.insert(id, record.encode()?.as_slice())?;
+            }
+            None => {
+                self.records.remove(id)?;
+            }
+        }
+        for (field, index) in &mut self.indexes {
+            if let Some(old) = &old {
+                index.remove(index_key(&old.field(field)).as_slice(), id)?;
+            }
+            if let Some(new) = &new {
+                index.insert(index_key(&new.field(field)).as_slice(), id)?;
+            }
+        }
+        Ok(Some(id))
+    }
+
+    fn stored(&self, id: u64) -> Result<Option<Record>, DbError> {
+        match self.records.get(id)? {
+            Some(stored) => Record::decode(stored.value()).map(Some),
+            None => Ok(None),
+        }
     }
 }
 

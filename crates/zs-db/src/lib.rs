@@ -48,6 +48,7 @@ mod error;
 mod query;
 mod record;
 mod scan;
+pub mod service;
 mod store;
 
 pub use aggregate::{Aggregate, Group};

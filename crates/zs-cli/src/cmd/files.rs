@@ -10,16 +10,33 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zs::services::files::{FileClient, FileSink, TransferOptions, TransferReport};
 use zs::{Client, ClientBuilder};
 
-/// How to reach the server (shared by `put` and `get`).
+/// How to reach the server, and whether to resume (shared by `put` and `get`).
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// Server address.
-    #[arg(long, default_value = crate::config_file::DEFAULT_LISTEN)]
-    pub connect: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Continue an interrupted transfer from its `.part` file (checked to be a prefix of
     /// the file; otherwise the transfer starts over).
     #[arg(long)]
     pub resume: bool,
+}
+
+impl ConnectArgs {
+    fn builder(&self) -> ClientBuilder {
+        self.server.builder()
+    }
+
+    async fn connect(&self, builder: ClientBuilder) -> anyhow::Result<Client> {
+        self.server.connect(builder).await
+    }
+}
+
+/// How to reach a server: its address, its pinned key, a token (`put`, `get`, `db`).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Server address.
+    #[arg(long, default_value = crate::config_file::DEFAULT_LISTEN)]
+    pub connect: String,
     /// Refuse the server unless its key has this fingerprint (`sha3-256:<hex>`).
     #[arg(long)]
     pub pin: Option<zs::Fingerprint>,
@@ -28,8 +45,9 @@ pub struct ConnectArgs {
     pub token: Option<String>,
 }
 
-impl ConnectArgs {
-    fn builder(&self) -> ClientBuilder {
+impl ServerArgs {
+    /// A client builder with the pin and token set.
+    pub fn builder(&self) -> ClientBuilder {
         let mut builder = Client::builder();
         let security = builder.config_mut().security();
         if let Some(pin) = self.pin {
@@ -41,7 +59,8 @@ impl ConnectArgs {
         builder
     }
 
-    async fn connect(&self, builder: ClientBuilder) -> anyhow::Result<Client> {
+    /// Connects with `builder`.
+    pub async fn connect(&self, builder: ClientBuilder) -> anyhow::Result<Client> {
         builder
             .connect(&self.connect)
             .await

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod call;
 pub mod crypto;
+pub mod db;
 pub mod files;
 pub mod keygen;
 pub mod nat;

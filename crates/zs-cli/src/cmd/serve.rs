@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// neither is set).
     #[arg(long)]
     pub files: Option<PathBuf>,
+    /// Serve the ZDB store in this directory to `zs db` and `DbClient` (default
+    /// `server.db`; off when neither is set). Created if missing.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
 }
 
 /// Registers `echo`, `echo_df`, `time` and `stats` (connections and per-command statistics
@@ -84,6 +88,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot serve files from {}", dir.display()))?;
         tracing::info!(root = %files.root().display(), "serving files");
         server.install(files);
+    }
+    if let Some(dir) = args.db.as_ref().or(file.server.db.as_ref()) {
+        let store = zs_db::Store::open(dir)
+            .with_context(|| format!("cannot open the ZDB store in {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), "serving ZDB");
+        server.install(zs_db::service::DbService::new(store));
     }
     let addr = server.local_addr()?;
     let handle = server.spawn();

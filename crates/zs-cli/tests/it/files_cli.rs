@@ -10,7 +10,7 @@ use zs_wire::crypto::hash::{HashAlgorithm, hex};
 
 static NEXT_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-fn fresh_dir(name: &str) -> PathBuf {
+pub(crate) fn fresh_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "zs-files-cli-{}-{name}-{}",
         std::process::id(),
@@ -21,8 +21,9 @@ fn fresh_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// `zs serve --files <dir>/shared` with its key in `<dir>`; everything removed on drop.
-struct FileServer {
+/// `zs serve --files <dir>/shared` with its key in `<dir>` (or other options, see
+/// [`Self::start_with`]); everything removed on drop.
+pub(crate) struct FileServer {
     child: Child,
     addr: String,
     fingerprint: String,
@@ -31,14 +32,20 @@ struct FileServer {
 
 impl FileServer {
     fn start() -> Self {
+        Self::start_with(|dir| {
+            let shared = dir.join("shared");
+            std::fs::create_dir_all(&shared).unwrap();
+            vec!["--files".into(), shared.into()]
+        })
+    }
+
+    /// `zs serve` with the options `options(dir)` gives.
+    pub(crate) fn start_with(options: impl FnOnce(&Path) -> Vec<std::ffi::OsString>) -> Self {
         let dir = fresh_dir("serve");
-        let shared = dir.join("shared");
-        std::fs::create_dir_all(&shared).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_zs"))
             .args(["serve", "--listen", "127.0.0.1:0", "--key"])
             .arg(dir.join("server.key"))
-            .arg("--files")
-            .arg(&shared)
+            .args(options(&dir))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -70,8 +77,13 @@ impl FileServer {
         self.dir.join("shared")
     }
 
+    /// The directory of the server's files.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Runs `zs <verb> --connect <addr> --pin <fp> <args>`: (success, stdout, stderr).
-    fn run(&self, verb: &str, args: &[&Path]) -> (bool, String, String) {
+    pub(crate) fn run(&self, verb: &str, args: &[&Path]) -> (bool, String, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_zs"))
             .args([verb, "--connect", &self.addr, "--pin", &self.fingerprint])
             .args(args)

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
 mod cli;
+mod db_cli;
 mod files_cli;
 mod memory;
 mod nat_cli;
