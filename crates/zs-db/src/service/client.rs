@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use zs::{CallError, DataFrame, Peer};
+use zs_wire::dataframe::Value as FrameValue;
 
 use super::wire::{RemoteFragment, decode_fragment, decode_groups, record_value, value_record};
 use crate::{Aggregate, Group, Query, QueryEnd, Record};
@@ -150,7 +151,12 @@ impl<'a, S: Send + Sync + 'static> DbClient<'a, S> {
     ) -> Result<std::ops::Range<u64>, DbClientError> {
         let mut frame = DataFrame::new().with(name);
         for record in records {
-            frame.push(record_value(record));
+            // The stored form: the server keeps it as it is.
+            frame.push(FrameValue::Bytes(record.encode().map_err(|error| {
+                DbClientError::Call(CallError::Remote(zs::Status::invalid_argument(
+                    error.to_string(),
+                )))
+            })?));
         }
         let reply_frame = self
             .peer

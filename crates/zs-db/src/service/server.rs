@@ -13,7 +13,7 @@ use super::wire::{
     FRAGMENT_END, FRAGMENT_RECORDS, encode_groups, end_code, record_value, value_record,
 };
 use super::{MAX_QUERIES_PER_CONNECTION, NAMESPACE};
-use crate::{Aggregate, DbError, Fragment, Op, Query, QueryRun, Store};
+use crate::{Aggregate, DbError, Fragment, Query, QueryRun, Store};
 
 /// A query started over the network: its run, and the connection that owns it.
 struct Owned {
@@ -265,31 +265,32 @@ impl DbService {
         Ok(DataFrame::new().with(existed))
     }
 
-    /// The fast batch post: one CompleteBuffer holding `[db, record*]`, stored in one
-    /// transaction.
+    /// The fast batch post: one CompleteBuffer holding `[db, stored record (bytes)*]`,
+    /// validated and stored in one transaction without re-encoding.
     async fn post(&self, input: Bytes) -> Result<DataFrame, Status> {
-        let (first, count) = self
+        let ids = self
             .blocking(move |inner| {
                 let frame = DataFrame::decode(&input)
                     .map_err(|error| DbError::BadRecord(format!("post: {error}")))?;
-                let mut values = frame.values().iter();
+                let mut values = frame.into_values().into_iter();
                 let Some(FrameValue::String(name)) = values.next() else {
                     return Err(DbError::BadRecord(
                         "post: the first value is the database name".to_owned(),
                     ));
                 };
-                let ops = values
-                    .map(|value| {
-                        value_record(value)
-                            .map(Op::Insert)
-                            .map_err(DbError::BadRecord)
+                let stored = values
+                    .map(|value| match value {
+                        FrameValue::Bytes(stored) => Ok(stored),
+                        other => Err(DbError::BadRecord(format!(
+                            "post: a record's stored form is bytes, not {:?}",
+                            other.kind()
+                        ))),
                     })
-                    .collect::<Result<Vec<Op>, DbError>>()?;
-                let ids = inner.store.database(name)?.write_batch(ops)?;
-                Ok((ids.first().copied().unwrap_or(0), ids.len() as u64))
+                    .collect::<Result<Vec<Vec<u8>>, DbError>>()?;
+                inner.store.database(&name)?.insert_encoded(stored)
             })
             .await?;
-        Ok(DataFrame::new().with(first).with(count))
+        Ok(DataFrame::new().with(ids.start).with(ids.end - ids.start))
     }
 
     async fn query<S: Send + Sync + 'static>(

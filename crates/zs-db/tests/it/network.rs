@@ -120,6 +120,20 @@ async fn bad_requests_get_statuses_and_the_connection_stays() {
         wrong.status().map(zs::Status::code),
         Some(StatusCode::INVALID_ARGUMENT)
     );
+    // A stored form that is not a record: the whole post is refused.
+    let frame = zs::DataFrame::new()
+        .with("people")
+        .with(Record::Json(json!({"ok": 1})).encode().unwrap())
+        .with(vec![1u8, b'{']);
+    let broken = client
+        .peer()
+        .send_complete_buffer("__zs.db.post", bytes::Bytes::from(frame.encode()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        broken.status().map(zs::Status::code),
+        Some(StatusCode::INVALID_ARGUMENT)
+    );
     // Nothing was stored, and the connection still works.
     db.post("people", [person(1)]).await.unwrap();
     assert_eq!(db.get("people", 1).await.unwrap(), Some(person(1)));
