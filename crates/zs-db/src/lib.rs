@@ -2,7 +2,7 @@
 //! queries in ZExpression.
 //!
 //! A [`Store`] is a directory of named [`Database`]s. A database holds [`Record`]s — JSON
-//! values or opaque bytes — under stable `u64` ids that are never reused or renumbered
+//! values, DataFrames or opaque bytes — under stable `u64` ids that are never reused or renumbered
 //! (the original's positions moved on compaction). Writes go one at a time or in batches of
 //! [`Op`]s, each batch one transaction; secondary indexes on fields serve `field = value`
 //! terms of filters.

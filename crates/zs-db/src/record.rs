@@ -1,7 +1,8 @@
 //! [`Record`]: what a database holds under each id, and its stored form.
 //!
 //! Stored form: `u8 kind | body`. Kind 1 is JSON (UTF-8 text of one JSON value), kind 2 is
-//! opaque bytes. Both are bounded by [`MAX_RECORD_LEN`] before anything is allocated for them.
+//! opaque bytes, kind 3 a DataFrame in its binary encoding (`zs_wire::dataframe`). All are
+//! bounded by [`MAX_RECORD_LEN`] before anything is allocated for them.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
 
 const KIND_JSON: u8 = 1;
 const KIND_BYTES: u8 = 2;
+const KIND_FRAME: u8 = 3;
 
 /// One record (the original's ZDB entry: a DataFrame, JSON or a raw stream).
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +24,9 @@ pub enum Record {
     Json(serde_json::Value),
     /// Opaque bytes: stored and returned, invisible to filters (every field is null).
     Bytes(Vec<u8>),
+    /// A DataFrame (the original's ZDB records): its values are fields `_0`, `_1`, ... by
+    /// position.
+    Frame(zs_wire::DataFrame),
 }
 
 impl Record {
@@ -38,6 +43,10 @@ impl Record {
                 out.reserve(1 + bytes.len());
                 out.push(KIND_BYTES);
                 out.extend_from_slice(bytes);
+            }
+            Record::Frame(frame) => {
+                out.push(KIND_FRAME);
+                frame.encode_into(&mut out);
             }
         }
         if out.len() > MAX_RECORD_LEN {
@@ -63,6 +72,9 @@ impl Record {
                 .map(drop)
                 .map_err(|error| DbError::BadRecord(format!("JSON: {error}"))),
             Some((&KIND_BYTES, _)) => Ok(()),
+            Some((&KIND_FRAME, body)) => zs_wire::DataFrame::decode(body)
+                .map(drop)
+                .map_err(|error| DbError::BadRecord(format!("DataFrame: {error}"))),
             Some((kind, _)) => Err(DbError::BadRecord(format!("unknown kind {kind}"))),
             None => Err(DbError::BadRecord("empty".to_owned())),
         }
@@ -81,17 +93,23 @@ impl Record {
                 .map(Record::Json)
                 .map_err(|error| DbError::BadRecord(format!("JSON: {error}"))),
             Some((&KIND_BYTES, body)) => Ok(Record::Bytes(body.to_vec())),
+            Some((&KIND_FRAME, body)) => zs_wire::DataFrame::decode(body)
+                .map(Record::Frame)
+                .map_err(|error| DbError::BadRecord(format!("DataFrame: {error}"))),
             Some((kind, _)) => Err(DbError::BadRecord(format!("unknown kind {kind}"))),
             None => Err(DbError::BadRecord("empty".to_owned())),
         }
     }
 
     /// The value of field `name` as an expression value: a top-level field of a JSON object,
-    /// or a path through nested objects with dots (`address.city`). Missing fields, arrays,
-    /// objects and byte records give [`Value::Null`].
+    /// or a path through nested objects with dots (`address.city`); in a DataFrame, `_N` is
+    /// its value at position N. Missing fields, arrays, objects and byte records give
+    /// [`Value::Null`].
     pub fn field(&self, name: &str) -> Value {
-        let Record::Json(json) = self else {
-            return Value::Null;
+        let json = match self {
+            Record::Json(json) => json,
+            Record::Frame(frame) => return frame_field(frame, name),
+            Record::Bytes(_) => return Value::Null,
         };
         let mut current = json;
         for part in name.split('.') {
@@ -101,6 +119,30 @@ impl Record {
             }
         }
         json_to_value(current)
+    }
+}
+
+/// Field `_N` of a DataFrame record: its value at position N, when it is a scalar.
+fn frame_field(frame: &zs_wire::DataFrame, name: &str) -> Value {
+    use zs_wire::dataframe::Value as F;
+    let Some(index) = name.strip_prefix('_').and_then(|n| n.parse::<usize>().ok()) else {
+        return Value::Null;
+    };
+    match frame.values().get(index) {
+        Some(F::Bool(b)) => Value::Bool(*b),
+        Some(F::I8(v)) => Value::Int(i64::from(*v)),
+        Some(F::I16(v)) => Value::Int(i64::from(*v)),
+        Some(F::I32(v)) => Value::Int(i64::from(*v)),
+        Some(F::I64(v)) => Value::Int(*v),
+        Some(F::U8(v)) => Value::Int(i64::from(*v)),
+        Some(F::U16(v)) => Value::Int(i64::from(*v)),
+        Some(F::U32(v)) => Value::Int(i64::from(*v)),
+        Some(F::U64(v)) => i64::try_from(*v).map_or(Value::Null, Value::Int),
+        Some(F::F32(v)) => Value::Float(f64::from(*v)),
+        Some(F::F64(v)) => Value::Float(*v),
+        Some(F::String(text)) => Value::Str(Arc::from(text.as_str())),
+        Some(F::Json(json)) => json_to_value(json),
+        _ => Value::Null,
     }
 }
 
@@ -178,6 +220,18 @@ mod tests {
         assert_eq!(record.field("address.city"), Value::Str("Oslo".into()));
         assert_eq!(record.field("tags"), Value::Null);
         assert_eq!(record.field("missing"), Value::Null);
+        let frame = Record::Frame(
+            zs_wire::DataFrame::new()
+                .with("ann")
+                .with(41u32)
+                .with(2.5f64),
+        );
+        assert_eq!(Record::decode(&frame.encode().unwrap()).unwrap(), frame);
+        assert_eq!(frame.field("_0"), Value::Str("ann".into()));
+        assert_eq!(frame.field("_1"), Value::Int(41));
+        assert_eq!(frame.field("_2"), Value::Float(2.5));
+        assert_eq!(frame.field("_3"), Value::Null);
+        assert_eq!(frame.field("name"), Value::Null);
         let bytes = Record::Bytes(vec![0, 1, 2]);
         assert_eq!(Record::decode(&bytes.encode().unwrap()).unwrap(), bytes);
         assert_eq!(bytes.field("anything"), Value::Null);

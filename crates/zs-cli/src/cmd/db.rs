@@ -234,10 +234,12 @@ pub async fn run(args: DbArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A record as printed: JSON records as they are, byte records in base64.
+/// A record as printed: JSON records as they are, DataFrames in their JSON form, byte records
+/// in base64.
 fn record_json(id: u64, record: Record) -> serde_json::Value {
     match record {
         Record::Json(json) => serde_json::json!({"id": id, "record": json}),
+        Record::Frame(frame) => serde_json::json!({"id": id, "frame": frame.to_json()}),
         Record::Bytes(bytes) => serde_json::json!({
             "id": id,
             "bytes": base64::engine::general_purpose::STANDARD.encode(bytes),

@@ -18,7 +18,7 @@
 //! | `get` | `[db, id: u64]` | `[]` (no such record) or `[record]` |
 //! | `modify` | `[db, id: u64, record]` | `[]` |
 //! | `delete` | `[db, id: u64]` | `[existed: bool]` |
-//! | `post` (CompleteBuffer) | an encoded DataFrame `[db, stored: bytes*]`, each `stored` a record's stored form (`u8 kind` 1 JSON / 2 bytes, then the JSON text or the bytes) | `[first_id: u64, count: u64]` (ids are consecutive) |
+//! | `post` (CompleteBuffer) | an encoded DataFrame `[db, stored: bytes*]`, each `stored` a record's stored form (`u8 kind` 1 JSON / 2 bytes / 3 DataFrame, then the JSON text, the bytes or the DataFrame's binary encoding) | `[first_id: u64, count: u64]` (ids are consecutive) |
 //! | `query` | `[db, filter: String ("" = all), reverse: bool, limit: u64 (0 = none), budget_ms: u64 (0 = none), fragment: u32]` | `[query: u64]` |
 //! | `next` | `[query: u64]` | `[state: u8 (0 records, 1 end), end: u8 (0 complete, 1 stopped, 2 out of time), scanned: u64, matched: u64, (id: u64, record)*]` |
 //! | `control` | `[query: u64, action: String ("pause", "resume", "stop")]` | `[]` |
@@ -27,7 +27,8 @@
 //! | `copy` | `[from, to: String]` | `[records: u64]` |
 //! | `compact` | `[db]` | `[compacted: bool]` |
 //!
-//! A `record` is a JSON value (a JSON record) or bytes (a byte record). Errors are statuses:
+//! A `record` is a JSON value (a JSON record), bytes (a byte record) or a nested DataFrame (a
+//! DataFrame record). Errors are statuses:
 //! `NOT_FOUND` (database, record, query), `ALREADY_EXISTS`, `INVALID_ARGUMENT` (names, records,
 //! filters: the message carries the filter error's position), `RESOURCE_EXHAUSTED` (too many
 //! queries on one connection), `INTERNAL` (storage).

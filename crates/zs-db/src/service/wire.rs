@@ -5,20 +5,26 @@ use zs_wire::dataframe::{ReadError, Value as FrameValue};
 
 use crate::{Group, QueryEnd, Record};
 
-/// A record as one DataFrame value: JSON as a JSON value, bytes as bytes.
+/// A record as one DataFrame value: JSON as a JSON value, bytes as bytes, a DataFrame as a
+/// nested frame.
 pub(crate) fn record_value(record: Record) -> FrameValue {
     match record {
         Record::Json(json) => FrameValue::Json(json),
         Record::Bytes(bytes) => FrameValue::Bytes(bytes),
+        Record::Frame(frame) => FrameValue::Frame(frame),
     }
 }
 
-/// A DataFrame value back to a record; anything but JSON or bytes is refused.
+/// A DataFrame value back to a record; anything but JSON, bytes or a frame is refused.
 pub(crate) fn value_record(value: &FrameValue) -> Result<Record, String> {
     match value {
         FrameValue::Json(json) => Ok(Record::Json(json.clone())),
         FrameValue::Bytes(bytes) => Ok(Record::Bytes(bytes.clone())),
-        other => Err(format!("a record is JSON or bytes, not {:?}", other.kind())),
+        FrameValue::Frame(frame) => Ok(Record::Frame(frame.clone())),
+        other => Err(format!(
+            "a record is JSON, bytes or a DataFrame, not {:?}",
+            other.kind()
+        )),
     }
 }
 

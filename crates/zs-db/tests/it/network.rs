@@ -190,3 +190,65 @@ async fn a_remote_query_is_paused_stopped_and_ends_with_its_connection() {
     assert!(service.store().queries().is_empty());
     server.shutdown().await;
 }
+
+/// The original's registered queriers: the server registers a function, clients call it in
+/// their filters with their own parameters. And DataFrame records, whose values are fields
+/// `_0`, `_1`, ... by position.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_functions_and_dataframe_records() {
+    use zs_db::zs_expr::{Arity, EvalError, Functions, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let mut functions = Functions::new();
+    // near(x, y, cx, cy, r): within distance r of (cx, cy).
+    functions.register_pure("near", Arity::Exact(5), |args| {
+        let mut numbers = [0.0; 5];
+        for (slot, arg) in numbers.iter_mut().zip(args) {
+            *slot = match arg {
+                Value::Int(i) => *i as f64,
+                Value::Float(f) => *f,
+                Value::Null => return Ok(Value::Null),
+                other => {
+                    return Err(EvalError::argument(
+                        "near",
+                        format!("{other:?} is not a number"),
+                    ));
+                }
+            };
+        }
+        let [x, y, cx, cy, r] = numbers;
+        Ok(Value::Bool((x - cx).hypot(y - cy) <= r))
+    });
+    let service = DbService::new(Store::with_functions(dir.path(), functions).unwrap());
+    let mut server = Server::bind("127.0.0.1:0").await.unwrap();
+    server.install(service);
+    let server = server.spawn();
+    let client = Client::connect(server.local_addr()).await.unwrap();
+    let db = DbClient::new(client.peer());
+    db.create("points").await.unwrap();
+    let points = (0..100i64).map(|i| {
+        Record::Frame(
+            zs::DataFrame::new()
+                .with(format!("pt{i}"))
+                .with(i % 10)
+                .with(i / 10),
+        )
+    });
+    db.post("points", points).await.unwrap();
+    let found = db
+        .query("points", &Query::filter("near(_1, _2, 0, 0, 1.5)"))
+        .await
+        .unwrap()
+        .collect_all()
+        .await
+        .unwrap();
+    let names: Vec<String> = found
+        .iter()
+        .map(|(_, record)| match record {
+            Record::Frame(frame) => frame.reader().read_string().unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // (0,0) (1,0) (0,1) (1,1): x = i % 10, y = i / 10.
+    assert_eq!(names, vec!["pt0", "pt1", "pt10", "pt11"]);
+    server.shutdown().await;
+}
