@@ -15,6 +15,7 @@ mod load;
 mod churn;
 mod churn_nat;
 mod crypto;
+mod db_net;
 mod fleet;
 mod handshake;
 mod idle;
@@ -61,6 +62,8 @@ enum Command {
     Idle(idle::IdleArgs),
     /// A long run: calls among many held connections while others churn; RSS sampled.
     Soak(soak::SoakArgs),
+    /// ZDB over the network: fast batch post and query results from a second process.
+    DbNet(db_net::DbNetArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +92,7 @@ fn main() -> std::process::ExitCode {
             Command::Churn(args) => churn::run(args).await,
             Command::Idle(args) => idle::run(args).await,
             Command::Soak(args) => soak::run(args).await,
+            Command::DbNet(args) => db_net::run(args).await,
         }
     });
     match result {

@@ -22,11 +22,21 @@ impl ServeChild {
     /// Starts `zs --log warn serve --config FILE` with `max_connections`, its key and
     /// configuration in `work`, and waits until it answers `stats`.
     pub async fn start(zs: &Path, work: &Path, max_connections: usize) -> anyhow::Result<Self> {
+        Self::start_with(zs, work, max_connections, "").await
+    }
+
+    /// [`Self::start`] with `extra` lines (TOML) added to the `[server]` section.
+    pub async fn start_with(
+        zs: &Path,
+        work: &Path,
+        max_connections: usize,
+        extra: &str,
+    ) -> anyhow::Result<Self> {
         let addr = loopback(free_port()?);
         let config = work.join("zs-serve.toml");
         let key = work.join("zs-serve.key");
         let text = format!(
-            "[server]\nlisten = {}\nmax_connections = {max_connections}\n\n[security]\nkey_file = {}\n",
+            "[server]\nlisten = {}\nmax_connections = {max_connections}\n{extra}\n[security]\nkey_file = {}\n",
             quoted(&addr.to_string()),
             quoted(&key.to_string_lossy()),
         );
