@@ -3,7 +3,8 @@
 //! one CompleteBuffer per batch, one transaction each) and then reads query results back.
 //!
 //! - **post**: records/s for the whole dataset, records built before the clock starts (their
-//!   encoding, the transfer, validation, indexing and the fsynced commits are timed).
+//!   encoding, the transfer, validation, indexing and the fsynced commits are timed);
+//!   `--in-flight` posts at once, so a batch travels while the one before it commits.
 //! - **results**: records/s received by a query returning every record, fragments of
 //!   `--fragment` records pulled one `next` call at a time.
 //! - **filtered**: ms for a query matching about 1 % on a field without an index.
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
+use futures_util::StreamExt as _;
 use serde_json::json;
 use zs_db::service::DbClient;
 use zs_db::{Query, Record};
@@ -35,6 +37,9 @@ pub struct DbNetArgs {
     /// Records per post (one transaction each).
     #[arg(long, default_value_t = 10_000)]
     pub batch: usize,
+    /// Posts in flight at once (the next batch travels while the last one commits).
+    #[arg(long, default_value_t = 4)]
+    pub in_flight: usize,
     /// Records per query fragment.
     #[arg(long, default_value_t = 4096)]
     pub fragment: usize,
@@ -64,8 +69,9 @@ pub async fn run(args: DbNetArgs) -> anyhow::Result<()> {
         db.create("bench").await?;
         db.create_index("bench", "city").await?;
         println!(
-            "zs-bench db-net: {} records of ~200 bytes, batches of {}, index on city; `zs serve --db` in a child process",
-            args.records, args.batch
+            "zs-bench db-net: {} records of ~200 bytes, batches of {} ({} in flight), index on city; \
+             `zs serve --db` in a child process",
+            args.records, args.batch, args.in_flight
         );
 
         let batches: Vec<Vec<Record>> = (0..args.records)
@@ -74,9 +80,13 @@ pub async fn run(args: DbNetArgs) -> anyhow::Result<()> {
             .map(|ids| ids.iter().map(|&i| record(i)).collect())
             .collect();
         let started = Instant::now();
-        for batch in batches {
-            db.post("bench", batch).await?;
+        let mut posts = futures_util::stream::iter(batches)
+            .map(|batch| db.post("bench", batch))
+            .buffer_unordered(args.in_flight.max(1));
+        while let Some(ids) = posts.next().await {
+            ids?;
         }
+        drop(posts);
         let post = started.elapsed().as_secs_f64();
         #[allow(clippy::cast_precision_loss)]
         let post_rate = args.records as f64 / post;

@@ -7,8 +7,8 @@ use std::ops::ControlFlow;
 use zs_expr::Value;
 
 use crate::record::{index_key, value_to_json};
-use crate::scan::{self, Control, Plan};
-use crate::{Database, DbError, Record};
+use crate::scan::{self, Control, Found, Plan};
+use crate::{Database, DbError};
 
 /// What to aggregate (ZServer4D: the statistics a `TZDBPipeline` query computes).
 #[derive(Debug, Clone, Default)]
@@ -144,9 +144,10 @@ pub(crate) fn run(
     control: &Control,
 ) -> Result<Vec<Group>, DbError> {
     let plan = Plan::new(database, aggregate.filter.as_deref(), functions)?;
-    let fold = |found: Vec<(u64, Record)>| -> Partial {
+    let fold = |found: Vec<Found>| -> Result<Partial, DbError> {
         let mut partial = Partial::new();
-        for (_, record) in found {
+        for found in found {
+            let record = found.record()?;
             let key = aggregate
                 .group_by
                 .as_deref()
@@ -160,7 +161,7 @@ pub(crate) fn run(
                 .or_insert_with(|| Acc::new(key))
                 .add(value);
         }
-        partial
+        Ok(partial)
     };
     let mut total = Partial::new();
     scan::run(database, &plan, false, None, control, fold, |window| {

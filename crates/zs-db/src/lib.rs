@@ -54,7 +54,9 @@ mod store;
 pub use aggregate::{Aggregate, Group};
 pub use database::{Database, Op};
 pub use error::DbError;
-pub use query::{DEFAULT_FRAGMENT, Fragment, Query, QueryEnd, QueryInfo, QueryRun, QueryState};
+pub use query::{
+    DEFAULT_FRAGMENT, Fragment, Query, QueryEnd, QueryInfo, QueryRun, QueryState, StoredFragment,
+};
 pub use record::{MAX_RECORD_LEN, Record};
 pub use store::Store;
 /// The expression crate filters are written in.

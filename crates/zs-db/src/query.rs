@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::scan::{self, Control, Ended, Plan};
+use crate::scan::{self, Control, Ended, Found, Plan};
 use crate::{Database, DbError, Record};
 
 /// Records per fragment unless the query says otherwise.
@@ -111,6 +111,22 @@ pub enum QueryEnd {
     OutOfTime,
 }
 
+/// What the scan thread hands the reader: found records (decoded or not), or the end.
+pub(crate) enum Batch {
+    Found(Vec<Found>),
+    End(QueryEnd),
+}
+
+/// One fragment of results in the records' stored form ([`Record::encode`]), as the network
+/// service sends them without decoding; see [`QueryRun::next_stored`].
+#[derive(Debug)]
+pub enum StoredFragment {
+    /// Matching records' ids and stored forms, in query order.
+    Records(Vec<(u64, Vec<u8>)>),
+    /// The query is over; nothing follows.
+    End(QueryEnd),
+}
+
 /// One fragment of results, or the end.
 #[derive(Debug)]
 pub enum Fragment {
@@ -188,7 +204,7 @@ impl Registry {
 pub struct QueryRun {
     id: u64,
     uses_index: bool,
-    fragments: Receiver<Result<Fragment, DbError>>,
+    fragments: Receiver<Result<Batch, DbError>>,
     control: Arc<Control>,
     done: bool,
 }
@@ -224,7 +240,7 @@ impl QueryRun {
             .name(format!("zdb-query-{id}"))
             .spawn(move || {
                 let result = produce(&database, &plan, &query, &scan_control, &sender);
-                let _ = sender.send(result.map(Fragment::End));
+                let _ = sender.send(result.map(Batch::End));
                 registry.lock().remove(&id);
             });
         if let Err(error) = spawned {
@@ -288,18 +304,49 @@ impl QueryRun {
     }
 }
 
-impl Iterator for QueryRun {
-    type Item = Result<Fragment, DbError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl QueryRun {
+    fn next_batch(&mut self) -> Option<Result<Batch, DbError>> {
         if self.done {
             return None;
         }
         let item = self.fragments.recv().ok()?;
-        if matches!(item, Ok(Fragment::End(_)) | Err(_)) {
+        if matches!(item, Ok(Batch::End(_)) | Err(_)) {
             self.done = true;
         }
         Some(item)
+    }
+
+    /// The next fragment with the records in their stored form, not decoded (what a server
+    /// forwards as it is); `None` after the end. Blocks like the iterator.
+    pub fn next_stored(&mut self) -> Option<Result<StoredFragment, DbError>> {
+        Some(self.next_batch()?.map(|batch| {
+            match batch {
+                Batch::Found(found) => StoredFragment::Records(
+                    found
+                        .into_iter()
+                        .map(|found| (found.id, found.stored))
+                        .collect(),
+                ),
+                Batch::End(end) => StoredFragment::End(end),
+            }
+        }))
+    }
+}
+
+impl Iterator for QueryRun {
+    type Item = Result<Fragment, DbError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.next_batch()?.and_then(|batch| {
+            match batch {
+                Batch::Found(found) => found
+                    .into_iter()
+                    .map(Found::into_record)
+                    .collect::<Result<Vec<_>, DbError>>()
+                    .map(Fragment::Records),
+                Batch::End(end) => Ok(Fragment::End(end)),
+            }
+        }))
     }
 }
 
@@ -315,7 +362,7 @@ fn produce(
     plan: &Plan,
     query: &Query,
     control: &Control,
-    sender: &SyncSender<Result<Fragment, DbError>>,
+    sender: &SyncSender<Result<Batch, DbError>>,
 ) -> Result<QueryEnd, DbError> {
     let fragment = query.fragment.unwrap_or(DEFAULT_FRAGMENT).max(1);
     let deadline = query.time_budget.map(|budget| Instant::now() + budget);
@@ -323,7 +370,7 @@ fn produce(
     if remaining == 0 {
         return Ok(QueryEnd::Complete);
     }
-    let mut pending: Vec<(u64, Record)> = Vec::with_capacity(fragment);
+    let mut pending: Vec<Found> = Vec::with_capacity(fragment);
     let mut consumer_gone = false;
     let ended = scan::run(
         database,
@@ -331,14 +378,14 @@ fn produce(
         query.reverse,
         deadline,
         control,
-        |found| found,
+        Ok,
         |window| {
-            for (id, record) in window.into_iter().flatten() {
-                pending.push((id, record));
+            for found in window.into_iter().flatten() {
+                pending.push(found);
                 remaining -= 1;
                 if pending.len() == fragment {
                     let full = std::mem::replace(&mut pending, Vec::with_capacity(fragment));
-                    if sender.send(Ok(Fragment::Records(full))).is_err() {
+                    if sender.send(Ok(Batch::Found(full))).is_err() {
                         consumer_gone = true;
                         return ControlFlow::Break(());
                     }
@@ -351,7 +398,7 @@ fn produce(
         },
     )?;
     if !pending.is_empty() && !consumer_gone {
-        let _ = sender.send(Ok(Fragment::Records(pending)));
+        let _ = sender.send(Ok(Batch::Found(pending)));
     }
     Ok(match ended {
         Ended::Complete => QueryEnd::Complete,

@@ -159,6 +159,33 @@ pub(crate) enum Ended {
     OutOfTime,
 }
 
+/// A record the scan found: its stored form, and the record itself when the filter had to
+/// decode it.
+pub(crate) struct Found {
+    pub(crate) id: u64,
+    pub(crate) stored: Vec<u8>,
+    pub(crate) record: Option<Record>,
+}
+
+impl Found {
+    /// The record, decoded now if the filter did not need it.
+    pub(crate) fn into_record(self) -> Result<(u64, Record), DbError> {
+        let record = match self.record {
+            Some(record) => record,
+            None => Record::decode(&self.stored)?,
+        };
+        Ok((self.id, record))
+    }
+
+    /// The record by reference, decoded now if needed.
+    pub(crate) fn record(&self) -> Result<std::borrow::Cow<'_, Record>, DbError> {
+        match &self.record {
+            Some(record) => Ok(std::borrow::Cow::Borrowed(record)),
+            None => Record::decode(&self.stored).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
 /// Scans `database` in id order (or reverse), filtering with `plan`. `per_chunk` runs in
 /// parallel on each chunk's matches; `per_window` gets a window's results in order and may
 /// end the scan.
@@ -168,7 +195,7 @@ pub(crate) fn run<R: Send>(
     reverse: bool,
     deadline: Option<Instant>,
     control: &Control,
-    per_chunk: impl Fn(Vec<(u64, Record)>) -> R + Sync,
+    per_chunk: impl Fn(Vec<Found>) -> Result<R, DbError> + Sync,
     mut per_window: impl FnMut(Vec<R>) -> ControlFlow<()>,
 ) -> Result<Ended, DbError> {
     let txn = database.db.begin_read()?;
@@ -210,7 +237,7 @@ pub(crate) fn run<R: Send>(
             .par_iter()
             .map(|chunk| {
                 let found = scan_chunk(&table, chunk, reverse, plan, control)?;
-                Ok(per_chunk(found))
+                per_chunk(found)
             })
             .collect();
         let results = results.into_iter().collect::<Result<Vec<R>, DbError>>()?;
@@ -234,15 +261,27 @@ fn scan_chunk(
     reverse: bool,
     plan: &Plan,
     control: &Control,
-) -> Result<Vec<(u64, Record)>, DbError> {
+) -> Result<Vec<Found>, DbError> {
     let mut found = Vec::new();
     let mut scanned = 0;
+    // Without a filter nothing is decoded here: the consumer decodes what it keeps (or, over
+    // the network, sends the stored form as it is).
     let mut visit = |id: u64, stored: &[u8]| -> Result<(), DbError> {
         scanned += 1;
-        let record = Record::decode(stored)?;
-        if plan.matches(id, &record)? {
-            found.push((id, record));
-        }
+        let record = if plan.filter.is_some() {
+            let record = Record::decode(stored)?;
+            if !plan.matches(id, &record)? {
+                return Ok(());
+            }
+            Some(record)
+        } else {
+            None
+        };
+        found.push(Found {
+            id,
+            stored: stored.to_vec(),
+            record,
+        });
         Ok(())
     };
     match chunk {

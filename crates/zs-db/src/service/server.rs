@@ -13,7 +13,7 @@ use super::wire::{
     FRAGMENT_END, FRAGMENT_RECORDS, encode_groups, end_code, record_value, value_record,
 };
 use super::{MAX_QUERIES_PER_CONNECTION, NAMESPACE};
-use crate::{Aggregate, DbError, Fragment, Query, QueryRun, Store};
+use crate::{Aggregate, DbError, Query, QueryRun, Store, StoredFragment};
 
 /// A query started over the network: its run, and the connection that owns it.
 struct Owned {
@@ -353,7 +353,7 @@ impl DbService {
         let (fragment, scanned, matched) = self
             .blocking(move |_| {
                 let mut run = run.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let fragment = run.next();
+                let fragment = run.next_stored();
                 let (scanned, matched) = run.progress();
                 Ok((fragment, scanned, matched))
             })
@@ -366,15 +366,15 @@ impl DbService {
                 .with(matched)
         };
         match fragment {
-            Some(Ok(Fragment::Records(records))) => {
+            Some(Ok(StoredFragment::Records(records))) => {
                 let mut frame = header(FRAGMENT_RECORDS, 0);
-                for (id, record) in records {
+                for (id, stored) in records {
                     frame.push(id);
-                    frame.push(record_value(record));
+                    frame.push(FrameValue::Bytes(stored));
                 }
                 Ok(frame)
             }
-            Some(Ok(Fragment::End(end))) => {
+            Some(Ok(StoredFragment::End(end))) => {
                 self.inner.queries().remove(&id);
                 Ok(header(FRAGMENT_END, end_code(end)))
             }

@@ -74,7 +74,7 @@ pub enum RemoteFragment {
 }
 
 /// Decodes a `next` reply: `[state: u8, end: u8, scanned: u64, matched: u64, (id: u64,
-/// record)*]`.
+/// stored: bytes)*]`, each `stored` a record's stored form.
 pub(crate) fn decode_fragment(frame: &DataFrame) -> Result<RemoteFragment, String> {
     let mut reader = frame.reader();
     let state = reader.read_u8().map_err(text)?;
@@ -92,7 +92,11 @@ pub(crate) fn decode_fragment(frame: &DataFrame) -> Result<RemoteFragment, Strin
     let mut records = Vec::with_capacity((frame.len().saturating_sub(4)) / 2);
     while reader.peek().is_some() {
         let id = reader.read_u64().map_err(text)?;
-        let record = value_record(reader.read_value().map_err(text)?)?;
+        let stored = reader.read_value().map_err(text)?;
+        let FrameValue::Bytes(stored) = stored else {
+            return Err(format!("a stored record is bytes, not {:?}", stored.kind()));
+        };
+        let record = Record::decode(stored).map_err(|error| error.to_string())?;
         records.push((id, record));
     }
     Ok(RemoteFragment::Records {
