@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use zs_expr::Value;
 
-use crate::record::{index_key, value_to_json};
+use crate::record::{index_key, stored_fields, value_to_json};
 use crate::scan::{self, Control, Found, Plan};
 use crate::{Database, DbError};
 
@@ -144,18 +144,17 @@ pub(crate) fn run(
     control: &Control,
 ) -> Result<Vec<Group>, DbError> {
     let plan = Plan::new(database, aggregate.filter.as_deref(), functions)?;
+    // Only the two fields are read from each record, not the whole record.
+    let names: Vec<&str> = [aggregate.group_by.as_deref(), aggregate.field.as_deref()]
+        .into_iter()
+        .map(|name| name.unwrap_or(""))
+        .collect();
     let fold = |found: Vec<Found>| -> Result<Partial, DbError> {
         let mut partial = Partial::new();
         for found in found {
-            let record = found.record()?;
-            let key = aggregate
-                .group_by
-                .as_deref()
-                .map_or(Value::Null, |field| record.field(field));
-            let value = aggregate
-                .field
-                .as_deref()
-                .and_then(|field| number(&record.field(field)));
+            let mut fields = stored_fields(&found.stored, &names)?.into_iter();
+            let key = fields.next().unwrap_or(Value::Null);
+            let value = fields.next().as_ref().and_then(number);
             partial
                 .entry(index_key(&key))
                 .or_insert_with(|| Acc::new(key))

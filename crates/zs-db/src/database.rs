@@ -14,7 +14,7 @@ use redb::{
     ReadableTableMetadata, TableDefinition,
 };
 
-use crate::record::index_key;
+use crate::record::{index_key, stored_fields};
 use crate::{DbError, Record};
 
 pub(crate) const RECORDS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("records");
@@ -175,9 +175,9 @@ impl Database {
             let mut id = first;
             for record in stored {
                 if !indexes.is_empty() {
-                    let decoded = Record::decode(&record)?;
-                    for (field, index) in fields.iter().zip(&mut indexes) {
-                        index.insert(index_key(&decoded.field(field)).as_slice(), id)?;
+                    let values = stored_fields(&record, &fields)?;
+                    for (value, index) in values.iter().zip(&mut indexes) {
+                        index.insert(index_key(value).as_slice(), id)?;
                     }
                 }
                 records.insert(id, record.as_slice())?;

@@ -122,6 +122,106 @@ impl Record {
     }
 }
 
+/// The values of top-level fields `names` of a stored record, read without building the
+/// record: a JSON object's other fields are skipped by the parser. Dotted names and
+/// non-JSON records go through [`Record::decode`]. One value per name, null when missing.
+pub(crate) fn stored_fields<N: AsRef<str>>(
+    stored: &[u8],
+    names: &[N],
+) -> Result<Vec<Value>, DbError> {
+    let simple = names.iter().all(|name| !name.as_ref().contains('.'));
+    match stored.split_first() {
+        Some((&KIND_JSON, body)) if simple => {
+            let mut values = vec![Value::Null; names.len()];
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            serde::de::DeserializeSeed::deserialize(
+                FieldsSeed {
+                    names,
+                    values: &mut values,
+                },
+                &mut deserializer,
+            )
+            .and_then(|()| deserializer.end())
+            .map_err(|error| DbError::BadRecord(format!("JSON: {error}")))?;
+            Ok(values)
+        }
+        _ => {
+            let record = Record::decode(stored)?;
+            Ok(names
+                .iter()
+                .map(|name| record.field(name.as_ref()))
+                .collect())
+        }
+    }
+}
+
+/// Picks fields out of a JSON object as it is parsed (anything else leaves them null).
+struct FieldsSeed<'a, N> {
+    names: &'a [N],
+    values: &'a mut [Value],
+}
+
+impl<'de, N: AsRef<str>> serde::de::DeserializeSeed<'de> for FieldsSeed<'_, N> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, N: AsRef<str>> serde::de::Visitor<'de> for FieldsSeed<'_, N> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.names.iter().position(|name| name.as_ref() == key) {
+                Some(slot) => {
+                    let json: serde_json::Value = map.next_value()?;
+                    self.values[slot] = json_to_value(&json);
+                }
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // Not an object: no fields, but the value must still be well-formed.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// Field `_N` of a DataFrame record: its value at position N, when it is a scalar.
 fn frame_field(frame: &zs_wire::DataFrame, name: &str) -> Value {
     use zs_wire::dataframe::Value as F;
@@ -272,6 +372,41 @@ mod tests {
             index_key(&Value::Str("1".into())),
             index_key(&Value::Int(1))
         );
+    }
+
+    #[test]
+    fn stored_fields_match_decoded_fields() {
+        let record = Record::Json(serde_json::json!({
+            "name": "ann", "age": 41, "nested": {"a": [1, {"b": 2}]}, "esc": "a\"b", "n": null
+        }));
+        let stored = record.encode().unwrap();
+        let names = ["age", "esc", "missing", "name", "nested", "n"];
+        let fields = stored_fields(&stored, &names).unwrap();
+        let expected: Vec<Value> = names.iter().map(|name| record.field(name)).collect();
+        assert_eq!(fields, expected);
+        assert_eq!(
+            stored_fields(&stored, &["nested.a"]).unwrap(),
+            vec![Value::Null]
+        );
+        let frame = Record::Frame(zs_wire::DataFrame::new().with(7i32));
+        assert_eq!(
+            stored_fields(&frame.encode().unwrap(), &["_0"]).unwrap(),
+            vec![Value::Int(7)]
+        );
+        assert!(stored_fields(&[KIND_JSON, b'{', b'"'], &["a"]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn stored_fields_agree_with_field(
+            a in any::<i64>(), b in "[a-z\"\\\\]{0,8}", c in any::<bool>(), f in -1e9f64..1e9
+        ) {
+            let record = Record::Json(serde_json::json!({"a": a, "b": b, "c": c, "f": f, "x": [a]}));
+            let stored = record.encode().unwrap();
+            let names = ["f", "c", "b", "a", "x"];
+            let expected: Vec<Value> = names.iter().map(|name| record.field(name)).collect();
+            prop_assert_eq!(stored_fields(&stored, &names).unwrap(), expected);
+        }
     }
 
     proptest! {

@@ -18,6 +18,7 @@ use zs_expr::ast::{BinOp, Expr, ExprKind};
 use zs_expr::{Functions, Program, Value};
 
 use crate::database::RECORDS;
+use crate::record::stored_fields;
 use crate::{Database, DbError, Record};
 
 /// Ids per chunk: one parallel work item.
@@ -65,11 +66,13 @@ impl Plan {
         self.candidates.is_some()
     }
 
-    fn matches(&self, id: u64, record: &Record) -> Result<bool, DbError> {
+    /// Whether the stored record `stored` passes the filter; only the fields the filter
+    /// names are read.
+    fn matches(&self, id: u64, stored: &[u8]) -> Result<bool, DbError> {
         let Some((program, names)) = &self.filter else {
             return Ok(true);
         };
-        let bindings: Vec<Value> = names.iter().map(|name| record.field(name)).collect();
+        let bindings = stored_fields(stored, names)?;
         program
             .matches(&bindings)
             .map_err(|error| DbError::Eval { id, error })
@@ -159,30 +162,16 @@ pub(crate) enum Ended {
     OutOfTime,
 }
 
-/// A record the scan found: its stored form, and the record itself when the filter had to
-/// decode it.
+/// A record the scan found, in its stored form (decoded by whoever keeps it).
 pub(crate) struct Found {
     pub(crate) id: u64,
     pub(crate) stored: Vec<u8>,
-    pub(crate) record: Option<Record>,
 }
 
 impl Found {
-    /// The record, decoded now if the filter did not need it.
+    /// The record, decoded.
     pub(crate) fn into_record(self) -> Result<(u64, Record), DbError> {
-        let record = match self.record {
-            Some(record) => record,
-            None => Record::decode(&self.stored)?,
-        };
-        Ok((self.id, record))
-    }
-
-    /// The record by reference, decoded now if needed.
-    pub(crate) fn record(&self) -> Result<std::borrow::Cow<'_, Record>, DbError> {
-        match &self.record {
-            Some(record) => Ok(std::borrow::Cow::Borrowed(record)),
-            None => Record::decode(&self.stored).map(std::borrow::Cow::Owned),
-        }
+        Ok((self.id, Record::decode(&self.stored)?))
     }
 }
 
@@ -264,23 +253,16 @@ fn scan_chunk(
 ) -> Result<Vec<Found>, DbError> {
     let mut found = Vec::new();
     let mut scanned = 0;
-    // Without a filter nothing is decoded here: the consumer decodes what it keeps (or, over
-    // the network, sends the stored form as it is).
+    // Records are not decoded here: the filter reads only the fields it names, and the
+    // consumer decodes what it keeps (or, over the network, sends the stored form as it is).
     let mut visit = |id: u64, stored: &[u8]| -> Result<(), DbError> {
         scanned += 1;
-        let record = if plan.filter.is_some() {
-            let record = Record::decode(stored)?;
-            if !plan.matches(id, &record)? {
-                return Ok(());
-            }
-            Some(record)
-        } else {
-            None
-        };
+        if !plan.matches(id, stored)? {
+            return Ok(());
+        }
         found.push(Found {
             id,
             stored: stored.to_vec(),
-            record,
         });
         Ok(())
     };
