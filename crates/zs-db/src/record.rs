@@ -129,6 +129,12 @@ pub(crate) fn stored_fields<N: AsRef<str>>(
     stored: &[u8],
     names: &[N],
 ) -> Result<Vec<Value>, DbError> {
+    if stored.len() > MAX_RECORD_LEN {
+        return Err(DbError::RecordTooLarge {
+            len: stored.len(),
+            max: MAX_RECORD_LEN,
+        });
+    }
     let simple = names.iter().all(|name| !name.as_ref().contains('.'));
     match stored.split_first() {
         Some((&KIND_JSON, body)) if simple => {

@@ -134,3 +134,30 @@ fn bad_names_and_unknown_databases_are_typed_errors() {
         Err(DbError::NoSuchDatabase(_))
     ));
 }
+
+#[test]
+fn encoded_inserts_are_checked_with_and_without_indexes() {
+    let (_dir, store) = store();
+    for indexed in [false, true] {
+        let name = format!("enc{indexed}");
+        let db = store.create(&name).unwrap();
+        if indexed {
+            db.create_index("k").unwrap();
+        }
+        let good = Record::Json(json!({"k": "a"})).encode().unwrap();
+        let broken = vec![1, b'{', b'"'];
+        let refused = db.insert_encoded(vec![good.clone(), broken]);
+        assert!(
+            matches!(refused, Err(DbError::BadRecord(_))),
+            "{indexed}: {refused:?}"
+        );
+        assert_eq!(db.len().unwrap(), 0, "no part of a refused batch is stored");
+        assert_eq!(db.insert_encoded(vec![good.clone(), good]).unwrap(), 1..3);
+        let (found, _) = store
+            .query(&name, Query::filter("k = 'a'"))
+            .unwrap()
+            .collect_all()
+            .unwrap();
+        assert_eq!(found.len(), 2);
+    }
+}
