@@ -200,7 +200,7 @@ impl Registry {
 }
 
 /// A running query: iterate it for its fragments (blocking; the scan waits while
-/// [`FRAGMENTS_AHEAD`] fragments are unread). Dropping it stops the scan.
+/// four fragments are unread). Dropping it stops the scan.
 pub struct QueryRun {
     id: u64,
     uses_index: bool,
