@@ -91,6 +91,9 @@ pub enum DbCommand {
         /// Records per fragment.
         #[arg(long, default_value_t = 1024)]
         fragment: usize,
+        /// Write the matches into this database at the server instead of printing them.
+        #[arg(long)]
+        into: Option<String>,
     },
     /// Count, sum, min, max and average of a field, optionally grouped; printed as JSON.
     Aggregate {
@@ -163,14 +166,23 @@ pub async fn run(args: DbArgs) -> anyhow::Result<()> {
             limit,
             budget_ms,
             fragment,
+            into,
         } => {
             let mut query = Query::all().fragment(fragment);
             query.filter = filter;
             query.reverse = reverse;
             query.limit = limit;
             query.time_budget = budget_ms.map(Duration::from_millis);
-            let out = std::io::stdout().lock();
-            stream_query(db, &name, &query, Box::new(BufWriter::new(out))).await?;
+            match into {
+                Some(output) => {
+                    let written = db.query_into(&name, &query, &output).await?;
+                    eprintln!("{written} records written into {output}");
+                }
+                None => {
+                    let out = std::io::stdout().lock();
+                    stream_query(db, &name, &query, Box::new(BufWriter::new(out))).await?;
+                }
+            }
         }
         DbCommand::Aggregate {
             name,

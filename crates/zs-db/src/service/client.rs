@@ -201,6 +201,28 @@ impl<'a, S: Send + Sync + 'static> DbClient<'a, S> {
         })
     }
 
+    /// Runs `query` (its filter, order and limit) on database `name` and writes the results
+    /// into database `output` at the server (created if needed); returns how many.
+    pub async fn query_into(
+        &self,
+        name: &str,
+        query: &Query,
+        output: &str,
+    ) -> Result<u64, DbClientError> {
+        let frame = self
+            .call(
+                "query_into",
+                DataFrame::new()
+                    .with(name)
+                    .with(query.filter.clone().unwrap_or_default())
+                    .with(query.reverse)
+                    .with(query.limit.unwrap_or(0))
+                    .with(output),
+            )
+            .await?;
+        reply(frame.reader().read_u64())
+    }
+
     /// Aggregates over database `name`.
     pub async fn aggregate(
         &self,

@@ -24,6 +24,7 @@
 //! | `control` | `[query: u64, action: String ("pause", "resume", "stop")]` | `[]` |
 //! | `queries` | `[]` | one frame `[query: u64, db, filter, scanned: u64, matched: u64, paused: bool, elapsed_ms: u64]` per running query |
 //! | `aggregate` | `[db, filter, field, group_by: String ("" = none)]` | one frame `[key: JSON, count: u64, values: u64, sum: f64, min, max, average: f64 or null]` per group |
+//! | `query_into` | `[db, filter, reverse: bool, limit: u64, output: String]` | `[written: u64]` (results stored as new records of `output`, created if needed) |
 //! | `copy` | `[from, to: String]` | `[records: u64]` |
 //! | `compact` | `[db]` | `[compacted: bool]` |
 //!

@@ -158,6 +158,7 @@ impl<S: Send + Sync + 'static> Service<S> for DbService {
         stream!("queries", queries);
         stream!("aggregate", aggregate);
         stream!("copy", copy);
+        stream!("query_into", query_into);
         stream!("compact", compact);
         let service = self;
         commands.register_complete_buffer("post", move |_ctx: Context<S>, input: Bytes| {
@@ -450,6 +451,28 @@ impl DbService {
             .blocking(move |inner| inner.store.copy(&from, &to))
             .await?;
         Ok(DataFrame::new().with(copied))
+    }
+
+    /// A query whose results go into another database at the server (created if needed).
+    async fn query_into<S>(
+        &self,
+        _ctx: &Context<S>,
+        input: DataFrame,
+    ) -> Result<DataFrame, Status> {
+        let mut reader = input.reader();
+        let name = reader.read_string().map_err(bad_input)?;
+        let filter = reader.read_string().map_err(bad_input)?;
+        let reverse = reader.read_bool().map_err(bad_input)?;
+        let limit = reader.read_u64().map_err(bad_input)?;
+        let output = reader.read_string().map_err(bad_input)?;
+        let mut query = Query::all();
+        query.filter = (!filter.trim().is_empty()).then_some(filter);
+        query.reverse = reverse;
+        query.limit = (limit > 0).then_some(limit);
+        let written = self
+            .blocking(move |inner| inner.store.query_into(&name, query, &output))
+            .await?;
+        Ok(DataFrame::new().with(written))
     }
 
     async fn compact<S>(&self, _ctx: &Context<S>, input: DataFrame) -> Result<DataFrame, Status> {

@@ -78,6 +78,19 @@ async fn records_posts_queries_and_aggregations_over_the_network() {
     assert_eq!(groups.len(), 2);
     assert_eq!(groups.iter().map(|group| group.count).sum::<u64>(), 10_000);
     assert_eq!(db.copy("people", "copy").await.unwrap(), 10_000);
+    let written = db
+        .query_into("people", &Query::filter("age = 7"), "sevens")
+        .await
+        .unwrap();
+    assert_eq!(written, expected.len() as u64);
+    let sevens = db
+        .query("sevens", &Query::all())
+        .await
+        .unwrap()
+        .collect_all()
+        .await
+        .unwrap();
+    assert_eq!(sevens.len(), expected.len());
     server.shutdown().await;
 }
 
