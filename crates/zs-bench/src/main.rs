@@ -1,9 +1,9 @@
 //! `zs-bench`: zserver measured against baselines and peers on loopback, each run bounded in
 //! time, the peer measured in the same run: raw TCP (`rpc`, `stream`, `mux`), yamux (`mux`),
-//! rathole (`nat`), rustls (`handshake`), and a server's memory after connection churn and
-//! with many idle connections (`churn`, `idle`). The production `zs` binary keeps only the
-//! load against a user's own server (`zs bench rpc|stream --connect`), whose code this
-//! binary shares.
+//! rathole (`nat`), rustls (`handshake`), SQLite and raw redb (`db`, the ZDB store), and a
+//! server's memory after connection churn and with many idle connections (`churn`, `idle`).
+//! The production `zs` binary keeps only the load against a user's own server
+//! (`zs bench rpc|stream --connect`), whose code this binary shares.
 
 // A binary exports nothing; `pub` inside it only marks what other modules use.
 #![allow(unreachable_pub)]
@@ -15,6 +15,7 @@ mod load;
 mod churn;
 mod churn_nat;
 mod crypto;
+mod db;
 mod fleet;
 mod handshake;
 mod idle;
@@ -61,6 +62,9 @@ enum Command {
     Idle(idle::IdleArgs),
     /// A long run: calls among many held connections while others churn; RSS sampled.
     Soak(soak::SoakArgs),
+    /// The ZDB store against SQLite and raw redb: batch insert, gets, indexed lookup,
+    /// filtered scan and group-by aggregation.
+    Db(db::DbArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -89,6 +93,7 @@ fn main() -> std::process::ExitCode {
             Command::Churn(args) => churn::run(args).await,
             Command::Idle(args) => idle::run(args).await,
             Command::Soak(args) => soak::run(args).await,
+            Command::Db(args) => db::run(&args),
         }
     });
     match result {
