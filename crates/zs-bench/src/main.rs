@@ -1,9 +1,9 @@
 //! `zs-bench`: zserver measured against baselines and peers on loopback, each run bounded in
 //! time, the peer measured in the same run: raw TCP (`rpc`, `stream`, `mux`), yamux (`mux`),
-//! rathole (`nat`), rustls (`handshake`), and a server's memory after connection churn and
-//! with many idle connections (`churn`, `idle`). The production `zs` binary keeps only the
-//! load against a user's own server (`zs bench rpc|stream --connect`), whose code this
-//! binary shares.
+//! rathole (`nat`), rustls (`handshake`), SQLite and raw redb (`db`, the ZDB store), and a
+//! server's memory after connection churn and with many idle connections (`churn`, `idle`).
+//! The production `zs` binary keeps only the load against a user's own server
+//! (`zs bench rpc|stream --connect`), whose code this binary shares.
 
 // A binary exports nothing; `pub` inside it only marks what other modules use.
 #![allow(unreachable_pub)]
@@ -15,6 +15,7 @@ mod load;
 mod churn;
 mod churn_nat;
 mod crypto;
+mod db;
 mod db_net;
 mod fleet;
 mod handshake;
@@ -64,6 +65,9 @@ enum Command {
     Soak(soak::SoakArgs),
     /// ZDB over the network: fast batch post and query results from a second process.
     DbNet(db_net::DbNetArgs),
+    /// The ZDB store against SQLite and raw redb: batch insert, gets, indexed lookup,
+    /// filtered scan and group-by aggregation.
+    Db(db::DbArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,6 +97,7 @@ fn main() -> std::process::ExitCode {
             Command::Idle(args) => idle::run(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::DbNet(args) => db_net::run(args).await,
+            Command::Db(args) => db::run(&args),
         }
     });
     match result {
