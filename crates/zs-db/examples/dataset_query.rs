@@ -94,6 +94,6 @@ fn reading(i: u64) -> Record {
         "site": format!("site-{}", i % 20),
         "sensor": i % 1000,
         "temperature": temperature,
-        "alarm": i % 97 == 0,
+        "alarm": i.is_multiple_of(97),
     }))
 }

@@ -40,7 +40,10 @@ pub struct HashArgs {
 
 fn parse_hex(what: &str, text: &str) -> anyhow::Result<Vec<u8>> {
     let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    anyhow::ensure!(text.len() % 2 == 0, "{what}: odd number of hex digits");
+    anyhow::ensure!(
+        text.len().is_multiple_of(2),
+        "{what}: odd number of hex digits"
+    );
     (0..text.len())
         .step_by(2)
         .map(|at| {

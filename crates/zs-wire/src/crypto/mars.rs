@@ -49,7 +49,7 @@ fn s1(x: u32) -> u32 {
 
 /// Whether `len` bytes is a valid MARS key length (16..=56, a multiple of 4).
 pub(super) const fn is_valid_key_len(len: usize) -> bool {
-    len >= 16 && len <= 56 && len % 4 == 0
+    len >= 16 && len <= 56 && len.is_multiple_of(4)
 }
 
 /// Bit mask of the key-fixing step: bit `l` is set iff bit `l` of `w` lies in a run of at
