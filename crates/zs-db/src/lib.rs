@@ -45,6 +45,7 @@
 mod aggregate;
 mod database;
 mod error;
+mod object;
 mod query;
 mod record;
 mod scan;

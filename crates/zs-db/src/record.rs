@@ -1,8 +1,10 @@
 //! [`Record`]: what a database holds under each id, and its stored form.
 //!
 //! Stored form: `u8 kind | body`. Kind 1 is JSON (UTF-8 text of one JSON value), kind 2 is
-//! opaque bytes, kind 3 a DataFrame in its binary encoding (`zs_wire::dataframe`). All are
-//! bounded by [`MAX_RECORD_LEN`] before anything is allocated for them.
+//! opaque bytes, kind 3 a DataFrame in its binary encoding (`zs_wire::dataframe`), kind 4 a
+//! JSON object in the binary field layout of `object.rs` (what JSON objects are stored as, so
+//! scans step over fields instead of parsing text). All are bounded by [`MAX_RECORD_LEN`]
+//! before anything is allocated for them.
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
 const KIND_JSON: u8 = 1;
 const KIND_BYTES: u8 = 2;
 const KIND_FRAME: u8 = 3;
+const KIND_OBJECT: u8 = 4;
 
 /// One record (the original's ZDB entry: a DataFrame, JSON or a raw stream).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +37,15 @@ impl Record {
     pub fn encode(&self) -> Result<Vec<u8>, DbError> {
         let mut out = Vec::new();
         match self {
+            Record::Json(serde_json::Value::Object(map)) => {
+                out.push(KIND_OBJECT);
+                if !crate::object::encode(map, &mut out)? {
+                    out.clear();
+                    out.push(KIND_JSON);
+                    serde_json::to_writer(&mut out, map)
+                        .map_err(|error| DbError::BadRecord(error.to_string()))?;
+                }
+            }
             Record::Json(value) => {
                 out.push(KIND_JSON);
                 serde_json::to_writer(&mut out, value)
@@ -72,6 +84,7 @@ impl Record {
                 .map(drop)
                 .map_err(|error| DbError::BadRecord(format!("JSON: {error}"))),
             Some((&KIND_BYTES, _)) => Ok(()),
+            Some((&KIND_OBJECT, body)) => crate::object::validate(body),
             Some((&KIND_FRAME, body)) => zs_wire::DataFrame::decode(body)
                 .map(drop)
                 .map_err(|error| DbError::BadRecord(format!("DataFrame: {error}"))),
@@ -93,6 +106,7 @@ impl Record {
                 .map(Record::Json)
                 .map_err(|error| DbError::BadRecord(format!("JSON: {error}"))),
             Some((&KIND_BYTES, body)) => Ok(Record::Bytes(body.to_vec())),
+            Some((&KIND_OBJECT, body)) => crate::object::decode(body).map(Record::Json),
             Some((&KIND_FRAME, body)) => zs_wire::DataFrame::decode(body)
                 .map(Record::Frame)
                 .map_err(|error| DbError::BadRecord(format!("DataFrame: {error}"))),
@@ -137,6 +151,7 @@ pub(crate) fn stored_fields<N: AsRef<str>>(
     }
     let simple = names.iter().all(|name| !name.as_ref().contains('.'));
     match stored.split_first() {
+        Some((&KIND_OBJECT, body)) => crate::object::fields(body, names),
         Some((&KIND_JSON, body)) if simple => {
             let mut values = vec![Value::Null; names.len()];
             let mut deserializer = serde_json::Deserializer::from_slice(body);
