@@ -18,7 +18,7 @@
 //! | `get` | `[db, id: u64]` | `[]` (no such record) or `[record]` |
 //! | `modify` | `[db, id: u64, record]` | `[]` |
 //! | `delete` | `[db, id: u64]` | `[existed: bool]` |
-//! | `post` (CompleteBuffer) | an encoded DataFrame `[db, stored: bytes*]`, each `stored` a record's stored form (`u8 kind` 1 JSON / 2 bytes / 3 DataFrame, then the JSON text, the bytes or the DataFrame's binary encoding) | `[first_id: u64, count: u64]` (ids are consecutive) |
+//! | `post` (CompleteBuffer) | an encoded DataFrame `[db, stored: bytes*]`, each `stored` a record's stored form (`u8 kind` 1 JSON text / 2 bytes / 3 DataFrame / 4 JSON object in a field layout; see docs/PROTOCOL.md §12) | `[first_id: u64, count: u64]` (ids are consecutive) |
 //! | `query` | `[db, filter: String ("" = all), reverse: bool, limit: u64 (0 = none), budget_ms: u64 (0 = none), fragment: u32]` | `[query: u64]` |
 //! | `next` | `[query: u64]` | `[state: u8 (0 records, 1 end), end: u8 (0 complete, 1 stopped, 2 out of time), scanned: u64, matched: u64, (id: u64, stored: bytes)*]` (records in their stored form, as in `post`) |
 //! | `control` | `[query: u64, action: String ("pause", "resume", "stop")]` | `[]` |
