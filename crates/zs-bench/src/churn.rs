@@ -78,7 +78,7 @@ pub async fn run(args: ChurnArgs) -> anyhow::Result<()> {
     args.validate()?;
     let zs = find_zs(args.zs.as_ref())?;
     // This process holds every client end (and, with --nat, every echo service end); the
-    // server child inherits the raised soft limit (`zs serve` does not raise its own).
+    // server child inherits the raised soft limit (and `zs serve` raises its own to `max_connections`).
     let per_connection = if args.nat { 2 } else { 1 };
     let connections = raise_fd_limit(args.connections, per_connection)?;
     let limit = Duration::from_secs(args.time_limit);

@@ -4,7 +4,7 @@
 //!
 //! Open files: this process holds one descriptor per connection and so does the server.
 //! This process raises its soft limit to what is asked (up to the hard limit); `zs serve`
-//! does not raise its own and inherits the raised soft limit as a child.
+//! inherits the raised soft limit as a child (and raises its own to `max_connections`).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

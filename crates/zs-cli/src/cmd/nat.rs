@@ -93,11 +93,11 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .get_or_insert_with(|| DEFAULT_NAT_KEY_FILE.into());
     let handle = NatServer::new(config).start().await?;
     if let Some(address) = handle.local_addr() {
-        println!("zs nat: agents connect to {address}");
+        super::serve::say(&format!("zs nat: agents connect to {address}"));
     }
-    println!("zs nat: fingerprint {}", handle.fingerprint());
+    super::serve::say(&format!("zs nat: fingerprint {}", handle.fingerprint()));
     if let Some(address) = handle.admin_addr() {
-        println!("zs nat: admin endpoint {address}");
+        super::serve::say(&format!("zs nat: admin endpoint {address}"));
     }
     crate::cmd::serve::shutdown_signal().await;
     tracing::info!("shutting down");

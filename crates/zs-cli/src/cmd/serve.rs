@@ -68,6 +68,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .listen
         .clone()
         .unwrap_or_else(|| file.server.listen.to_string());
+    raise_open_file_limit(file.server.max_connections);
     let mut server = Server::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -97,13 +98,38 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let addr = server.local_addr()?;
     let handle = server.spawn();
-    println!("zs: listening on {addr}");
-    println!("zs: fingerprint {}", handle.fingerprint());
+    say(&format!("zs: listening on {addr}"));
+    say(&format!("zs: fingerprint {}", handle.fingerprint()));
     tracing::info!(%addr, "serving: echo, echo_df, time, stats");
     shutdown_signal().await;
     tracing::info!("shutting down");
     handle.shutdown().await;
     Ok(())
+}
+
+/// Prints a line on stdout; a closed stdout (the starting shell went away, `| head`) must not
+/// take a running server down, so a failed write is ignored.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Raises the open-file soft limit to what `connections` need (one descriptor each, plus
+/// room for listeners, logs and files), within the hard limit: from a shell's usual 1,024 a
+/// server could otherwise hold only about a thousand connections.
+pub fn raise_open_file_limit(connections: usize) {
+    let wanted = u64::try_from(connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(256);
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            wanted,
+            "the open-file hard limit is below max_connections; raise it (ulimit -Hn) to serve them all"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
 }
 
 /// Waits for Ctrl-C or SIGTERM.

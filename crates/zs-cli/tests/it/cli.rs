@@ -593,3 +593,63 @@ fn bench_measures_a_running_zs_serve() {
     let (ok, _, _) = zs(&["bench", "mux"]);
     assert!(!ok);
 }
+
+/// An operator's `zs serve ... | head -1`, or a shell that went away: the server's stdout is
+/// closed before it prints, and it must keep serving. It also raises its open-file soft limit
+/// to what `max_connections` needs (within the hard limit).
+#[test]
+fn serve_survives_a_closed_stdout_and_raises_its_open_file_limit() {
+    let dir = std::env::temp_dir().join(format!("zs-serve-closed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    // Started as from a shell with the usual soft limit of 1,024 open files.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 1024 && exec "$0" serve --listen "$1" --key "$2""#)
+        .arg(env!("CARGO_BIN_EXE_zs"))
+        .arg(&addr)
+        .arg(dir.join("server.key"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before the server writes its first line
+    let mut answered = false;
+    for _ in 0..100 {
+        let (ok, out, _) = zs(&["call", "--connect", &addr, "console", "echo", "still here"]);
+        if ok {
+            assert_eq!(out, "still here");
+            answered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(answered, "zs serve died of its closed stdout");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "zs serve is still running"
+    );
+    #[cfg(target_os = "linux")]
+    {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .unwrap();
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        let (soft, hard) = (numbers[0], numbers[1]);
+        // The default max_connections (10,000) + 256, or the hard limit if lower.
+        assert_eq!(soft, hard.min(10_256), "{line}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
