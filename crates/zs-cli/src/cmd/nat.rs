@@ -91,6 +91,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     config
         .key_file
         .get_or_insert_with(|| DEFAULT_NAT_KEY_FILE.into());
+    // Two descriptors per forwarded connection and no connection limit: take what the hard
+    // limit allows.
+    super::serve::raise_open_file_limit_to_hard();
     let handle = NatServer::new(config).start().await?;
     if let Some(address) = handle.local_addr() {
         super::serve::say(&format!("zs nat: agents connect to {address}"));
@@ -116,6 +119,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .filter(|(_, mapping)| mapping.virtual_server)
         .map(|(name, _)| name.clone())
         .collect();
+    super::serve::raise_open_file_limit_to_hard();
     let mut agent = NatAgent::new(config);
     let mut builtins = None;
     if !virtual_mappings.is_empty() {

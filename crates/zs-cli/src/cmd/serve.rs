@@ -132,6 +132,15 @@ pub fn raise_open_file_limit(connections: usize) {
     }
 }
 
+/// Raises the open-file soft limit to the hard limit (`zs nat`: two descriptors per
+/// forwarded connection, and no connection limit to size it by).
+pub fn raise_open_file_limit_to_hard() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
+}
+
 /// Waits for Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]
