@@ -619,6 +619,15 @@ fn serve_survives_a_closed_stdout_and_raises_its_open_file_limit() {
         .spawn()
         .unwrap();
     drop(child.stdout.take()); // closed before the server writes its first line
+    // Killed however the test ends (a failed assertion must not leave a server running).
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = KillOnDrop(child);
     let mut answered = false;
     for _ in 0..100 {
         let (ok, out, _) = zs(&["call", "--connect", &addr, "console", "echo", "still here"]);
@@ -636,7 +645,7 @@ fn serve_survives_a_closed_stdout_and_raises_its_open_file_limit() {
     );
     #[cfg(target_os = "linux")]
     {
-        let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
         let line = limits
             .lines()
             .find(|line| line.starts_with("Max open files"))
@@ -649,7 +658,6 @@ fn serve_survives_a_closed_stdout_and_raises_its_open_file_limit() {
         // The default max_connections (10,000) + 256, or the hard limit if lower.
         assert_eq!(soft, hard.min(10_256), "{line}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = std::fs::remove_dir_all(dir);
 }
