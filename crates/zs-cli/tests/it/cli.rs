@@ -640,7 +640,7 @@ fn serve_survives_a_closed_stdout_and_raises_its_open_file_limit() {
     }
     assert!(answered, "zs serve died of its closed stdout");
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "zs serve is still running"
     );
     #[cfg(target_os = "linux")]
