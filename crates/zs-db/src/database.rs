@@ -154,72 +154,53 @@ impl Database {
     }
 
     /// Adds records given in their stored form ([`Record::encode`]) in one transaction, each
-    /// checked as [`Record::validate`] does (in the same parse that reads its indexed fields): the fast path of a network post, which skips building and re-encoding the
+    /// checked as [`Record::validate`] does (in the same parse that reads its indexed
+    /// fields): the fast path of a network post, which skips building and re-encoding the
     /// records. Returns their ids, consecutive.
     pub fn insert_encoded(&self, stored: Vec<Vec<u8>>) -> Result<std::ops::Range<u64>, DbError> {
-        let fields = self.indexes();
-        if fields.is_empty() {
+        self.batch(|writer| {
+            let first = writer.next_id;
             for record in &stored {
-                Record::validate(record)?;
+                writer.insert_stored(record)?;
             }
-        }
+            Ok(first..writer.next_id)
+        })
+    }
+
+    /// Applies `ops` in one transaction; per op, the id it touched (none for a delete of a
+    /// missing id).
+    fn write(&self, ops: impl IntoIterator<Item = Op>) -> Result<Vec<Option<u64>>, DbError> {
+        self.batch(|writer| ops.into_iter().map(|op| writer.apply(op)).collect())
+    }
+
+    /// Runs `body` on a write transaction's tables, opened once for the whole batch, then
+    /// stores the next id and commits; an error drops the transaction (nothing is stored).
+    fn batch<R>(
+        &self,
+        body: impl FnOnce(&mut Writer<'_, '_>) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
+        let fields = self.indexes();
         let names: Vec<String> = fields.iter().map(|field| index_name(field)).collect();
         let txn = self.db.begin_write()?;
-        let ids = {
+        let result = {
             let mut meta = txn.open_table(META)?;
-            let mut records = txn.open_table(RECORDS)?;
             let mut indexes = Vec::with_capacity(fields.len());
             for name in &names {
                 indexes.push(txn.open_multimap_table(index_table(name))?);
             }
-            let first = meta.get(NEXT_ID)?.map_or(1, |next| next.value());
-            let mut id = first;
-            for record in stored {
-                if !indexes.is_empty() {
-                    // Reading the indexed fields parses (so validates) the whole record; an
-                    // error drops the transaction, so nothing of the batch is stored.
-                    let values = stored_fields(&record, &fields)?;
-                    for (value, index) in values.iter().zip(&mut indexes) {
-                        index.insert(index_key(value).as_slice(), id)?;
-                    }
-                }
-                records.insert(id, record.as_slice())?;
-                id += 1;
-            }
-            meta.insert(NEXT_ID, id)?;
-            first..id
-        };
-        txn.commit()?;
-        Ok(ids)
-    }
-
-    /// Applies `ops` in one transaction; per op, the id it touched (none for a delete of a
-    /// missing id). The tables are opened once per batch.
-    fn write(&self, ops: impl IntoIterator<Item = Op>) -> Result<Vec<Option<u64>>, DbError> {
-        let fields = self.indexes();
-        let names: Vec<String> = fields.iter().map(|field| index_name(field)).collect();
-        let txn = self.db.begin_write()?;
-        let touched = {
-            let mut meta = txn.open_table(META)?;
-            let mut indexes = Vec::with_capacity(fields.len());
-            for (field, name) in fields.iter().zip(&names) {
-                indexes.push((field.as_str(), txn.open_multimap_table(index_table(name))?));
-            }
             let mut writer = Writer {
                 database: &self.name,
                 records: txn.open_table(RECORDS)?,
+                fields: &fields,
                 indexes,
                 next_id: meta.get(NEXT_ID)?.map_or(1, |next| next.value()),
             };
-            let touched = ops
-                .into_iter()
-                .map(|op| writer.apply(op))
-                .collect::<Result<Vec<_>, DbError>>()?;
+            let result = body(&mut writer)?;
             meta.insert(NEXT_ID, writer.next_id)?;
-            touched
+            result
         };
         txn.commit()?;
-        Ok(touched)
+        Ok(result)
     }
 
     /// Adds an index on `field` (a top-level or dotted field name) and fills it from the
@@ -317,7 +298,9 @@ impl Database {
 struct Writer<'t, 'f> {
     database: &'f str,
     records: redb::Table<'t, u64, &'static [u8]>,
-    indexes: Vec<(&'f str, redb::MultimapTable<'t, &'static [u8], u64>)>,
+    /// The indexed fields, and their tables in the same order.
+    fields: &'f [String],
+    indexes: Vec<redb::MultimapTable<'t, &'static [u8], u64>>,
     next_id: u64,
 }
 
@@ -354,7 +337,7 @@ impl Writer<'_, '_> {
                 self.records.remove(id)?;
             }
         }
-        for (field, index) in &mut self.indexes {
+        for (field, index) in self.fields.iter().zip(&mut self.indexes) {
             if let Some(old) = &old {
                 index.remove(index_key(&old.field(field)).as_slice(), id)?;
             }
@@ -363,6 +346,23 @@ impl Writer<'_, '_> {
             }
         }
         Ok(Some(id))
+    }
+
+    /// Adds a record given in its stored form under the next id, checked as
+    /// [`Record::validate`] does: with indexes, by the parse that reads the indexed fields.
+    fn insert_stored(&mut self, stored: &[u8]) -> Result<u64, DbError> {
+        let id = self.next_id;
+        if self.indexes.is_empty() {
+            Record::validate(stored)?;
+        } else {
+            let values = stored_fields(stored, self.fields)?;
+            for (value, index) in values.iter().zip(&mut self.indexes) {
+                index.insert(index_key(value).as_slice(), id)?;
+            }
+        }
+        self.records.insert(id, stored)?;
+        self.next_id += 1;
+        Ok(id)
     }
 
     fn stored(&self, id: u64) -> Result<Option<Record>, DbError> {
