@@ -340,7 +340,7 @@ async fn post(db: DbClient<'_>, name: &str, file: &PathBuf, batch: usize) -> any
     };
     match db.create(name).await {
         Ok(()) => {}
-        Err(error) if error_code(&error) == Some(zs::StatusCode::ALREADY_EXISTS) => {}
+        Err(error) if error.code() == Some(zs::StatusCode::ALREADY_EXISTS) => {}
         Err(error) => return Err(error.into()),
     }
     let started = Instant::now();
@@ -365,11 +365,4 @@ async fn post(db: DbClient<'_>, name: &str, file: &PathBuf, batch: usize) -> any
         last
     );
     Ok(())
-}
-
-fn error_code(error: &zs_db::service::DbClientError) -> Option<zs::StatusCode> {
-    match error {
-        zs_db::service::DbClientError::Call(call) => call.status().map(zs::Status::code),
-        _ => None,
-    }
 }

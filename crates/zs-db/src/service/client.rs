@@ -20,6 +20,16 @@ pub enum DbClientError {
     Reply(String),
 }
 
+impl DbClientError {
+    /// The status code the server answered with, if it answered with an error.
+    pub fn code(&self) -> Option<zs::StatusCode> {
+        match self {
+            Self::Call(call) => call.status().map(zs::Status::code),
+            Self::Reply(_) => None,
+        }
+    }
+}
+
 fn reply<T>(result: Result<T, impl ToString>) -> Result<T, DbClientError> {
     result.map_err(|error| DbClientError::Reply(error.to_string()))
 }
@@ -52,6 +62,15 @@ impl<S> Clone for DbClient<'_, S> {
 }
 
 impl<S> Copy for DbClient<'_, S> {}
+
+/// The first values of `query` and `query_into`: database, filter, order, limit.
+fn query_head(name: &str, query: &Query) -> DataFrame {
+    DataFrame::new()
+        .with(name)
+        .with(query.filter.clone().unwrap_or_default())
+        .with(query.reverse)
+        .with(query.limit.unwrap_or(0))
+}
 
 fn command(name: &str) -> String {
     format!("{}.{name}", super::NAMESPACE)
@@ -183,13 +202,7 @@ impl<'a, S: Send + Sync + 'static> DbClient<'a, S> {
         let frame = self
             .call(
                 "query",
-                DataFrame::new()
-                    .with(name)
-                    .with(query.filter.clone().unwrap_or_default())
-                    .with(query.reverse)
-                    .with(query.limit.unwrap_or(0))
-                    .with(budget_ms)
-                    .with(fragment),
+                query_head(name, query).with(budget_ms).with(fragment),
             )
             .await?;
         Ok(RemoteQuery {
@@ -210,15 +223,7 @@ impl<'a, S: Send + Sync + 'static> DbClient<'a, S> {
         output: &str,
     ) -> Result<u64, DbClientError> {
         let frame = self
-            .call(
-                "query_into",
-                DataFrame::new()
-                    .with(name)
-                    .with(query.filter.clone().unwrap_or_default())
-                    .with(query.reverse)
-                    .with(query.limit.unwrap_or(0))
-                    .with(output),
-            )
+            .call("query_into", query_head(name, query).with(output))
             .await?;
         reply(frame.reader().read_u64())
     }

@@ -177,6 +177,21 @@ fn record_at(value: Option<&FrameValue>) -> Result<crate::Record, Status> {
     value_record(value).map_err(Status::invalid_argument)
 }
 
+/// The first values of `query` and `query_into`: `[db, filter ("" = all), reverse, limit
+/// (0 = none)]`.
+fn read_query_head(
+    reader: &mut zs_wire::dataframe::DataFrameReader<'_>,
+) -> Result<(String, Query), Status> {
+    let name = reader.read_string().map_err(bad_input)?;
+    let filter = reader.read_string().map_err(bad_input)?;
+    let mut query = Query::all();
+    query.filter = (!filter.trim().is_empty()).then_some(filter);
+    query.reverse = reader.read_bool().map_err(bad_input)?;
+    let limit = reader.read_u64().map_err(bad_input)?;
+    query.limit = (limit > 0).then_some(limit);
+    Ok((name, query))
+}
+
 /// The status a store error answers with.
 fn status(error: DbError) -> Status {
     let message = error.to_string();
@@ -300,10 +315,7 @@ impl DbService {
         input: DataFrame,
     ) -> Result<DataFrame, Status> {
         let mut reader = input.reader();
-        let name = reader.read_string().map_err(bad_input)?;
-        let filter = reader.read_string().map_err(bad_input)?;
-        let reverse = reader.read_bool().map_err(bad_input)?;
-        let limit = reader.read_u64().map_err(bad_input)?;
+        let (name, mut query) = read_query_head(&mut reader)?;
         let budget_ms = reader.read_u64().map_err(bad_input)?;
         let fragment = reader.read_u32().map_err(bad_input)?;
         let peer = ctx.peer().id();
@@ -318,10 +330,6 @@ impl DbService {
                 "{MAX_QUERIES_PER_CONNECTION} queries are running on this connection"
             )));
         }
-        let mut query = Query::all();
-        query.filter = (!filter.trim().is_empty()).then_some(filter);
-        query.reverse = reverse;
-        query.limit = (limit > 0).then_some(limit);
         query.time_budget = (budget_ms > 0).then(|| Duration::from_millis(budget_ms));
         query.fragment = (fragment > 0).then_some(fragment as usize);
         let run = self
@@ -460,15 +468,8 @@ impl DbService {
         input: DataFrame,
     ) -> Result<DataFrame, Status> {
         let mut reader = input.reader();
-        let name = reader.read_string().map_err(bad_input)?;
-        let filter = reader.read_string().map_err(bad_input)?;
-        let reverse = reader.read_bool().map_err(bad_input)?;
-        let limit = reader.read_u64().map_err(bad_input)?;
+        let (name, query) = read_query_head(&mut reader)?;
         let output = reader.read_string().map_err(bad_input)?;
-        let mut query = Query::all();
-        query.filter = (!filter.trim().is_empty()).then_some(filter);
-        query.reverse = reverse;
-        query.limit = (limit > 0).then_some(limit);
         let written = self
             .blocking(move |inner| inner.store.query_into(&name, query, &output))
             .await?;

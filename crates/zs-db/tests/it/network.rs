@@ -16,10 +16,7 @@ async fn serve() -> (tempfile::TempDir, zs::ServerHandle, DbService) {
 }
 
 fn code(error: &DbClientError) -> Option<StatusCode> {
-    match error {
-        DbClientError::Call(call) => call.status().map(zs::Status::code),
-        _ => None,
-    }
+    error.code()
 }
 
 fn person(i: u64) -> Record {
