@@ -6,8 +6,9 @@ use std::ops::ControlFlow;
 
 use zs_expr::Value;
 
-use crate::record::{index_key, stored_fields, value_to_json};
-use crate::scan::{self, Control, Found, Plan};
+use crate::object::Selector;
+use crate::record::{index_key_into, read_fields, value_to_json};
+use crate::scan::{self, Control, Plan};
 use crate::{Database, DbError};
 
 /// What to aggregate (ZServer4D: the statistics a `TZDBPipeline` query computes).
@@ -127,6 +128,13 @@ impl Acc {
 
 type Partial = HashMap<Vec<u8>, Acc>;
 
+/// One chunk's groups, and buffers kept across its records.
+struct Fold {
+    partial: Partial,
+    fields: [Value; 2],
+    key: Vec<u8>,
+}
+
 fn number(value: &Value) -> Option<f64> {
     match value {
         #[allow(clippy::cast_precision_loss)]
@@ -145,37 +153,56 @@ pub(crate) fn run(
 ) -> Result<Vec<Group>, DbError> {
     let plan = Plan::new(database, aggregate.filter.as_deref(), functions)?;
     // Only the two fields are read from each record, not the whole record.
-    let names: Vec<&str> = [aggregate.group_by.as_deref(), aggregate.field.as_deref()]
-        .into_iter()
-        .map(|name| name.unwrap_or(""))
-        .collect();
-    let fold = |found: Vec<Found>| -> Result<Partial, DbError> {
-        let mut partial = Partial::new();
-        for found in found {
-            let mut fields = stored_fields(&found.stored, &names)?.into_iter();
-            let key = fields.next().unwrap_or(Value::Null);
-            let value = fields.next().as_ref().and_then(number);
-            partial
-                .entry(index_key(&key))
-                .or_insert_with(|| Acc::new(key))
-                .add(value);
+    let selector = Selector::new(&[
+        aggregate.group_by.as_deref().unwrap_or(""),
+        aggregate.field.as_deref().unwrap_or(""),
+    ]);
+    let add = |fold: &mut Fold, _id: u64, stored: &[u8]| -> Result<(), DbError> {
+        read_fields(stored, &selector, &mut fold.fields, false)?;
+        let [key, value] = &mut fold.fields;
+        let value = number(value);
+        // The group is found by the key's bytes in a buffer kept across records; only a
+        // new group allocates.
+        fold.key.clear();
+        index_key_into(key, &mut fold.key);
+        match fold.partial.get_mut(fold.key.as_slice()) {
+            Some(acc) => acc.add(value),
+            None => {
+                let mut acc = Acc::new(std::mem::take(key));
+                acc.add(value);
+                fold.partial.insert(fold.key.clone(), acc);
+            }
         }
-        Ok(partial)
+        Ok(())
+    };
+    let start = || Fold {
+        partial: Partial::new(),
+        fields: [Value::Null, Value::Null],
+        key: Vec::new(),
     };
     let mut total = Partial::new();
-    scan::run(database, &plan, false, None, control, fold, |window| {
-        for partial in window {
-            for (key, acc) in partial {
-                match total.get_mut(&key) {
-                    Some(sum) => sum.merge(&acc),
-                    None => {
-                        total.insert(key, acc);
+    scan::run(
+        database,
+        &plan,
+        false,
+        None,
+        control,
+        start,
+        add,
+        |window| {
+            for fold in window {
+                for (key, acc) in fold.partial {
+                    match total.get_mut(&key) {
+                        Some(sum) => sum.merge(&acc),
+                        None => {
+                            total.insert(key, acc);
+                        }
                     }
                 }
             }
-        }
-        ControlFlow::Continue(())
-    })?;
+            ControlFlow::Continue(())
+        },
+    )?;
     let mut groups: Vec<(Vec<u8>, Acc)> = total.into_iter().collect();
     groups.sort_by(|a, b| a.0.cmp(&b.0));
     if groups.is_empty() && aggregate.group_by.is_none() {

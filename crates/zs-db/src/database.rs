@@ -9,12 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
-use redb::{
-    MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
-    ReadableTableMetadata, TableDefinition,
-};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use crate::record::{index_key, stored_fields};
+use crate::object::Selector;
+use crate::record::{index_key, read_fields};
 use crate::{DbError, Record};
 
 pub(crate) const RECORDS: TableDefinition<'static, u64, &[u8]> = TableDefinition::new("records");
@@ -186,12 +184,14 @@ impl Database {
             let mut meta = txn.open_table(META)?;
             let mut indexes = Vec::with_capacity(fields.len());
             for name in &names {
-                indexes.push(txn.open_multimap_table(index_table(name))?);
+                indexes.push(txn.open_table(index_table(name))?);
             }
             let mut writer = Writer {
                 database: &self.name,
                 records: txn.open_table(RECORDS)?,
                 fields: &fields,
+                selector: Selector::new(&fields),
+                values: vec![zs_expr::Value::Null; fields.len()],
                 indexes,
                 next_id: meta.get(NEXT_ID)?.map_or(1, |next| next.value()),
             };
@@ -220,11 +220,13 @@ impl Database {
         {
             let records = txn.open_table(RECORDS)?;
             let name = index_name(field);
-            let mut index = txn.open_multimap_table(index_table(&name))?;
+            let mut index = txn.open_table(index_table(&name))?;
+            let selector = Selector::new(&[field]);
+            let mut value = [zs_expr::Value::Null];
             for entry in records.iter()? {
                 let (id, stored) = entry?;
-                let record = Record::decode(stored.value())?;
-                index.insert(index_key(&record.field(field)).as_slice(), id.value())?;
+                read_fields(stored.value(), &selector, &mut value, false)?;
+                index.insert((index_key(&value[0]).as_slice(), id.value()), ())?;
             }
             let mut meta = txn.open_table(META)?;
             meta.insert(name.as_str(), 1)?;
@@ -242,10 +244,11 @@ impl Database {
         }
         let txn = self.db.begin_read()?;
         let name = index_name(field);
-        let index = txn.open_multimap_table(index_table(&name))?;
+        let index = txn.open_table(index_table(&name))?;
+        let key = index_key(value);
         let mut ids = Vec::new();
-        for id in index.get(index_key(value).as_slice())? {
-            ids.push(id?.value());
+        for entry in index.range((key.as_slice(), 0)..=(key.as_slice(), u64::MAX))? {
+            ids.push(entry?.0.value().1);
         }
         Ok(Some(ids))
     }
@@ -279,13 +282,11 @@ impl Database {
             }
             for field in self.indexes() {
                 let name = index_name(&field);
-                let index = source.open_multimap_table(index_table(&name))?;
-                let mut out_index = target.open_multimap_table(index_table(&name))?;
+                let index = source.open_table(index_table(&name))?;
+                let mut out_index = target.open_table(index_table(&name))?;
                 for entry in index.iter()? {
-                    let (key, ids) = entry?;
-                    for id in ids {
-                        out_index.insert(key.value(), id?.value())?;
-                    }
+                    let (key, _) = entry?;
+                    out_index.insert(key.value(), ())?;
                 }
             }
         }
@@ -300,7 +301,10 @@ struct Writer<'t, 'f> {
     records: redb::Table<'t, u64, &'static [u8]>,
     /// The indexed fields, and their tables in the same order.
     fields: &'f [String],
-    indexes: Vec<redb::MultimapTable<'t, &'static [u8], u64>>,
+    /// The indexed fields compiled for reading stored records, and a buffer for their values.
+    selector: Selector,
+    values: Vec<zs_expr::Value>,
+    indexes: Vec<redb::Table<'t, IndexKey<'static>, ()>>,
     next_id: u64,
 }
 
@@ -339,10 +343,10 @@ impl Writer<'_, '_> {
         }
         for (field, index) in self.fields.iter().zip(&mut self.indexes) {
             if let Some(old) = &old {
-                index.remove(index_key(&old.field(field)).as_slice(), id)?;
+                index.remove((index_key(&old.field(field)).as_slice(), id))?;
             }
             if let Some(new) = &new {
-                index.insert(index_key(&new.field(field)).as_slice(), id)?;
+                index.insert((index_key(&new.field(field)).as_slice(), id), ())?;
             }
         }
         Ok(Some(id))
@@ -355,9 +359,9 @@ impl Writer<'_, '_> {
         if self.indexes.is_empty() {
             Record::validate(stored)?;
         } else {
-            let values = stored_fields(stored, self.fields)?;
-            for (value, index) in values.iter().zip(&mut self.indexes) {
-                index.insert(index_key(value).as_slice(), id)?;
+            read_fields(stored, &self.selector, &mut self.values, true)?;
+            for (value, index) in self.values.iter().zip(&mut self.indexes) {
+                index.insert((index_key(value).as_slice(), id), ())?;
             }
         }
         self.records.insert(id, stored)?;
@@ -379,6 +383,11 @@ fn index_name(field: &str) -> String {
     format!("{INDEX_PREFIX}{field}")
 }
 
-fn index_table(name: &str) -> MultimapTableDefinition<'_, &'static [u8], u64> {
-    MultimapTableDefinition::new(name)
+/// An index entry's key: the field's value ([`index_key`]) and the record's id, so the ids
+/// of one value are a contiguous range in id order. A plain table of such keys, not a redb
+/// multimap: inserting into a multimap costs twice as much per record (its value sets).
+type IndexKey<'a> = (&'a [u8], u64);
+
+fn index_table(name: &str) -> TableDefinition<'_, IndexKey<'static>, ()> {
+    TableDefinition::new(name)
 }

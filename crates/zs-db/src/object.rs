@@ -77,166 +77,316 @@ fn text(kind: u8, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), DbError> {
 }
 
 /// One field's value as stored, borrowed from the record.
+/// One field's value as stored, borrowed from the record. Text is checked to be UTF-8 only
+/// when it is used: a scan steps over the fields it does not read without looking at them.
+#[derive(Clone, Copy)]
 pub(crate) enum Field<'a> {
     Null,
     Bool(bool),
     Int(i64),
     Float(f64),
-    Str(&'a str),
+    /// UTF-8 text (not yet checked).
+    Str(&'a [u8]),
     /// JSON text (not yet checked to parse).
     Json(&'a [u8]),
 }
 
-impl Field<'_> {
-    /// As an expression value (arrays and objects: null, as for decoded records).
-    fn to_value(&self) -> Value {
-        match self {
-            Field::Null | Field::Json(_) => Value::Null,
-            Field::Bool(b) => Value::Bool(*b),
-            Field::Int(i) => Value::Int(*i),
-            Field::Float(f) => Value::Float(*f),
-            Field::Str(s) => Value::Str(Arc::from(*s)),
-        }
+fn utf8(bytes: &[u8]) -> Result<&str, DbError> {
+    std::str::from_utf8(bytes).map_err(|_| bad("a string not UTF-8"))
+}
+
+impl<'a> Field<'a> {
+    /// As an expression value (arrays and objects: null, as for decoded records; integers
+    /// past i64, which are JSON text here, as floats).
+    fn to_value(self) -> Result<Value, DbError> {
+        Ok(match self {
+            Field::Null => Value::Null,
+            Field::Json(text) if text.first().is_some_and(u8::is_ascii_digit) => {
+                crate::record::json_to_value(&self.to_json()?)
+            }
+            Field::Json(_) => Value::Null,
+            Field::Bool(b) => Value::Bool(b),
+            Field::Int(i) => Value::Int(i),
+            Field::Float(f) => Value::Float(f),
+            Field::Str(s) => Value::Str(Arc::from(utf8(s)?)),
+        })
     }
 
-    fn to_json(&self) -> Result<Json, DbError> {
+    fn to_json(self) -> Result<Json, DbError> {
         Ok(match self {
             Field::Null => Json::Null,
-            Field::Bool(b) => Json::Bool(*b),
-            Field::Int(i) => Json::from(*i),
-            Field::Float(f) => serde_json::Number::from_f64(*f)
+            Field::Bool(b) => Json::Bool(b),
+            Field::Int(i) => Json::from(i),
+            Field::Float(f) => serde_json::Number::from_f64(f)
                 .map(Json::Number)
                 .ok_or_else(|| bad("a float that is not finite"))?,
-            Field::Str(s) => Json::String((*s).to_owned()),
+            Field::Str(s) => Json::String(utf8(s)?.to_owned()),
             Field::Json(text) => {
                 serde_json::from_slice(text).map_err(|error| bad(format!("JSON: {error}")))?
             }
         })
     }
+
+    /// As a borrowed scalar for a [`zs_expr::Predicate`], where [`Field::to_value`] would
+    /// give the same value; `None` where it would not (text that is not UTF-8, an integer
+    /// past i64) and the predicate has to leave the record to the program.
+    pub(crate) fn scalar(self) -> Option<zs_expr::Scalar<'a>> {
+        use zs_expr::Scalar;
+        Some(match self {
+            Field::Null => Scalar::Null,
+            Field::Json(text) if text.first().is_some_and(u8::is_ascii_digit) => return None,
+            Field::Json(_) => Scalar::Null,
+            Field::Bool(b) => Scalar::Bool(b),
+            Field::Int(i) => Scalar::Int(i),
+            Field::Float(f) => Scalar::Float(f),
+            Field::Str(s) => Scalar::Str(std::str::from_utf8(s).ok()?),
+        })
+    }
+
+    /// Checks what [`walk`] leaves unchecked: UTF-8 text and nested JSON that parses.
+    fn check(&self) -> Result<(), DbError> {
+        match self {
+            Field::Str(s) => utf8(s).map(drop),
+            Field::Json(text) => serde_json::from_slice::<serde::de::IgnoredAny>(text)
+                .map(drop)
+                .map_err(|error| bad(format!("JSON: {error}"))),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// Walks the fields of `body`, handing each to `visit` until it returns `false`.
+/// The field count of `body` and the fields after it; `None` when it is cut short.
+pub(crate) fn start(body: &[u8]) -> Option<(u32, &[u8])> {
+    let mut rest = body;
+    let count = take_array::<4>(&mut rest)?;
+    Some((u32::from_le_bytes(count), rest))
+}
+
+/// Walks the fields of `body`, handing each (with its name's bytes) to `visit` until it
+/// returns `false`. Lengths and types are checked; names and text are not (see
+/// [`Field::check`]).
 fn walk<'a>(
     body: &'a [u8],
-    mut visit: impl FnMut(&'a str, Field<'a>) -> Result<bool, DbError>,
+    mut visit: impl FnMut(&'a [u8], Field<'a>) -> Result<bool, DbError>,
 ) -> Result<(), DbError> {
-    let mut reader = Reader(body);
-    let count = u32::from_le_bytes(reader.array()?);
-    for _ in 0..count {
-        let len = usize::from(u16::from_le_bytes(reader.array()?));
-        let name = std::str::from_utf8(reader.take(len)?).map_err(|_| bad("a name not UTF-8"))?;
-        let field = match reader.array::<1>()?[0] {
-            NULL => Field::Null,
-            FALSE => Field::Bool(false),
-            TRUE => Field::Bool(true),
-            INT => Field::Int(i64::from_le_bytes(reader.array()?)),
-            FLOAT => Field::Float(f64::from_bits(u64::from_le_bytes(reader.array()?))),
-            STRING => {
-                let bytes = reader.take_u32_len()?;
-                Field::Str(std::str::from_utf8(bytes).map_err(|_| bad("a string not UTF-8"))?)
-            }
-            JSON => Field::Json(reader.take_u32_len()?),
-            other => return Err(bad(format!("unknown type {other}"))),
+    let mut rest = body;
+    let count = take_array::<4>(&mut rest).ok_or_else(|| bad("no field count"))?;
+    for index in 0..u32::from_le_bytes(count) {
+        let Some((name, field)) = next_field(&mut rest) else {
+            return Err(bad(format!(
+                "field {index} is cut short or of an unknown type ({} bytes left)",
+                rest.len()
+            )));
         };
         if !visit(name, field)? {
             return Ok(());
         }
     }
-    if reader.0.is_empty() {
+    if rest.is_empty() {
         Ok(())
     } else {
-        Err(bad(format!(
-            "{} bytes after the last field",
-            reader.0.len()
-        )))
+        Err(bad(format!("{} bytes after the last field", rest.len())))
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], DbError> {
-        if len > self.0.len() {
-            return Err(bad(format!("{len} bytes announced, {} left", self.0.len())));
+/// The next field of `rest`, stepping past it; `None` when it is cut short or its type is
+/// unknown (the caller says which field). Kept free of error values: this is the inner
+/// loop of every scan.
+#[inline(always)]
+pub(crate) fn next_field<'a>(rest: &mut &'a [u8]) -> Option<(&'a [u8], Field<'a>)> {
+    let len = u16::from_le_bytes(take_array(rest)?);
+    let name = take(rest, usize::from(len))?;
+    let [kind] = take_array(rest)?;
+    let field = match kind {
+        NULL => Field::Null,
+        FALSE => Field::Bool(false),
+        TRUE => Field::Bool(true),
+        INT => Field::Int(i64::from_le_bytes(take_array(rest)?)),
+        FLOAT => Field::Float(f64::from_bits(u64::from_le_bytes(take_array(rest)?))),
+        STRING | JSON => {
+            let len = u32::from_le_bytes(take_array(rest)?);
+            let bytes = take(rest, usize::try_from(len).ok()?)?;
+            if kind == STRING {
+                Field::Str(bytes)
+            } else {
+                Field::Json(bytes)
+            }
         }
-        let (head, rest) = self.0.split_at(len);
-        self.0 = rest;
-        Ok(head)
-    }
+        _ => return None,
+    };
+    Some((name, field))
+}
 
-    /// A `u32` length, then that many bytes.
-    fn take_u32_len(&mut self) -> Result<&'a [u8], DbError> {
-        let len = u32::from_le_bytes(self.array()?);
-        self.take(usize::try_from(len).map_err(|_| bad("a length past this machine's"))?)
-    }
+#[inline(always)]
+fn take<'a>(rest: &mut &'a [u8], len: usize) -> Option<&'a [u8]> {
+    let (head, tail) = rest.split_at_checked(len)?;
+    *rest = tail;
+    Some(head)
+}
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DbError> {
-        let bytes = self.take(N)?;
-        let mut array = [0u8; N];
-        array.copy_from_slice(bytes);
-        Ok(array)
+#[inline(always)]
+fn take_array<const N: usize>(rest: &mut &[u8]) -> Option<[u8; N]> {
+    let (head, tail) = rest.split_first_chunk::<N>()?;
+    *rest = tail;
+    Some(*head)
+}
+
+/// Names seen so far in one object, to refuse a name twice (a linear search: objects
+/// mostly have a handful of fields; a set past that).
+#[derive(Default)]
+struct Seen<'a> {
+    few: Vec<&'a [u8]>,
+    many: std::collections::HashSet<&'a [u8]>,
+}
+
+impl<'a> Seen<'a> {
+    const FEW: usize = 32;
+
+    fn insert(&mut self, name: &'a [u8]) -> Result<(), DbError> {
+        let fresh = if self.few.len() < Self::FEW {
+            let fresh = !self.few.contains(&name);
+            self.few.push(name);
+            fresh
+        } else {
+            if self.many.is_empty() {
+                self.many.extend(self.few.iter().copied());
+            }
+            self.many.insert(name)
+        };
+        if fresh {
+            Ok(())
+        } else {
+            Err(bad(format!(
+                "field {:?} twice",
+                String::from_utf8_lossy(name)
+            )))
+        }
     }
 }
 
-/// Checks the whole layout, nested JSON included, and that names are unique.
+/// Checks the whole layout, nested JSON included, and that names are unique UTF-8.
 pub(crate) fn validate(body: &[u8]) -> Result<(), DbError> {
-    let mut names = std::collections::HashSet::new();
-    walk(body, |name, field| {
-        if !names.insert(name) {
-            return Err(bad(format!("field {name:?} twice")));
-        }
-        if let Field::Json(text) = field {
-            serde_json::from_slice::<serde::de::IgnoredAny>(text)
-                .map_err(|error| bad(format!("JSON: {error}")))?;
-        }
-        Ok(true)
-    })
+    fields(body, &Selector::new::<&str>(&[]), &mut [], true)
 }
 
 /// The object back as JSON.
 pub(crate) fn decode(body: &[u8]) -> Result<Json, DbError> {
     let mut map = Map::new();
     walk(body, |name, field| {
-        if map.insert(name.to_owned(), field.to_json()?).is_some() {
-            return Err(bad(format!("field {name:?} twice")));
+        if map
+            .insert(utf8(name)?.to_owned(), field.to_json()?)
+            .is_some()
+        {
+            return Err(bad(format!(
+                "field {:?} twice",
+                String::from_utf8_lossy(name)
+            )));
         }
         Ok(true)
     })?;
     Ok(Json::Object(map))
 }
 
-/// The values of fields `names` (dotted names reach into nested objects), in one walk that
-/// stops once all are found.
-pub(crate) fn fields<N: AsRef<str>>(body: &[u8], names: &[N]) -> Result<Vec<Value>, DbError> {
-    let mut values = vec![Value::Null; names.len()];
-    let mut left = names.len();
-    walk(body, |name, field| {
-        for (slot, wanted) in names.iter().enumerate() {
-            let wanted = wanted.as_ref();
-            let (head, rest) = match wanted.split_once('.') {
-                Some((head, rest)) => (head, Some(rest)),
-                None => (wanted, None),
-            };
-            if head != name {
-                continue;
-            }
-            values[slot] = match (rest, &field) {
-                // Integers past i64 are JSON text here; as fields they are floats.
-                (None, Field::Json(text)) if text.first().is_some_and(u8::is_ascii_digit) => {
-                    crate::record::json_to_value(&Field::Json(text).to_json()?)
-                }
-                (None, field) => field.to_value(),
-                (Some(path), Field::Json(text)) => {
-                    let json = Field::Json(text).to_json()?;
-                    crate::record::Record::Json(json).field(path)
-                }
-                (Some(_), _) => Value::Null,
-            };
-            left -= 1;
+/// Field names compiled once for reading many records: each name split at its first dot
+/// (`address.city` reaches into the nested object `address`).
+pub(crate) struct Selector {
+    wanted: Vec<(Box<str>, Option<Box<str>>)>,
+}
+
+impl Selector {
+    pub(crate) fn new<N: AsRef<str>>(names: &[N]) -> Self {
+        let wanted = names
+            .iter()
+            .map(|name| match name.as_ref().split_once('.') {
+                Some((head, rest)) => (head.into(), Some(rest.into())),
+                None => (name.as_ref().into(), None),
+            })
+            .collect();
+        Self { wanted }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.wanted.len()
+    }
+
+    /// Whether every name is a top-level field.
+    pub(crate) fn is_flat(&self) -> bool {
+        self.wanted.iter().all(|(_, rest)| rest.is_none())
+    }
+
+    /// The value for slot `wanted` if field `name` is the one it names (`None` otherwise).
+    #[inline]
+    pub(crate) fn value_of(
+        &self,
+        wanted: usize,
+        name: &[u8],
+        field: &Field<'_>,
+    ) -> Option<Result<Value, DbError>> {
+        let (head, rest) = self.wanted.get(wanted)?;
+        if head.as_bytes() != name {
+            return None;
         }
-        Ok(left > 0)
-    })?;
-    Ok(values)
+        Some(match (rest, field) {
+            (None, field) => field.to_value(),
+            (Some(path), Field::Json(text)) => Field::Json(text)
+                .to_json()
+                .map(|json| crate::record::Record::Json(json).field(path)),
+            (Some(_), _) => Ok(Value::Null),
+        })
+    }
+
+    /// Whether slot `wanted` is the top-level field `name`.
+    #[inline]
+    pub(crate) fn is(&self, wanted: usize, name: &[u8]) -> bool {
+        self.wanted
+            .get(wanted)
+            .is_some_and(|(head, rest)| rest.is_none() && head.as_bytes() == name)
+    }
+
+    /// The slot of top-level field `name`, if it is wanted.
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        self.wanted
+            .iter()
+            .position(|(head, rest)| rest.is_none() && **head == *name)
+    }
+
+    /// The names as given.
+    pub(crate) fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.wanted.iter().map(|(head, rest)| match rest {
+            Some(rest) => format!("{head}.{rest}"),
+            None => head.to_string(),
+        })
+    }
+}
+
+/// Reads the fields `selector` names from `body` into `values` (one per name, null when
+/// missing). Without `check` the walk stops once all are found and only the fields read are
+/// checked; with it, the whole object is checked as [`validate`] does, in the same walk.
+pub(crate) fn fields(
+    body: &[u8],
+    selector: &Selector,
+    values: &mut [Value],
+    check: bool,
+) -> Result<(), DbError> {
+    values.fill(Value::Null);
+    let mut left = selector.len();
+    let mut seen = Seen::default();
+    walk(body, |name, field| {
+        if check {
+            utf8(name)?;
+            seen.insert(name)?;
+            field.check()?;
+        }
+        for (wanted, slot) in values.iter_mut().enumerate() {
+            let Some(value) = selector.value_of(wanted, name, &field) else {
+                continue;
+            };
+            *slot = value?;
+            // Saturating: an unchecked record may repeat a name.
+            left = left.saturating_sub(1);
+        }
+        Ok(check || left > 0)
+    })
 }
 
 #[cfg(test)]

@@ -378,7 +378,8 @@ fn produce(
         query.reverse,
         deadline,
         control,
-        Ok,
+        Vec::new,
+        Found::keep,
         |window| {
             for found in window.into_iter().flatten() {
                 pending.push(found);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use zs_expr::Value;
 
 use crate::DbError;
+use crate::object::Selector;
 
 /// Largest stored record, kind byte included: 16 MiB.
 pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
@@ -18,7 +19,7 @@ pub const MAX_RECORD_LEN: usize = 16 * 1024 * 1024;
 const KIND_JSON: u8 = 1;
 const KIND_BYTES: u8 = 2;
 const KIND_FRAME: u8 = 3;
-const KIND_OBJECT: u8 = 4;
+pub(crate) const KIND_OBJECT: u8 = 4;
 
 /// One record (the original's ZDB entry: a DataFrame, JSON or a raw stream).
 #[derive(Debug, Clone, PartialEq)]
@@ -136,53 +137,68 @@ impl Record {
     }
 }
 
-/// The values of top-level fields `names` of a stored record, read without building the
-/// record: a JSON object's other fields are skipped by the parser. Dotted names and
-/// non-JSON records go through [`Record::decode`]. One value per name, null when missing.
+/// The values of fields `names` of a stored record (see [`read_fields`]).
+#[cfg(test)]
 pub(crate) fn stored_fields<N: AsRef<str>>(
     stored: &[u8],
     names: &[N],
 ) -> Result<Vec<Value>, DbError> {
+    let selector = Selector::new(names);
+    let mut values = vec![Value::Null; selector.len()];
+    read_fields(stored, &selector, &mut values, false)?;
+    Ok(values)
+}
+
+/// Reads the fields `selector` names from a stored record into `values` (one per name, null
+/// when missing) without building the record: an object's other fields are stepped over, a
+/// JSON text's skipped by the parser. Dotted names in JSON text, and DataFrames, go through
+/// [`Record::decode`]. With `check`, the whole record is checked as [`Record::validate`]
+/// does, in the same pass.
+pub(crate) fn read_fields(
+    stored: &[u8],
+    selector: &Selector,
+    values: &mut [Value],
+    check: bool,
+) -> Result<(), DbError> {
     if stored.len() > MAX_RECORD_LEN {
         return Err(DbError::RecordTooLarge {
             len: stored.len(),
             max: MAX_RECORD_LEN,
         });
     }
-    let simple = names.iter().all(|name| !name.as_ref().contains('.'));
     match stored.split_first() {
-        Some((&KIND_OBJECT, body)) => crate::object::fields(body, names),
-        Some((&KIND_JSON, body)) if simple => {
-            let mut values = vec![Value::Null; names.len()];
+        Some((&KIND_OBJECT, body)) => crate::object::fields(body, selector, values, check),
+        Some((&KIND_BYTES, _)) => {
+            values.fill(Value::Null);
+            Ok(())
+        }
+        Some((&KIND_JSON, body)) if selector.is_flat() => {
+            values.fill(Value::Null);
             let mut deserializer = serde_json::Deserializer::from_slice(body);
             serde::de::DeserializeSeed::deserialize(
-                FieldsSeed {
-                    names,
-                    values: &mut values,
-                },
+                FieldsSeed { selector, values },
                 &mut deserializer,
             )
             .and_then(|()| deserializer.end())
-            .map_err(|error| DbError::BadRecord(format!("JSON: {error}")))?;
-            Ok(values)
+            .map_err(|error| DbError::BadRecord(format!("JSON: {error}")))
         }
         _ => {
             let record = Record::decode(stored)?;
-            Ok(names
-                .iter()
-                .map(|name| record.field(name.as_ref()))
-                .collect())
+            for (name, slot) in selector.names().zip(values.iter_mut()) {
+                *slot = record.field(&name);
+            }
+            Ok(())
         }
     }
 }
 
 /// Picks fields out of a JSON object as it is parsed (anything else leaves them null).
-struct FieldsSeed<'a, N> {
-    names: &'a [N],
+struct FieldsSeed<'a> {
+    selector: &'a Selector,
     values: &'a mut [Value],
 }
 
-impl<'de, N: AsRef<str>> serde::de::DeserializeSeed<'de> for FieldsSeed<'_, N> {
+impl<'de> serde::de::DeserializeSeed<'de> for FieldsSeed<'_> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -190,7 +206,7 @@ impl<'de, N: AsRef<str>> serde::de::DeserializeSeed<'de> for FieldsSeed<'_, N> {
     }
 }
 
-impl<'de, N: AsRef<str>> serde::de::Visitor<'de> for FieldsSeed<'_, N> {
+impl<'de> serde::de::Visitor<'de> for FieldsSeed<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -199,7 +215,7 @@ impl<'de, N: AsRef<str>> serde::de::Visitor<'de> for FieldsSeed<'_, N> {
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.names.iter().position(|name| name.as_ref() == key) {
+            match self.selector.position(&key) {
                 Some(slot) => {
                     let json: serde_json::Value = map.next_value()?;
                     self.values[slot] = json_to_value(&json);
@@ -295,6 +311,12 @@ pub(crate) fn value_to_json(value: &Value) -> serde_json::Value {
 /// An index key for a field value: equal values (also `1` and `1.0`) give equal keys.
 pub(crate) fn index_key(value: &Value) -> Vec<u8> {
     let mut key = Vec::with_capacity(9);
+    index_key_into(value, &mut key);
+    key
+}
+
+/// [`index_key`], appended to `key`.
+pub(crate) fn index_key_into(value: &Value, key: &mut Vec<u8>) {
     match value {
         Value::Null => key.push(0),
         Value::Bool(b) => key.extend_from_slice(&[1, u8::from(*b)]),
@@ -306,7 +328,7 @@ pub(crate) fn index_key(value: &Value) -> Vec<u8> {
             // An integral float indexes as the integer it equals.
             #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
             if f.fract() == 0.0 && f.abs() < 9.0e18 {
-                return index_key(&Value::Int(*f as i64));
+                return index_key_into(&Value::Int(*f as i64), key);
             }
             key.push(3);
             key.extend_from_slice(&f.to_bits().to_le_bytes());
@@ -316,7 +338,6 @@ pub(crate) fn index_key(value: &Value) -> Vec<u8> {
             key.extend_from_slice(s.as_bytes());
         }
     }
-    key
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! ran out of time, so a pause takes effect within one window. Everything runs on the caller's
 //! thread and rayon's workers, never on an async runtime's threads.
 
+use std::cell::OnceCell;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
@@ -15,10 +16,11 @@ use std::time::Instant;
 use rayon::prelude::*;
 use redb::{ReadableDatabase, ReadableTable};
 use zs_expr::ast::{BinOp, Expr, ExprKind};
-use zs_expr::{Functions, Program, Value};
+use zs_expr::{Functions, Predicate, Program, Value};
 
 use crate::database::RECORDS;
-use crate::record::stored_fields;
+use crate::lazy::{LazyFields, PREDICATE_SLOTS, test_object};
+use crate::object::Selector;
 use crate::{Database, DbError, Record};
 
 /// Ids per chunk: one parallel work item.
@@ -26,7 +28,10 @@ pub(crate) const CHUNK: u64 = 4096;
 
 /// A compiled filter and, when it allows, the index lookup that narrows the scan.
 pub(crate) struct Plan {
-    filter: Option<(Program, Vec<String>)>,
+    /// The program and the fields it reads.
+    filter: Option<(Program, Selector)>,
+    /// The program as a predicate, when it is one and reads only top-level fields.
+    predicate: Option<Predicate>,
     /// Ids from an index, when the filter requires `field = literal` on an indexed field.
     candidates: Option<Vec<u64>>,
 }
@@ -41,12 +46,15 @@ impl Plan {
         let Some(source) = filter.filter(|source| !source.trim().is_empty()) else {
             return Ok(Self {
                 filter: None,
+                predicate: None,
                 candidates: None,
             });
         };
         let expr = zs_expr::parse(source)?;
         let program = Program::from_expr(&expr, functions)?;
-        let names = program.variables().to_vec();
+        let selector = Selector::new(program.variables());
+        let predicate = Predicate::of(&program)
+            .filter(|_| selector.is_flat() && selector.len() <= PREDICATE_SLOTS);
         let mut candidates = None;
         let indexes = database.indexes();
         for (field, value) in equalities(&expr) {
@@ -56,7 +64,8 @@ impl Plan {
             }
         }
         Ok(Self {
-            filter: Some((program, names)),
+            filter: Some((program, selector)),
+            predicate,
             candidates,
         })
     }
@@ -67,15 +76,31 @@ impl Plan {
     }
 
     /// Whether the stored record `stored` passes the filter; only the fields the filter
-    /// names are read.
-    fn matches(&self, id: u64, stored: &[u8]) -> Result<bool, DbError> {
-        let Some((program, names)) = &self.filter else {
+    /// reads are read, as it reads them, into `cells` (kept across records).
+    fn matches(
+        &self,
+        id: u64,
+        stored: &[u8],
+        cells: &mut Vec<OnceCell<Value>>,
+    ) -> Result<bool, DbError> {
+        let Some((program, selector)) = &self.filter else {
             return Ok(true);
         };
-        let bindings = stored_fields(stored, names)?;
-        program
-            .matches(&bindings)
-            .map_err(|error| DbError::Eval { id, error })
+        if let Some(passes) = self
+            .predicate
+            .as_ref()
+            .and_then(|predicate| test_object(stored, selector, predicate))
+        {
+            return Ok(passes);
+        }
+        cells.resize(selector.len(), OnceCell::new());
+        cells.iter_mut().for_each(|cell| drop(cell.take()));
+        let bindings = LazyFields::new(stored, selector, cells)?;
+        let matched = program.matches(&bindings);
+        if let Some(error) = bindings.into_error() {
+            return Err(error);
+        }
+        matched.map_err(|error| DbError::Eval { id, error })
     }
 }
 
@@ -169,23 +194,34 @@ pub(crate) struct Found {
 }
 
 impl Found {
+    /// A copy of a record the scan borrowed, appended to `found`: the fold of a query.
+    pub(crate) fn keep(found: &mut Vec<Found>, id: u64, stored: &[u8]) -> Result<(), DbError> {
+        found.push(Found {
+            id,
+            stored: stored.to_vec(),
+        });
+        Ok(())
+    }
+
     /// The record, decoded.
     pub(crate) fn into_record(self) -> Result<(u64, Record), DbError> {
         Ok((self.id, Record::decode(&self.stored)?))
     }
 }
 
-/// Scans `database` in id order (or reverse), filtering with `plan`. `per_chunk` runs in
-/// parallel on each chunk's matches; `per_window` gets a window's results in order and may
-/// end the scan.
-pub(crate) fn run<R: Send>(
+/// Scans `database` in id order (or reverse), filtering with `plan`. Each chunk, in
+/// parallel, folds its matches — borrowed from the store, in scan order — into a value that
+/// `start` makes; `per_window` gets a window's values in order and may end the scan.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run<A: Send>(
     database: &Database,
     plan: &Plan,
     reverse: bool,
     deadline: Option<Instant>,
     control: &Control,
-    per_chunk: impl Fn(Vec<Found>) -> Result<R, DbError> + Sync,
-    mut per_window: impl FnMut(Vec<R>) -> ControlFlow<()>,
+    start: impl Fn() -> A + Sync,
+    add: impl Fn(&mut A, u64, &[u8]) -> Result<(), DbError> + Sync,
+    mut per_window: impl FnMut(Vec<A>) -> ControlFlow<()>,
 ) -> Result<Ended, DbError> {
     let txn = database.db.begin_read()?;
     let table = txn.open_table(RECORDS)?;
@@ -222,14 +258,17 @@ pub(crate) fn run<R: Send>(
         if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Ok(Ended::OutOfTime);
         }
-        let results: Vec<Result<R, DbError>> = group
+        let results: Vec<Result<A, DbError>> = group
             .par_iter()
             .map(|chunk| {
-                let found = scan_chunk(&table, chunk, reverse, plan, control)?;
-                per_chunk(found)
+                let mut folded = start();
+                scan_chunk(&table, chunk, reverse, plan, control, |id, stored| {
+                    add(&mut folded, id, stored)
+                })?;
+                Ok(folded)
             })
             .collect();
-        let results = results.into_iter().collect::<Result<Vec<R>, DbError>>()?;
+        let results = results.into_iter().collect::<Result<Vec<A>, DbError>>()?;
         if per_window(results).is_break() {
             return Ok(Ended::Complete);
         }
@@ -250,21 +289,19 @@ fn scan_chunk(
     reverse: bool,
     plan: &Plan,
     control: &Control,
-) -> Result<Vec<Found>, DbError> {
-    let mut found = Vec::new();
-    let mut scanned = 0;
+    mut add: impl FnMut(u64, &[u8]) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    let (mut scanned, mut matched) = (0, 0);
+    let mut bindings = Vec::new();
     // Records are not decoded here: the filter reads only the fields it names, and the
-    // consumer decodes what it keeps (or, over the network, sends the stored form as it is).
+    // consumer reads what it needs (or, over the network, sends the stored form as it is).
     let mut visit = |id: u64, stored: &[u8]| -> Result<(), DbError> {
         scanned += 1;
-        if !plan.matches(id, stored)? {
+        if !plan.matches(id, stored, &mut bindings)? {
             return Ok(());
         }
-        found.push(Found {
-            id,
-            stored: stored.to_vec(),
-        });
-        Ok(())
+        matched += 1;
+        add(id, stored)
     };
     match chunk {
         Chunk::Range(start, end) => {
@@ -290,8 +327,6 @@ fn scan_chunk(
         }
     }
     control.scanned.fetch_add(scanned, Ordering::Relaxed);
-    control
-        .matched
-        .fetch_add(found.len() as u64, Ordering::Relaxed);
-    Ok(found)
+    control.matched.fetch_add(matched, Ordering::Relaxed);
+    Ok(())
 }

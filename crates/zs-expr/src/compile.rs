@@ -258,6 +258,11 @@ impl Program {
         })
     }
 
+    /// The compiled tree.
+    pub(crate) fn root(&self) -> &Node {
+        &self.root
+    }
+
     /// The variables the program reads, in slot order: bind `variables()[i]` at slot `i`.
     /// Names are case-sensitive, as written (`user.age` is one name).
     #[must_use]

@@ -119,6 +119,7 @@ mod functions;
 mod lexer;
 mod ops;
 mod parser;
+mod predicate;
 mod value;
 
 pub use compile::{Program, evaluate};
@@ -126,7 +127,8 @@ pub use error::{Error, EvalError};
 pub use eval::Bindings;
 pub use functions::{Arity, Function, Functions, NativeFn};
 pub use parser::{Limits, parse, parse_with};
-pub use value::{Type, Value};
+pub use predicate::Predicate;
+pub use value::{Scalar, Type, Value};
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::ast::{BinOp, UnOp};
 use crate::error::EvalError;
-use crate::value::{Value, cmp_int_float};
+use crate::value::{Scalar, Value, cmp_int_float};
 
 /// Applies a unary operator. `Null` in, `Null` out.
 pub(crate) fn unary(op: UnOp, v: Value) -> Result<Value, EvalError> {
@@ -40,15 +40,35 @@ pub(crate) fn compare(
     l: &Value,
     r: &Value,
 ) -> Result<Option<Ordering>, EvalError> {
-    Ok(match (l, r) {
-        (Value::Int(a), Value::Int(b)) => Some(a.cmp(b)),
-        (Value::Float(a), Value::Float(b)) => a.partial_cmp(b),
-        (Value::Int(a), Value::Float(b)) => cmp_int_float(*a, *b),
-        (Value::Float(a), Value::Int(b)) => cmp_int_float(*b, *a).map(Ordering::reverse),
-        (Value::Str(a), Value::Str(b)) => Some(a.cmp(b)),
-        (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
-        _ => return Err(EvalError::binary(op, l.ty(), r.ty())),
+    compare_scalars(l.scalar(), r.scalar()).ok_or_else(|| EvalError::binary(op, l.ty(), r.ty()))
+}
+
+/// [`compare`] on borrowed scalars: `None` for types that do not compare (an error in the
+/// evaluator), `Some(None)` for a NaN.
+pub(crate) fn compare_scalars(l: Scalar<'_>, r: Scalar<'_>) -> Option<Option<Ordering>> {
+    Some(match (l, r) {
+        (Scalar::Int(a), Scalar::Int(b)) => Some(a.cmp(&b)),
+        (Scalar::Float(a), Scalar::Float(b)) => a.partial_cmp(&b),
+        (Scalar::Int(a), Scalar::Float(b)) => cmp_int_float(a, b),
+        (Scalar::Float(a), Scalar::Int(b)) => cmp_int_float(b, a).map(Ordering::reverse),
+        (Scalar::Str(a), Scalar::Str(b)) => Some(a.cmp(b)),
+        (Scalar::Bool(a), Scalar::Bool(b)) => Some(a.cmp(&b)),
+        _ => return None,
     })
+}
+
+/// What comparison `op` gives for an ordering (`None`: a NaN was compared).
+pub(crate) fn test_ordering(op: BinOp, ord: Option<Ordering>) -> bool {
+    match (op, ord) {
+        (BinOp::Ne, None) => true,
+        (_, None) => false,
+        (BinOp::Eq, Some(o)) => o == Ordering::Equal,
+        (BinOp::Ne, Some(o)) => o != Ordering::Equal,
+        (BinOp::Lt, Some(o)) => o == Ordering::Less,
+        (BinOp::Le, Some(o)) => o != Ordering::Greater,
+        (BinOp::Gt, Some(o)) => o == Ordering::Greater,
+        (_, Some(o)) => o != Ordering::Less,
+    }
 }
 
 fn shift_count(n: i64) -> Result<u32, EvalError> {
@@ -156,17 +176,7 @@ pub(crate) fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, EvalError
             _ => return Err(mismatch(l, r)),
         },
         BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let ord = compare(sym, l, r)?;
-            Bool(match (op, ord) {
-                (BinOp::Ne, None) => true,
-                (_, None) => false,
-                (BinOp::Eq, Some(o)) => o == Ordering::Equal,
-                (BinOp::Ne, Some(o)) => o != Ordering::Equal,
-                (BinOp::Lt, Some(o)) => o == Ordering::Less,
-                (BinOp::Le, Some(o)) => o != Ordering::Greater,
-                (BinOp::Gt, Some(o)) => o == Ordering::Greater,
-                (_, Some(o)) => o != Ordering::Less,
-            })
+            Bool(test_ordering(op, compare(sym, l, r)?))
         }
     })
 }

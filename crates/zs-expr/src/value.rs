@@ -175,6 +175,35 @@ impl fmt::Display for Value {
     }
 }
 
+/// A value borrowed, as a [`Predicate`](crate::Predicate) reads it from a record without
+/// building a [`Value`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    /// No value.
+    Null,
+    /// A boolean.
+    Bool(bool),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// Text.
+    Str(&'a str),
+}
+
+impl Value {
+    /// This value borrowed as a [`Scalar`].
+    pub fn scalar(&self) -> Scalar<'_> {
+        match self {
+            Value::Null => Scalar::Null,
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(i) => Scalar::Int(*i),
+            Value::Float(x) => Scalar::Float(*x),
+            Value::Str(s) => Scalar::Str(s),
+        }
+    }
+}
+
 /// Exact ordering of an integer and a float (no rounding of large integers); `None` when the
 /// float is NaN.
 pub(crate) fn cmp_int_float(i: i64, x: f64) -> Option<Ordering> {

@@ -145,12 +145,21 @@ fn encoded_inserts_are_checked_with_and_without_indexes() {
             db.create_index("k").unwrap();
         }
         let good = Record::Json(json!({"k": "a"})).encode().unwrap();
-        let broken = vec![1, b'{', b'"'];
-        let refused = db.insert_encoded(vec![good.clone(), broken]);
-        assert!(
-            matches!(refused, Err(DbError::BadRecord(_))),
-            "{indexed}: {refused:?}"
-        );
+        // Broken JSON text; and objects whose indexed field comes first and is fine, but
+        // something after it is not (bytes past the end, a string that is not UTF-8): the
+        // whole record is checked, not only as far as the indexed field.
+        let mut trailing = Record::Json(json!({"k": "a", "z": 1})).encode().unwrap();
+        trailing.push(0);
+        let mut bad_text = Record::Json(json!({"k": "a", "z": "é"})).encode().unwrap();
+        let last = bad_text.len() - 1;
+        bad_text[last] = 0xff;
+        for broken in [vec![1, b'{', b'"'], trailing, bad_text] {
+            let refused = db.insert_encoded(vec![good.clone(), broken]);
+            assert!(
+                matches!(refused, Err(DbError::BadRecord(_))),
+                "{indexed}: {refused:?}"
+            );
+        }
         assert_eq!(db.len().unwrap(), 0, "no part of a refused batch is stored");
         assert_eq!(db.insert_encoded(vec![good.clone(), good]).unwrap(), 1..3);
         let (found, _) = store
