@@ -11,6 +11,7 @@ use std::sync::RwLock;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+use crate::index::{self, Pending};
 use crate::object::Selector;
 use crate::record::{index_key, read_fields};
 use crate::{DbError, Record};
@@ -30,6 +31,13 @@ pub enum Op {
     /// Replaces the record with this id (which must exist).
     Modify(u64, Record),
     /// Removes the record with this id, if it exists.
+    Delete(u64),
+}
+
+/// An [`Op`] with its record encoded.
+enum Encoded {
+    Insert(Vec<u8>),
+    Modify(u64, Vec<u8>),
     Delete(u64),
 }
 
@@ -159,7 +167,7 @@ impl Database {
         self.batch(|writer| {
             let first = writer.next_id;
             for record in &stored {
-                writer.insert_stored(record)?;
+                writer.insert_stored(record, true)?;
             }
             Ok(first..writer.next_id)
         })
@@ -168,7 +176,17 @@ impl Database {
     /// Applies `ops` in one transaction; per op, the id it touched (none for a delete of a
     /// missing id).
     fn write(&self, ops: impl IntoIterator<Item = Op>) -> Result<Vec<Option<u64>>, DbError> {
-        self.batch(|writer| ops.into_iter().map(|op| writer.apply(op)).collect())
+        let encoded = ops
+            .into_iter()
+            .map(|op| {
+                Ok(match op {
+                    Op::Insert(record) => Encoded::Insert(record.encode()?),
+                    Op::Modify(id, record) => Encoded::Modify(id, record.encode()?),
+                    Op::Delete(id) => Encoded::Delete(id),
+                })
+            })
+            .collect::<Result<Vec<Encoded>, DbError>>()?;
+        self.batch(|writer| encoded.into_iter().map(|op| writer.apply(op)).collect())
     }
 
     /// Runs `body` on a write transaction's tables, opened once for the whole batch, then
@@ -177,25 +195,28 @@ impl Database {
         &self,
         body: impl FnOnce(&mut Writer<'_, '_>) -> Result<R, DbError>,
     ) -> Result<R, DbError> {
+        let txn = self.db.begin_write()?;
+        // Read after the transaction began: an index being created is then either complete
+        // and listed, or not begun (its writer holds the list until it is committed).
         let fields = self.indexes();
         let names: Vec<String> = fields.iter().map(|field| index_name(field)).collect();
-        let txn = self.db.begin_write()?;
         let result = {
             let mut meta = txn.open_table(META)?;
             let mut indexes = Vec::with_capacity(fields.len());
             for name in &names {
-                indexes.push(txn.open_table(index_table(name))?);
+                indexes.push(txn.open_table(index::table(name))?);
             }
             let mut writer = Writer {
                 database: &self.name,
                 records: txn.open_table(RECORDS)?,
-                fields: &fields,
                 selector: Selector::new(&fields),
                 values: vec![zs_expr::Value::Null; fields.len()],
                 indexes,
+                pending: Pending::default(),
                 next_id: meta.get(NEXT_ID)?.map_or(1, |next| next.value()),
             };
             let result = body(&mut writer)?;
+            writer.pending.flush(&mut writer.indexes)?;
             meta.insert(NEXT_ID, writer.next_id)?;
             result
         };
@@ -220,14 +241,20 @@ impl Database {
         {
             let records = txn.open_table(RECORDS)?;
             let name = index_name(field);
-            let mut index = txn.open_table(index_table(&name))?;
+            let mut index = [txn.open_table(index::table(&name))?];
             let selector = Selector::new(&[field]);
             let mut value = [zs_expr::Value::Null];
-            for entry in records.iter()? {
+            let mut pending = Pending::default();
+            for (n, entry) in records.iter()?.enumerate() {
                 let (id, stored) = entry?;
                 read_fields(stored.value(), &selector, &mut value, false)?;
-                index.insert((index_key(&value[0]).as_slice(), id.value()), ())?;
+                pending.add(0, index::hash(&value[0]), id.value());
+                // Bounded memory on a large database.
+                if n % 65_536 == 65_535 {
+                    pending.flush(&mut index)?;
+                }
             }
+            pending.flush(&mut index)?;
             let mut meta = txn.open_table(META)?;
             meta.insert(name.as_str(), 1)?;
         }
@@ -239,18 +266,41 @@ impl Database {
     /// Ids of the records whose `field` equals `value`, in id order, through its index; `None`
     /// when `field` has no index.
     pub fn lookup(&self, field: &str, value: &zs_expr::Value) -> Result<Option<Vec<u64>>, DbError> {
+        let Some(candidates) = self.candidates(field, value)? else {
+            return Ok(None);
+        };
+        // The index holds hashes: drop the rare record whose value only shares the hash.
+        let key = index_key(value);
+        let selector = Selector::new(&[field]);
+        let mut found = [zs_expr::Value::Null];
+        let txn = self.db.begin_read()?;
+        let records = txn.open_table(RECORDS)?;
+        let mut ids = Vec::with_capacity(candidates.len());
+        for id in candidates {
+            if let Some(stored) = records.get(id)? {
+                read_fields(stored.value(), &selector, &mut found, false)?;
+                if index_key(&found[0]) == key {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok(Some(ids))
+    }
+
+    /// Ids of the records whose `field` may equal `value` (its hash matches), in id order;
+    /// `None` when `field` has no index. A scan's filter checks each record it reads anyway.
+    pub(crate) fn candidates(
+        &self,
+        field: &str,
+        value: &zs_expr::Value,
+    ) -> Result<Option<Vec<u64>>, DbError> {
         if !self.indexes().iter().any(|known| known == field) {
             return Ok(None);
         }
         let txn = self.db.begin_read()?;
         let name = index_name(field);
-        let index = txn.open_table(index_table(&name))?;
-        let key = index_key(value);
-        let mut ids = Vec::new();
-        for entry in index.range((key.as_slice(), 0)..=(key.as_slice(), u64::MAX))? {
-            ids.push(entry?.0.value().1);
-        }
-        Ok(Some(ids))
+        let index = txn.open_table(index::table(&name))?;
+        Ok(Some(index::ids(&index, index::hash(value))?))
     }
 
     /// Rewrites the file without its free space. Ids do not change. Needs no other
@@ -282,11 +332,11 @@ impl Database {
             }
             for field in self.indexes() {
                 let name = index_name(&field);
-                let index = source.open_table(index_table(&name))?;
-                let mut out_index = target.open_table(index_table(&name))?;
+                let index = source.open_table(index::table(&name))?;
+                let mut out_index = target.open_table(index::table(&name))?;
                 for entry in index.iter()? {
-                    let (key, _) = entry?;
-                    out_index.insert(key.value(), ())?;
+                    let (key, posting) = entry?;
+                    out_index.insert(key.value(), posting.value())?;
                 }
             }
         }
@@ -299,81 +349,73 @@ impl Database {
 struct Writer<'t, 'f> {
     database: &'f str,
     records: redb::Table<'t, u64, &'static [u8]>,
-    /// The indexed fields, and their tables in the same order.
-    fields: &'f [String],
     /// The indexed fields compiled for reading stored records, and a buffer for their values.
     selector: Selector,
     values: Vec<zs_expr::Value>,
-    indexes: Vec<redb::Table<'t, IndexKey<'static>, ()>>,
+    indexes: Vec<redb::Table<'t, u128, &'static [u8]>>,
+    /// Index entries of the records this batch added, written when it ends.
+    pending: Pending,
     next_id: u64,
 }
 
 impl Writer<'_, '_> {
     /// One change, keeping the indexes in step. Returns the id touched (none for a delete
     /// of a missing id).
-    fn apply(&mut self, op: Op) -> Result<Option<u64>, DbError> {
-        let (id, new, old) = match op {
-            Op::Insert(record) => {
-                let id = self.next_id;
-                self.next_id += 1;
-                // A fresh id has no old record.
-                (id, Some(record), None)
-            }
-            Op::Modify(id, record) => match self.stored(id)? {
-                Some(old) => (id, Some(record), Some(old)),
-                None => {
-                    return Err(DbError::NoSuchRecord {
-                        database: self.database.to_owned(),
-                        id,
-                    });
-                }
-            },
-            Op::Delete(id) => match self.stored(id)? {
-                Some(old) => (id, None, Some(old)),
-                None => return Ok(None),
-            },
+    fn apply(&mut self, op: Encoded) -> Result<Option<u64>, DbError> {
+        let (id, new) = match op {
+            // Encoded here, so not checked again.
+            Encoded::Insert(stored) => return self.insert_stored(&stored, false).map(Some),
+            Encoded::Modify(id, stored) => (id, Some(stored)),
+            Encoded::Delete(id) => (id, None),
         };
-        match &new {
-            Some(record) => {
-                self.records.insert(id, record.encode()?.as_slice())?;
-            }
-            None => {
-                self.records.remove(id)?;
-            }
+        // The record may be one this batch added: its index entries go in first.
+        if !self.pending.is_empty() {
+            self.pending.flush(&mut self.indexes)?;
         }
-        for (field, index) in self.fields.iter().zip(&mut self.indexes) {
-            if let Some(old) = &old {
-                index.remove((index_key(&old.field(field)).as_slice(), id))?;
-            }
-            if let Some(new) = &new {
-                index.insert((index_key(&new.field(field)).as_slice(), id), ())?;
+        let old = match &new {
+            Some(stored) => self.records.insert(id, stored.as_slice())?,
+            None => self.records.remove(id)?,
+        };
+        let Some(old) = old else {
+            return match new {
+                Some(_) => Err(DbError::NoSuchRecord {
+                    database: self.database.to_owned(),
+                    id,
+                }),
+                None => Ok(None),
+            };
+        };
+        read_fields(old.value(), &self.selector, &mut self.values, false)?;
+        drop(old);
+        for (value, index) in self.values.iter().zip(&mut self.indexes) {
+            index::remove(index, index::hash(value), id)?;
+        }
+        if let Some(stored) = &new {
+            read_fields(stored, &self.selector, &mut self.values, false)?;
+            for (value, index) in self.values.iter().zip(&mut self.indexes) {
+                index::insert_one(index, index::hash(value), id)?;
             }
         }
         Ok(Some(id))
     }
 
-    /// Adds a record given in its stored form under the next id, checked as
-    /// [`Record::validate`] does: with indexes, by the parse that reads the indexed fields.
-    fn insert_stored(&mut self, stored: &[u8]) -> Result<u64, DbError> {
+    /// Adds a record given in its stored form under the next id; with `check`, checked as
+    /// [`Record::validate`] does (with indexes, by the parse that reads the indexed fields).
+    fn insert_stored(&mut self, stored: &[u8], check: bool) -> Result<u64, DbError> {
         let id = self.next_id;
         if self.indexes.is_empty() {
-            Record::validate(stored)?;
+            if check {
+                Record::validate(stored)?;
+            }
         } else {
-            read_fields(stored, &self.selector, &mut self.values, true)?;
-            for (value, index) in self.values.iter().zip(&mut self.indexes) {
-                index.insert((index_key(value).as_slice(), id), ())?;
+            read_fields(stored, &self.selector, &mut self.values, check)?;
+            for (slot, value) in self.values.iter().enumerate() {
+                self.pending.add(slot, index::hash(value), id);
             }
         }
         self.records.insert(id, stored)?;
         self.next_id += 1;
         Ok(id)
-    }
-
-    fn stored(&self, id: u64) -> Result<Option<Record>, DbError> {
-        match self.records.get(id)? {
-            Some(stored) => Record::decode(stored.value()).map(Some),
-            None => Ok(None),
-        }
     }
 }
 
@@ -381,13 +423,4 @@ impl Writer<'_, '_> {
 /// or `meta`).
 fn index_name(field: &str) -> String {
     format!("{INDEX_PREFIX}{field}")
-}
-
-/// An index entry's key: the field's value ([`index_key`]) and the record's id, so the ids
-/// of one value are a contiguous range in id order. A plain table of such keys, not a redb
-/// multimap: inserting into a multimap costs twice as much per record (its value sets).
-type IndexKey<'a> = (&'a [u8], u64);
-
-fn index_table(name: &str) -> TableDefinition<'_, IndexKey<'static>, ()> {
-    TableDefinition::new(name)
 }

@@ -45,6 +45,7 @@
 mod aggregate;
 mod database;
 mod error;
+mod index;
 mod lazy;
 mod object;
 mod query;

@@ -37,6 +37,20 @@ pub(crate) fn encode(map: &Map<String, Json>, out: &mut Vec<u8>) -> Result<bool,
         return Ok(false);
     }
     let count = u32::try_from(map.len()).map_err(|_| bad("too many fields"))?;
+    // The size is known but for nested values (guessed): one allocation, not a few.
+    out.reserve(
+        4 + map
+            .iter()
+            .map(|(key, value)| {
+                3 + key.len()
+                    + match value {
+                        Json::String(s) => 5 + s.len(),
+                        Json::Array(_) | Json::Object(_) => 64,
+                        _ => 9,
+                    }
+            })
+            .sum::<usize>(),
+    );
     out.extend_from_slice(&count.to_le_bytes());
     for (key, value) in map {
         // Checked above.

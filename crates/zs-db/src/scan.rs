@@ -59,7 +59,7 @@ impl Plan {
         let indexes = database.indexes();
         for (field, value) in equalities(&expr) {
             if indexes.iter().any(|known| known == field) {
-                candidates = database.lookup(field, value)?;
+                candidates = database.candidates(field, value)?;
                 break;
             }
         }
