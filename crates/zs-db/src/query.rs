@@ -218,12 +218,14 @@ impl std::fmt::Debug for QueryRun {
 }
 
 impl QueryRun {
-    /// Starts `query` on `database`, compiled with `functions`, on a thread of its own.
+    /// Starts `query` on `database`, compiled with `functions`, on a thread of its own;
+    /// with `decode`, matches are decoded by the scan, in parallel.
     pub(crate) fn start(
         registry: Arc<Registry>,
         database: Arc<Database>,
         query: Query,
         functions: &zs_expr::Functions,
+        decode: bool,
     ) -> Result<Self, DbError> {
         let plan = Plan::new(&database, query.filter.as_deref(), functions)?;
         let uses_index = plan.uses_index();
@@ -239,7 +241,7 @@ impl QueryRun {
         let spawned = std::thread::Builder::new()
             .name(format!("zdb-query-{id}"))
             .spawn(move || {
-                let result = produce(&database, &plan, &query, &scan_control, &sender);
+                let result = produce(&database, &plan, &query, decode, &scan_control, &sender);
                 let _ = sender.send(result.map(Batch::End));
                 registry.lock().remove(&id);
             });
@@ -316,18 +318,19 @@ impl QueryRun {
         Some(item)
     }
 
-    /// The next fragment with the records in their stored form, not decoded (what a server
-    /// forwards as it is); `None` after the end. Blocks like the iterator.
+    /// The next fragment with the records in their stored form (what a server forwards as
+    /// it is; not decoded at all when the run came from
+    /// [`Store::query_stored`](crate::Store::query_stored)); `None` after the end. Blocks
+    /// like the iterator.
     pub fn next_stored(&mut self) -> Option<Result<StoredFragment, DbError>> {
-        Some(self.next_batch()?.map(|batch| {
+        Some(self.next_batch()?.and_then(|batch| {
             match batch {
-                Batch::Found(found) => StoredFragment::Records(
-                    found
-                        .into_iter()
-                        .map(|found| (found.id, found.stored))
-                        .collect(),
-                ),
-                Batch::End(end) => StoredFragment::End(end),
+                Batch::Found(found) => found
+                    .into_iter()
+                    .map(Found::into_stored)
+                    .collect::<Result<Vec<_>, DbError>>()
+                    .map(StoredFragment::Records),
+                Batch::End(end) => Ok(StoredFragment::End(end)),
             }
         }))
     }
@@ -361,6 +364,7 @@ fn produce(
     database: &Database,
     plan: &Plan,
     query: &Query,
+    decode: bool,
     control: &Control,
     sender: &SyncSender<Result<Batch, DbError>>,
 ) -> Result<QueryEnd, DbError> {
@@ -379,7 +383,7 @@ fn produce(
         deadline,
         control,
         Vec::new,
-        Found::keep,
+        if decode { Found::decode } else { Found::keep },
         |window| {
             for found in window.into_iter().flatten() {
                 pending.push(found);

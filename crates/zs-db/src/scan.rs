@@ -187,25 +187,52 @@ pub(crate) enum Ended {
     OutOfTime,
 }
 
-/// A record the scan found, in its stored form (decoded by whoever keeps it).
+/// A record the scan found: as stored (for whoever forwards it as it is), or decoded (in
+/// the scan's parallel chunks, for whoever wants records).
 pub(crate) struct Found {
     pub(crate) id: u64,
-    pub(crate) stored: Vec<u8>,
+    form: Form,
+}
+
+enum Form {
+    Stored(Vec<u8>),
+    Decoded(Record),
 }
 
 impl Found {
-    /// A copy of a record the scan borrowed, appended to `found`: the fold of a query.
+    /// Keeps a copy of a record the scan borrowed: a query's fold when its results are
+    /// forwarded in their stored form.
     pub(crate) fn keep(found: &mut Vec<Found>, id: u64, stored: &[u8]) -> Result<(), DbError> {
         found.push(Found {
             id,
-            stored: stored.to_vec(),
+            form: Form::Stored(stored.to_vec()),
+        });
+        Ok(())
+    }
+
+    /// Decodes a record the scan borrowed: a query's fold when its results are records.
+    pub(crate) fn decode(found: &mut Vec<Found>, id: u64, stored: &[u8]) -> Result<(), DbError> {
+        found.push(Found {
+            id,
+            form: Form::Decoded(Record::decode(stored)?),
         });
         Ok(())
     }
 
     /// The record, decoded.
     pub(crate) fn into_record(self) -> Result<(u64, Record), DbError> {
-        Ok((self.id, Record::decode(&self.stored)?))
+        Ok(match self.form {
+            Form::Stored(stored) => (self.id, Record::decode(&stored)?),
+            Form::Decoded(record) => (self.id, record),
+        })
+    }
+
+    /// The record in its stored form.
+    pub(crate) fn into_stored(self) -> Result<(u64, Vec<u8>), DbError> {
+        Ok(match self.form {
+            Form::Stored(stored) => (self.id, stored),
+            Form::Decoded(record) => (self.id, record.encode()?),
+        })
     }
 }
 

@@ -183,10 +183,25 @@ impl Store {
         }
     }
 
-    /// Starts `query` on database `name`; its results stream from the returned run.
+    /// Starts `query` on database `name`; its results stream from the returned run,
+    /// decoded by the scan (in parallel).
     pub fn query(&self, name: &str, query: Query) -> Result<QueryRun, DbError> {
         let database = self.database(name)?;
-        QueryRun::start(self.queries.clone(), database, query, &self.functions)
+        QueryRun::start(self.queries.clone(), database, query, &self.functions, true)
+    }
+
+    /// As [`Store::query`], for results read in their stored form
+    /// ([`QueryRun::next_stored`]), which then are never decoded: what a server forwarding
+    /// them does.
+    pub fn query_stored(&self, name: &str, query: Query) -> Result<QueryRun, DbError> {
+        let database = self.database(name)?;
+        QueryRun::start(
+            self.queries.clone(),
+            database,
+            query,
+            &self.functions,
+            false,
+        )
     }
 
     /// Aggregates over database `name` (in parallel, on the calling thread and rayon's).

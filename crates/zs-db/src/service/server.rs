@@ -333,7 +333,7 @@ impl DbService {
         query.time_budget = (budget_ms > 0).then(|| Duration::from_millis(budget_ms));
         query.fragment = (fragment > 0).then_some(fragment as usize);
         let run = self
-            .blocking(move |inner| inner.store.query(&name, query))
+            .blocking(move |inner| inner.store.query_stored(&name, query))
             .await?;
         let id = run.id();
         self.inner.queries().insert(

@@ -212,3 +212,39 @@ fn bad_filters_are_typed_errors_with_positions() {
         Err(DbError::Eval { id: 1, .. })
     ));
 }
+
+#[test]
+fn stored_results_are_the_same_from_either_kind_of_run() {
+    let (_dir, store) = store();
+    people(&store, "people", 3_000);
+    let stored = |mut run: zs_db::QueryRun| {
+        let mut records = Vec::new();
+        while let Some(fragment) = run.next_stored() {
+            match fragment.unwrap() {
+                zs_db::StoredFragment::Records(found) => records.extend(found),
+                zs_db::StoredFragment::End(end) => {
+                    assert_eq!(end, QueryEnd::Complete);
+                    break;
+                }
+            }
+        }
+        records
+    };
+    let query = || Query::filter("age < 3");
+    let forwarded = stored(store.query_stored("people", query()).unwrap());
+    let decoded = stored(store.query("people", query()).unwrap());
+    assert_eq!(forwarded.len(), 3_000 / 90 * 3 + 3);
+    assert_eq!(
+        forwarded, decoded,
+        "a decoded run encodes its records back alike"
+    );
+    let (records, _) = store
+        .query("people", query())
+        .unwrap()
+        .collect_all()
+        .unwrap();
+    for ((id, bytes), (same_id, record)) in forwarded.iter().zip(&records) {
+        assert_eq!(id, same_id);
+        assert_eq!(&Record::decode(bytes).unwrap(), record);
+    }
+}
