@@ -19,7 +19,7 @@
 //! - [`handshake`]: the Noise XX handshake: `client.rs` and `server.rs` behind one
 //!   [`Handshake`](handshake::Handshake) trait, message framing (`message.rs`), suite
 //!   negotiation (`negotiation.rs`), keys and fingerprints (`identity.rs`), the outcome.
-//! - [`crypto`]: block ciphers, the AEAD record layer, SHA-3, Argon2id passwords, and the
+//! - [`crypto`]: block ciphers, the AEAD record layer, SHA-3, and the
 //!   HMAC proofs ([`crypto::mac`]).
 //! - [`mux`]: p2pVM's core: many virtual streams over one connection; per-stream state and
 //!   windows (`stream.rs`), input, commands and fair output in their own files.

@@ -62,7 +62,9 @@ pub mod transfer;
 pub mod transport;
 
 pub use config::Config;
-pub use dispatch::{CommandStats, Commands, Context, Namespace, Service, Status, StatusCode};
+pub use dispatch::{
+    CommandStats, Commands, Context, Namespace, Requirement, Service, Status, StatusCode, User,
+};
 pub use endpoint::{
     BlockingClient, Call, Client, ClientBuilder, Peer, Server, ServerHandle, ServerRef,
 };

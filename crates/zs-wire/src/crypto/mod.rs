@@ -42,7 +42,6 @@ pub mod hash;
 pub mod mac;
 mod mars;
 mod mars_sbox;
-pub mod password;
 pub mod record;
 mod twofish;
 

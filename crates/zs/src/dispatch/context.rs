@@ -66,6 +66,19 @@ impl<S> Context<S> {
         &self.peer
     }
 
+    /// The user the connection is logged in as (see [`Peer::set_user`]); `None` before a
+    /// login.
+    pub fn user(&self) -> Option<crate::User> {
+        self.peer.user()
+    }
+
+    /// The logged-in user, or an `UNAUTHENTICATED` status for `?` to answer the caller with.
+    pub fn require_user(&self) -> Result<crate::User, Status> {
+        self.user().ok_or_else(|| {
+            Status::unauthenticated(format!("{:?} needs a logged-in user", self.command))
+        })
+    }
+
     /// The per-connection user state (ZServer4D's `UserDefine`).
     pub fn state(&self) -> &S {
         self.peer.state()

@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use zs_wire::DataFrame;
 use zs_wire::frame::Payload;
 
+use crate::dispatch::auth::{Requirement, Rule};
 use crate::dispatch::context::Context;
 use crate::dispatch::stats::{CommandCounters, CommandStats};
 use crate::dispatch::status::Status;
@@ -137,6 +138,8 @@ pub(crate) struct Entry<S> {
     pub(crate) name: Arc<str>,
     pub(crate) handler: Handler<S>,
     pub(crate) counters: CommandCounters,
+    /// What the caller needs before the handler runs.
+    pub(crate) requirement: Option<Requirement>,
 }
 
 /// The commands one side answers: a name → handler table.
@@ -145,12 +148,15 @@ pub(crate) struct Entry<S> {
 /// it. Registering a name again replaces the earlier handler.
 pub struct Commands<S = ()> {
     entries: HashMap<String, Arc<Entry<S>>>,
+    /// Requirements by name or prefix, in the order given (a later rule wins).
+    rules: Vec<Rule>,
 }
 
 impl<S> Default for Commands<S> {
     fn default() -> Self {
         Self {
             entries: HashMap::new(),
+            rules: Vec::new(),
         }
     }
 }
@@ -187,6 +193,7 @@ impl<S: Send + Sync + 'static> Commands<S> {
             name: Arc::from(name),
             handler,
             counters: CommandCounters::default(),
+            requirement: self.requirement_of(name),
         };
         if self
             .entries
@@ -202,6 +209,45 @@ impl<S: Send + Sync + 'static> Commands<S> {
     }
 
     command_kinds!(register_method);
+
+    /// Makes the commands `pattern` names — one name, or every name under a prefix with a
+    /// trailing `*` (`"chat.*"`) — refuse callers that do not meet `requirement`: without a
+    /// logged-in [`User`](crate::User) they get `UNAUTHENTICATED`, without the role
+    /// `PERMISSION_DENIED`, before the handler runs (ZServer4D refuses a dual-tunnel
+    /// client's commands until it has logged in). Covers commands registered before and
+    /// after; a later rule for the same command wins.
+    ///
+    /// ```
+    /// let mut commands: zs::Commands = zs::Commands::new();
+    /// commands.require("admin.*", zs::Requirement::Role("admin".into()));
+    /// commands.register_console("admin.stop", |ctx, _: String| async move {
+    ///     Ok(format!("stopped by {}", ctx.require_user()?.name()))
+    /// });
+    /// ```
+    pub fn require(&mut self, pattern: &str, requirement: Requirement) -> &mut Self {
+        let rule = Rule::new(pattern, requirement);
+        for (name, entry) in &mut self.entries {
+            if rule.covers(name) {
+                // Only while being set up: no call has been counted yet.
+                *entry = Arc::new(Entry {
+                    name: entry.name.clone(),
+                    handler: entry.handler.clone(),
+                    counters: CommandCounters::default(),
+                    requirement: Some(rule.requirement.clone()),
+                });
+            }
+        }
+        self.rules.push(rule);
+        self
+    }
+
+    fn requirement_of(&self, name: &str) -> Option<Requirement> {
+        self.rules
+            .iter()
+            .rev()
+            .find(|rule| rule.covers(name))
+            .map(|rule| rule.requirement.clone())
+    }
 
     pub(crate) fn get(&self, name: &str) -> Option<&Arc<Entry<S>>> {
         self.entries.get(name)

@@ -75,6 +75,15 @@ impl<'a, S: Send + Sync + 'static> Namespace<'a, S> {
         format!("{}{name}", self.prefix)
     }
 
+    /// Makes commands of this namespace need `requirement` (see
+    /// [`Commands::require`](crate::Commands::require)): `pattern` is a command name in the
+    /// namespace, or `"*"` for all of them.
+    pub fn require(&mut self, pattern: &str, requirement: crate::Requirement) -> &mut Self {
+        let pattern = self.qualified(pattern);
+        self.commands.require(&pattern, requirement);
+        self
+    }
+
     /// Adds `state` to the application state of the server or client the service is
     /// installed on, as [`Server::with_state`](crate::Server::with_state) does: handlers
     /// reach it with [`Context::app_state`], and on a client the application reaches it

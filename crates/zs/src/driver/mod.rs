@@ -575,6 +575,17 @@ impl<S: Send + Sync + 'static> Driver<S> {
             }
             return;
         }
+        if let Some(requirement) = &entry.requirement
+            && let Err(status) = self.peer.with_user(|user| requirement.check(user, name))
+        {
+            match id {
+                Some(id) => {
+                    self.send_status(id, &status);
+                }
+                None => tracing::warn!(command = name, %status, "direct message refused"),
+            }
+            return;
+        }
         let entry = entry.clone();
         let context = Context {
             peer: self.peer.clone(),
@@ -653,6 +664,12 @@ impl<S: Send + Sync + 'static> Driver<S> {
         if !is_transfer || wants_complete != (info.mode == StreamMode::Complete) {
             let message = format!("{name:?} is a {} command", entry.handler.kind_name());
             return refuse(self, StatusCode::UNIMPLEMENTED, message);
+        }
+        if let Some(requirement) = &entry.requirement
+            && let Err(status) = self.peer.with_user(|user| requirement.check(user, name))
+        {
+            self.send_status(id, &status);
+            return;
         }
         if wants_complete {
             let announced = info.total.unwrap_or(u64::MAX).max(info.original_len);

@@ -18,6 +18,7 @@ use zs_wire::frame::{
 };
 use zs_wire::handshake::Fingerprint;
 
+use crate::dispatch::auth::User;
 use crate::error::{BadReply, CallError, DisconnectReason, Lost, SendError};
 
 /// What a caller's task sends to the connection's driver task.
@@ -91,6 +92,8 @@ pub(crate) struct PeerShared<S> {
     /// so an oversize call fails locally instead of costing the connection.
     max_frame_size: AtomicU32,
     compression: Compression,
+    /// Who the connection is logged in as.
+    user: std::sync::RwLock<Option<User>>,
 }
 
 /// A handle to one connection: the server's view of a client, or a client's view of its
@@ -153,6 +156,7 @@ impl<S> Peer<S> {
                 security,
                 max_frame_size: AtomicU32::new(config.session.max_frame_size),
                 compression: config.complete_buffer_compression,
+                user: std::sync::RwLock::new(None),
             }),
         }
     }
@@ -186,6 +190,34 @@ impl<S> Peer<S> {
     /// The per-connection user state.
     pub fn state(&self) -> &S {
         &self.shared.state
+    }
+
+    /// The user this connection is logged in as, if any (ZServer4D: the dual-tunnel
+    /// client's `UserID` once `TunnelLink` succeeded).
+    pub fn user(&self) -> Option<User> {
+        self.with_user(|user| user.cloned())
+    }
+
+    /// Sets (or with `None` clears) the user this connection is logged in as. Whatever
+    /// decides logins calls it — the accounts service, or the application's own check (the
+    /// original's `VirtualAuth`); commands marked with
+    /// [`Commands::require`](crate::Commands::require) then accept the connection's calls.
+    pub fn set_user(&self, user: Option<User>) {
+        *self
+            .shared
+            .user
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = user;
+    }
+
+    /// Runs `f` on the logged-in user without cloning it.
+    pub(crate) fn with_user<R>(&self, f: impl FnOnce(Option<&User>) -> R) -> R {
+        let user = self
+            .shared
+            .user
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(user.as_ref())
     }
 
     /// True once the connection has ended.

@@ -29,7 +29,7 @@
 //! make a check allocate gigabytes or run for minutes.
 //!
 //! ```
-//! use zs_wire::crypto::password::{hash_password, verify_password};
+//! use zs_accounts::password::{hash_password, verify_password};
 //!
 //! let phc = hash_password("correct horse battery staple").unwrap();
 //! assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));

@@ -1,0 +1,455 @@
+//! [`AccountService`]: register, log in and out, change passwords, administer accounts,
+//! and know which connections each user has.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use zeroize::Zeroizing;
+use zs::dispatch::{Namespace, Service, Status};
+use zs::{Context, DataFrame, Peer, Requirement, User};
+use zs_wire::dataframe::DataFrameReader;
+
+use crate::limit::{LimitConfig, Limiter};
+use crate::{AccountError, Accounts};
+
+/// The service's namespace.
+pub const NAMESPACE: &str = "__zs.accounts";
+/// The role that may administer accounts.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// What happens when a user logs in while already logged in on another connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecondLogin {
+    /// Both connections stay (several devices).
+    #[default]
+    Allow,
+    /// The older connections are closed, as ZServer4D's dual-tunnel server does.
+    CloseOlder,
+}
+
+/// How the service behaves.
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// Whether anyone may register (otherwise only an admin adds users).
+    pub open_registration: bool,
+    /// What a second login of the same user does.
+    pub second_login: SecondLogin,
+    /// Failed logins, per user name and per address.
+    pub logins: LimitConfig,
+    /// Registrations allowed from one address per [`Self::registration_window`].
+    pub registrations_per_window: u32,
+    /// See [`Self::registrations_per_window`].
+    pub registration_window: Duration,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            open_registration: true,
+            second_login: SecondLogin::Allow,
+            logins: LimitConfig::default(),
+            registrations_per_window: 10,
+            registration_window: Duration::from_secs(3600),
+        }
+    }
+}
+
+struct Inner<S> {
+    accounts: Accounts,
+    config: AccountsConfig,
+    failures: Mutex<Limiter>,
+    registrations: Mutex<Limiter>,
+    /// Logged-in connections by user name, oldest first.
+    online: Mutex<HashMap<String, Vec<Peer<S>>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The accounts service (ZServer4D's dual-tunnel server's user side: `UserRegister`,
+/// `UserLogin`, `ChangePasswd`, `GetOnlineList`), installed on a server with
+/// [`Server::install`](zs::Server::install); [`AccountClient`](crate::AccountClient) calls
+/// it. A successful login sets the connection's [`User`], which commands marked with
+/// [`Commands::require`](zs::Commands::require) need. Clones share everything.
+///
+/// Commands (namespace `__zs.accounts`, DataFrames in and out):
+///
+/// | command | input | reply | needs |
+/// |---|---|---|---|
+/// | `register` | `[name, password]` | `[]` | open registration |
+/// | `login` | `[name, password]` | `[name, role*]` | |
+/// | `logout` | `[]` | `[]` | |
+/// | `whoami` | `[]` | `[]` or `[name, role*]` | |
+/// | `passwd` | `[old, new]` | `[]` | login |
+/// | `time` | `[]` | `[unix_micros: i64]` (the original's cadencer) | |
+/// | `admin.add` | `[name, password, role*]` | `[]` | role `admin` |
+/// | `admin.list` | `[]` | `[name, disabled: bool, created: u64, roles: String]*` | role `admin` |
+/// | `admin.disable` | `[name, disabled: bool]` | `[]` | role `admin` |
+/// | `admin.delete` | `[name]` | `[existed: bool]` | role `admin` |
+/// | `admin.online` | `[]` | `[name, connections: u64]*` | role `admin` |
+///
+/// Errors: `UNAUTHENTICATED` (wrong name or password — one message for both — or a
+/// disabled account), `RESOURCE_EXHAUSTED` (too many failures: "try again in N s"; too many
+/// registrations), `ALREADY_EXISTS`, `NOT_FOUND`, `INVALID_ARGUMENT`, `PERMISSION_DENIED`.
+pub struct AccountService<S = ()> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for AccountService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for AccountService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountService")
+            .field("accounts", &self.inner.accounts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a string argument.
+fn string(reader: &mut DataFrameReader<'_>) -> Result<String, Status> {
+    reader
+        .read_string()
+        .map_err(|error| Status::invalid_argument(error.to_string()))
+}
+
+fn user_frame(user: &User) -> DataFrame {
+    user.roles()
+        .iter()
+        .fold(DataFrame::new().with(user.name()), |frame, role| {
+            frame.with(role.as_str())
+        })
+}
+
+impl<S: Send + Sync + 'static> AccountService<S> {
+    /// The service over `accounts`.
+    pub fn new(accounts: Accounts, config: AccountsConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                accounts,
+                failures: Mutex::new(Limiter::new(config.logins)),
+                // Each registration counts as a "failure": the last one allowed locks the
+                // address for the window.
+                registrations: Mutex::new(Limiter::new(LimitConfig {
+                    free_failures: config.registrations_per_window.saturating_sub(1),
+                    first_lockout: config.registration_window,
+                    max_lockout: config.registration_window,
+                    window: config.registration_window,
+                    max_keys: config.logins.max_keys,
+                })),
+                config,
+                online: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The accounts served.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// The connections user `name` is logged in on, oldest first (ZServer4D: finding a
+    /// user's `TPeerIO` by `UserID`).
+    pub fn connections_of(&self, name: &str) -> Vec<Peer<S>> {
+        lock(&self.inner.online)
+            .get(name)
+            .map(|peers| {
+                peers
+                    .iter()
+                    .filter(|peer| !peer.is_closed())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Users logged in now, with their connection counts, by name.
+    pub fn online(&self) -> Vec<(String, usize)> {
+        let mut online: Vec<(String, usize)> = lock(&self.inner.online)
+            .iter()
+            .map(|(name, peers)| (name.clone(), peers.len()))
+            .collect();
+        online.sort();
+        online
+    }
+
+    /// Runs `job` on the accounts, on the blocking pool (Argon2id is slow on purpose).
+    async fn blocking_raw<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Accounts) -> Result<R, AccountError> + Send + 'static,
+    ) -> Result<R, AccountError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || job(&inner.accounts))
+            .await
+            .map_err(|error| AccountError::Storage(format!("account task failed: {error}")))?
+    }
+
+    /// [`Self::blocking_raw`], its error as the caller's status.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Accounts) -> Result<R, AccountError> + Send + 'static,
+    ) -> Result<R, Status> {
+        self.blocking_raw(job)
+            .await
+            .map_err(AccountError::into_status)
+    }
+
+    fn address_key(ip: IpAddr) -> String {
+        format!("addr:{ip}")
+    }
+
+    async fn register(&self, ctx: &Context<S>, input: DataFrame) -> Result<DataFrame, Status> {
+        if !self.inner.config.open_registration {
+            return Err(
+                AccountError::RegistrationRefused("registration is closed".into()).into_status(),
+            );
+        }
+        let mut reader = input.reader();
+        let name = string(&mut reader)?;
+        let password = Zeroizing::new(string(&mut reader)?);
+        crate::store::check_name(&name).map_err(AccountError::into_status)?;
+        crate::store::check_password(&password).map_err(AccountError::into_status)?;
+        let key = Self::address_key(ctx.peer().remote_addr().ip());
+        if let Some(wait) = lock(&self.inner.registrations).wait(&key, Instant::now()) {
+            return Err(AccountError::RegistrationRefused(format!(
+                "too many from this address; try again in {} s",
+                wait.as_secs().max(1)
+            ))
+            .into_status());
+        }
+        self.blocking(move |accounts| accounts.add(&name, &password, &[]))
+            .await?;
+        lock(&self.inner.registrations).fail(&key, Instant::now());
+        Ok(DataFrame::new())
+    }
+
+    async fn login(&self, ctx: &Context<S>, input: DataFrame) -> Result<DataFrame, Status> {
+        let mut reader = input.reader();
+        let name = string(&mut reader)?;
+        let password = Zeroizing::new(string(&mut reader)?);
+        let user_key = format!("user:{name}");
+        let address_key = Self::address_key(ctx.peer().remote_addr().ip());
+        {
+            let failures = lock(&self.inner.failures);
+            let now = Instant::now();
+            let wait = failures
+                .wait(&user_key, now)
+                .max(failures.wait(&address_key, now));
+            if let Some(wait) = wait {
+                return Err(AccountError::TryLater(wait).into_status());
+            }
+        }
+        let checked = {
+            let name = name.clone();
+            self.blocking_raw(move |accounts| accounts.verify(&name, &password))
+                .await
+        };
+        let user = match checked {
+            Ok(user) => user,
+            Err(error @ (AccountError::WrongLogin | AccountError::Disabled(_))) => {
+                let mut failures = lock(&self.inner.failures);
+                let now = Instant::now();
+                failures.fail(&user_key, now);
+                failures.fail(&address_key, now);
+                return Err(error.into_status());
+            }
+            Err(error) => return Err(error.into_status()),
+        };
+        {
+            let mut failures = lock(&self.inner.failures);
+            failures.succeed(&user_key);
+            failures.succeed(&address_key);
+        }
+        let frame = user_frame(&user);
+        self.logged_in(ctx.peer(), user);
+        Ok(frame)
+    }
+
+    /// Records that `peer` is now `user`, applying the second-login policy.
+    fn logged_in(&self, peer: &Peer<S>, user: User) {
+        self.logged_out(peer);
+        let name = user.name().to_owned();
+        peer.set_user(Some(user));
+        let older: Vec<Peer<S>> = {
+            let mut online = lock(&self.inner.online);
+            let peers = online.entry(name.clone()).or_default();
+            peers.retain(|known| !known.is_closed());
+            let older = match self.inner.config.second_login {
+                SecondLogin::Allow => Vec::new(),
+                SecondLogin::CloseOlder => std::mem::take(peers),
+            };
+            peers.push(peer.clone());
+            older
+        };
+        for old in older {
+            old.set_user(None);
+            tokio::spawn(async move {
+                old.close("logged in elsewhere").await;
+            });
+        }
+        // Forget the connection when it ends.
+        let weak = Arc::downgrade(&self.inner);
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            peer.closed().await;
+            if let Some(inner) = weak.upgrade() {
+                let mut online = lock(&inner.online);
+                if let Some(peers) = online.get_mut(&name) {
+                    peers.retain(|known| known.id() != peer.id());
+                    if peers.is_empty() {
+                        online.remove(&name);
+                    }
+                }
+            }
+        });
+    }
+
+    fn logged_out(&self, peer: &Peer<S>) {
+        let Some(user) = peer.user() else {
+            return;
+        };
+        peer.set_user(None);
+        let mut online = lock(&self.inner.online);
+        if let Some(peers) = online.get_mut(user.name()) {
+            peers.retain(|known| known.id() != peer.id());
+            if peers.is_empty() {
+                online.remove(user.name());
+            }
+        }
+    }
+
+    async fn passwd(&self, ctx: &Context<S>, input: DataFrame) -> Result<DataFrame, Status> {
+        let user = ctx.require_user()?;
+        let mut reader = input.reader();
+        let old = Zeroizing::new(string(&mut reader)?);
+        let new = Zeroizing::new(string(&mut reader)?);
+        let name = user.name().to_owned();
+        self.blocking(move |accounts| {
+            accounts.verify(&name, &old)?;
+            accounts.set_password(&name, &new)
+        })
+        .await?;
+        Ok(DataFrame::new())
+    }
+
+    async fn admin_add(&self, input: DataFrame) -> Result<DataFrame, Status> {
+        let mut reader = input.reader();
+        let name = string(&mut reader)?;
+        let password = Zeroizing::new(string(&mut reader)?);
+        let mut roles = Vec::new();
+        while reader.peek().is_some() {
+            roles.push(string(&mut reader)?);
+        }
+        self.blocking(move |accounts| accounts.add(&name, &password, &roles))
+            .await?;
+        Ok(DataFrame::new())
+    }
+}
+
+/// Registers one handler that calls `method` on the service.
+macro_rules! handler {
+    ($namespace:expr, $service:expr, $name:literal, |$svc:ident, $ctx:ident, $input:ident| $body:expr) => {{
+        let $svc = $service.clone();
+        $namespace.register_stream($name, move |$ctx, $input: DataFrame| {
+            let $svc = $svc.clone();
+            async move { $body }
+        });
+    }};
+}
+
+impl<S: Send + Sync + 'static> Service<S> for AccountService<S> {
+    fn namespace(&self) -> &str {
+        NAMESPACE
+    }
+
+    fn install(self, commands: &mut Namespace<'_, S>) {
+        handler!(commands, self, "register", |svc, ctx, input| svc
+            .register(&ctx, input)
+            .await);
+        handler!(commands, self, "login", |svc, ctx, input| svc
+            .login(&ctx, input)
+            .await);
+        handler!(commands, self, "logout", |svc, ctx, _input| {
+            svc.logged_out(ctx.peer());
+            Ok(DataFrame::new())
+        });
+        handler!(commands, self, "whoami", |_svc, ctx, _input| {
+            Ok(ctx
+                .user()
+                .map_or_else(DataFrame::new, |user| user_frame(&user)))
+        });
+        handler!(commands, self, "passwd", |svc, ctx, input| svc
+            .passwd(&ctx, input)
+            .await);
+        handler!(commands, self, "time", |_svc, _ctx, _input| {
+            let micros = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| {
+                    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+                });
+            Ok(DataFrame::new().with(micros))
+        });
+        handler!(commands, self, "admin.add", |svc, _ctx, input| svc
+            .admin_add(input)
+            .await);
+        handler!(commands, self, "admin.list", |svc, _ctx, _input| {
+            let accounts = svc.blocking(|accounts| accounts.list()).await?;
+            Ok(accounts
+                .into_iter()
+                .fold(DataFrame::new(), |frame, account| {
+                    frame
+                        .with(account.name)
+                        .with(account.disabled)
+                        .with(account.created)
+                        .with(account.roles.join(","))
+                }))
+        });
+        handler!(commands, self, "admin.disable", |svc, _ctx, input| {
+            let mut reader = input.reader();
+            let name = string(&mut reader)?;
+            let disabled = reader
+                .read_bool()
+                .map_err(|error| Status::invalid_argument(error.to_string()))?;
+            let target = name.clone();
+            svc.blocking(move |accounts| accounts.set_disabled(&target, disabled))
+                .await?;
+            if disabled {
+                for peer in svc.connections_of(&name) {
+                    svc.logged_out(&peer);
+                }
+            }
+            Ok(DataFrame::new())
+        });
+        handler!(commands, self, "admin.delete", |svc, _ctx, input| {
+            let name = string(&mut input.reader())?;
+            let target = name.clone();
+            let existed = svc
+                .blocking(move |accounts| accounts.remove(&target))
+                .await?;
+            for peer in svc.connections_of(&name) {
+                svc.logged_out(&peer);
+            }
+            Ok(DataFrame::new().with(existed))
+        });
+        handler!(commands, self, "admin.online", |svc, _ctx, _input| {
+            Ok(svc
+                .online()
+                .into_iter()
+                .fold(DataFrame::new(), |frame, (name, count)| {
+                    frame.with(name).with(count as u64)
+                }))
+        });
+        commands.require("passwd", Requirement::Login);
+        commands.require("admin.*", Requirement::Role(ADMIN_ROLE.to_owned()));
+    }
+}
