@@ -12,6 +12,7 @@
 #[path = "../../zs-cli/src/bench/mod.rs"]
 mod load;
 
+mod accounts;
 mod churn;
 mod churn_nat;
 mod crypto;
@@ -65,6 +66,8 @@ enum Command {
     Soak(soak::SoakArgs),
     /// ZDB over the network: fast batch post and query results from a second process.
     DbNet(db_net::DbNetArgs),
+    /// Accounts: logins per second (Argon2id) and the cost of a login-gated command.
+    Accounts(accounts::AccountsArgs),
     /// The ZDB store against SQLite and raw redb: batch insert, gets, indexed lookup,
     /// filtered scan and group-by aggregation.
     Db(db::DbArgs),
@@ -97,6 +100,7 @@ fn main() -> std::process::ExitCode {
             Command::Idle(args) => idle::run(args).await,
             Command::Soak(args) => soak::run(args).await,
             Command::DbNet(args) => db_net::run(args).await,
+            Command::Accounts(args) => accounts::run(args).await,
             Command::Db(args) => db::run(&args),
         }
     });

@@ -54,6 +54,15 @@ pub enum Requirement {
 }
 
 impl Requirement {
+    /// `Ok` if the user logged in on `peer` meets the requirement; otherwise the status the
+    /// caller gets. A plain login requirement reads one flag, not the user.
+    pub(crate) fn check_peer<S>(&self, peer: &crate::Peer<S>, command: &str) -> Result<(), Status> {
+        match self {
+            Requirement::Login if peer.is_logged_in() => Ok(()),
+            _ => peer.with_user(|user| self.check(user, command)),
+        }
+    }
+
     /// `Ok` if `user` meets the requirement; otherwise the status the caller gets.
     pub(crate) fn check(&self, user: Option<&User>, command: &str) -> Result<(), Status> {
         let Some(user) = user else {

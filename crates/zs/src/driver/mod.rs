@@ -576,7 +576,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
             return;
         }
         if let Some(requirement) = &entry.requirement
-            && let Err(status) = self.peer.with_user(|user| requirement.check(user, name))
+            && let Err(status) = requirement.check_peer(&self.peer, name)
         {
             match id {
                 Some(id) => {
@@ -666,7 +666,7 @@ impl<S: Send + Sync + 'static> Driver<S> {
             return refuse(self, StatusCode::UNIMPLEMENTED, message);
         }
         if let Some(requirement) = &entry.requirement
-            && let Err(status) = self.peer.with_user(|user| requirement.check(user, name))
+            && let Err(status) = requirement.check_peer(&self.peer, name)
         {
             self.send_status(id, &status);
             return;

@@ -94,6 +94,8 @@ pub(crate) struct PeerShared<S> {
     compression: Compression,
     /// Who the connection is logged in as.
     user: std::sync::RwLock<Option<User>>,
+    /// Whether `user` is set: the check of a login-gated command reads only this.
+    logged_in: std::sync::atomic::AtomicBool,
 }
 
 /// A handle to one connection: the server's view of a client, or a client's view of its
@@ -157,6 +159,7 @@ impl<S> Peer<S> {
                 max_frame_size: AtomicU32::new(config.session.max_frame_size),
                 compression: config.complete_buffer_compression,
                 user: std::sync::RwLock::new(None),
+                logged_in: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -203,11 +206,20 @@ impl<S> Peer<S> {
     /// original's `VirtualAuth`); commands marked with
     /// [`Commands::require`](crate::Commands::require) then accept the connection's calls.
     pub fn set_user(&self, user: Option<User>) {
-        *self
+        let mut slot = self
             .shared
             .user
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = user;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.shared
+            .logged_in
+            .store(user.is_some(), Ordering::Release);
+        *slot = user;
+    }
+
+    /// Whether a user is logged in on this connection (one atomic load).
+    pub fn is_logged_in(&self) -> bool {
+        self.shared.logged_in.load(Ordering::Acquire)
     }
 
     /// Runs `f` on the logged-in user without cloning it.
