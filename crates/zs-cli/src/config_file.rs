@@ -12,6 +12,9 @@
 //! stable_memory_mib = 512        # what all StableIO sessions may buffer together, MiB
 //! # files = "/srv/zs"            # serve this directory to `zs put` / `zs get` (off if unset)
 //! # db = "/srv/zdb"              # serve the ZDB store in this directory to `zs db` (off if unset)
+//! # accounts = "/srv/zs-accounts" # users who log in (`zs user`, `zs call --user`); off if unset
+//! open_registration = false      # with accounts: anyone may register (else `zs user add` only)
+//! require_login = []             # commands (or "prefix.*") that need a logged-in user
 //!
 //! [security]
 //! suites = ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "rc6-gcm", "twofish-gcm", "serpent-gcm", "mars-gcm"]
@@ -158,6 +161,15 @@ pub struct ServerSection {
     pub files: Option<std::path::PathBuf>,
     /// A directory holding the ZDB store served to `zs db`; none by default.
     pub db: Option<std::path::PathBuf>,
+    /// A directory holding the accounts (a ZDB store of its own, made with `zs user`):
+    /// clients log in with `zs call --user`; none by default.
+    pub accounts: Option<std::path::PathBuf>,
+    /// With accounts: whether anyone may register an account over the network (otherwise
+    /// users are added with `zs user add`). Off by default.
+    pub open_registration: bool,
+    /// Commands that need a logged-in user: names, or prefixes ending in `*`
+    /// (`"__zs.files.*"`). Empty by default.
+    pub require_login: Vec<String>,
 }
 
 impl Default for ServerSection {
@@ -175,6 +187,9 @@ impl Default for ServerSection {
             stable_memory_mib: zs::config::DEFAULT_STABLE_MEMORY >> 20,
             files: None,
             db: None,
+            accounts: None,
+            open_registration: false,
+            require_login: Vec::new(),
         }
     }
 }

@@ -32,6 +32,8 @@ enum Command {
     Get(cmd::files::GetArgs),
     /// Use the ZDB store of a server run with `zs serve --db DIR`.
     Db(cmd::db::DbArgs),
+    /// Add, list, disable and remove the users of `zs serve --accounts DIR`.
+    User(cmd::user::UserArgs),
     /// Measure a server's call rate and stream throughput (comparisons: `zs-bench`).
     Bench(cmd::bench::BenchArgs),
     /// Encrypt or decrypt one 16-byte block (raw ECB) with a named cipher.
@@ -66,6 +68,7 @@ fn main() -> std::process::ExitCode {
             Command::Put(args) => cmd::files::put(args).await,
             Command::Get(args) => cmd::files::get(args).await,
             Command::Db(args) => cmd::db::run(args).await,
+            Command::User(args) => cmd::user::run(args),
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Cipher(args) => cmd::crypto::cipher(args),
             Command::Hash(args) => cmd::crypto::hash(args),

@@ -37,6 +37,10 @@ pub struct CallArgs {
     /// `N ok, L lost, D duplicated`. Fails unless every call was answered exactly once.
     #[arg(long, value_name = "N")]
     pub repeat: Option<u64>,
+    /// Log in as this user first (a server with `--accounts`); the password comes from
+    /// `ZS_PASSWORD` or a prompt, never the command line.
+    #[arg(long)]
+    pub user: Option<String>,
     #[command(subcommand)]
     pub kind: CallKind,
 }
@@ -88,6 +92,13 @@ pub async fn run(args: CallArgs) -> anyhow::Result<()> {
         builder.connect(&args.connect).await
     }
     .with_context(|| format!("cannot connect to {}", args.connect))?;
+    if let Some(user) = &args.user {
+        let password = crate::cmd::user::password(&format!("password for {user}: "))?;
+        zs_accounts::AccountClient::new(client.peer())
+            .login(user, &password)
+            .await
+            .with_context(|| format!("cannot log in as {user}"))?;
+    }
     if let Some(count) = args.repeat {
         let CallKind::Console { name, text } = &args.kind else {
             anyhow::bail!("--repeat works with console calls");

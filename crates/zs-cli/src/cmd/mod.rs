@@ -8,3 +8,4 @@ pub mod files;
 pub mod keygen;
 pub mod nat;
 pub mod serve;
+pub mod user;

@@ -30,6 +30,14 @@ pub struct ServeArgs {
     /// `server.db`; off when neither is set). Created if missing.
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Let users log in, with the accounts in this directory (made with `zs user`; default
+    /// `server.accounts`; off when neither is set). Not the `--db` directory.
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
+    /// A command (or `prefix.*`) that needs a logged-in user; repeatable (added to
+    /// `server.require_login`).
+    #[arg(long = "require-login", value_name = "PATTERN")]
+    pub require_login: Vec<String>,
 }
 
 /// Registers `echo`, `echo_df`, `time` and `stats` (connections and per-command statistics
@@ -95,6 +103,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot open the ZDB store in {}", dir.display()))?;
         tracing::info!(dir = %dir.display(), "serving ZDB");
         server.install(zs_db::service::DbService::new(store));
+    }
+    let db_dir = args.db.as_ref().or(file.server.db.as_ref());
+    if let Some(dir) = args.accounts.as_ref().or(file.server.accounts.as_ref()) {
+        // Served databases are readable over the network: never the accounts' store.
+        if let Some(db_dir) = db_dir {
+            anyhow::ensure!(
+                std::path::absolute(dir)? != std::path::absolute(db_dir)?,
+                "--accounts and --db must be different directories"
+            );
+        }
+        let store = zs_db::Store::open(dir)
+            .with_context(|| format!("cannot open the accounts in {}", dir.display()))?;
+        let accounts = zs_accounts::Accounts::open(std::sync::Arc::new(store))?;
+        let config = zs_accounts::AccountsConfig {
+            open_registration: file.server.open_registration,
+            ..zs_accounts::AccountsConfig::default()
+        };
+        tracing::info!(dir = %dir.display(), "accounts on");
+        server.install(zs_accounts::AccountService::<()>::new(accounts, config));
+    }
+    for pattern in file.server.require_login.iter().chain(&args.require_login) {
+        server
+            .commands_mut()
+            .require(pattern, zs::Requirement::Login);
     }
     let addr = server.local_addr()?;
     let handle = server.spawn();

@@ -77,6 +77,16 @@ impl FileServer {
         self.dir.join("shared")
     }
 
+    /// The server's address.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The server's key fingerprint.
+    pub(crate) fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
     /// The directory of the server's files.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test.
 
+mod accounts_cli;
 mod cli;
 mod db_cli;
 mod files_cli;
