@@ -14,6 +14,8 @@
 //!   wrong password cannot be told from an unknown user. The service knows each user's
 //!   connections ([`AccountService::connections_of`]) and what a second login does
 //!   ([`SecondLogin`]);
+//! - [`VirtualAuth`]: logins the application decides itself, possibly later (after asking
+//!   another server), behind the same wire commands;
 //! - [`AccountClient`]: the typed client.
 //!
 //! ```no_run
@@ -42,6 +44,7 @@ mod limit;
 pub mod password;
 mod service;
 mod store;
+mod virtual_auth;
 
 pub use client::{AccountClient, AccountClientError, ListedAccount, ServerTime};
 pub use error::AccountError;
@@ -51,3 +54,4 @@ pub use store::{
     AccountInfo, Accounts, DATABASE, MAX_NAME_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_CHARS,
     check_name, check_password,
 };
+pub use virtual_auth::{LoginRequest, VirtualAuth};

@@ -121,6 +121,56 @@ impl Limiter {
     }
 }
 
+/// Failed logins per user name and per address, shared by the accounts service and
+/// [`VirtualAuth`](crate::VirtualAuth).
+#[derive(Debug)]
+pub(crate) struct LoginLimits {
+    failures: std::sync::Mutex<Limiter>,
+}
+
+impl LoginLimits {
+    pub(crate) fn new(config: LimitConfig) -> Self {
+        Self {
+            failures: std::sync::Mutex::new(Limiter::new(config)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Limiter> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn keys(name: &str, address: std::net::IpAddr) -> [String; 2] {
+        [format!("user:{name}"), format!("addr:{address}")]
+    }
+
+    /// How long a login as `name` from `address` must still wait, if locked out.
+    pub(crate) fn wait(&self, name: &str, address: std::net::IpAddr) -> Option<Duration> {
+        let limiter = self.lock();
+        let now = Instant::now();
+        Self::keys(name, address)
+            .iter()
+            .filter_map(|key| limiter.wait(key, now))
+            .max()
+    }
+
+    pub(crate) fn failed(&self, name: &str, address: std::net::IpAddr) {
+        let mut limiter = self.lock();
+        let now = Instant::now();
+        for key in Self::keys(name, address) {
+            limiter.fail(&key, now);
+        }
+    }
+
+    pub(crate) fn succeeded(&self, name: &str, address: std::net::IpAddr) {
+        let mut limiter = self.lock();
+        for key in Self::keys(name, address) {
+            limiter.succeed(&key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use zs::dispatch::{Namespace, Service, Status};
 use zs::{Context, DataFrame, Peer, Requirement, User};
 use zs_wire::dataframe::DataFrameReader;
 
-use crate::limit::{LimitConfig, Limiter};
+use crate::limit::{LimitConfig, Limiter, LoginLimits};
 use crate::{AccountError, Accounts};
 
 /// The service's namespace.
@@ -59,7 +59,7 @@ impl Default for AccountsConfig {
 struct Inner<S> {
     accounts: Accounts,
     config: AccountsConfig,
-    failures: Mutex<Limiter>,
+    failures: LoginLimits,
     registrations: Mutex<Limiter>,
     /// Logged-in connections by user name, oldest first.
     online: Mutex<HashMap<String, Vec<Peer<S>>>>,
@@ -117,13 +117,13 @@ impl<S> std::fmt::Debug for AccountService<S> {
 }
 
 /// Reads a string argument.
-fn string(reader: &mut DataFrameReader<'_>) -> Result<String, Status> {
+pub(crate) fn string(reader: &mut DataFrameReader<'_>) -> Result<String, Status> {
     reader
         .read_string()
         .map_err(|error| Status::invalid_argument(error.to_string()))
 }
 
-fn user_frame(user: &User) -> DataFrame {
+pub(crate) fn user_frame(user: &User) -> DataFrame {
     user.roles()
         .iter()
         .fold(DataFrame::new().with(user.name()), |frame, role| {
@@ -137,7 +137,7 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         Self {
             inner: Arc::new(Inner {
                 accounts,
-                failures: Mutex::new(Limiter::new(config.logins)),
+                failures: LoginLimits::new(config.logins),
                 // Each registration counts as a "failure": the last one allowed locks the
                 // address for the window.
                 registrations: Mutex::new(Limiter::new(LimitConfig {
@@ -237,17 +237,9 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         let mut reader = input.reader();
         let name = string(&mut reader)?;
         let password = Zeroizing::new(string(&mut reader)?);
-        let user_key = format!("user:{name}");
-        let address_key = Self::address_key(ctx.peer().remote_addr().ip());
-        {
-            let failures = lock(&self.inner.failures);
-            let now = Instant::now();
-            let wait = failures
-                .wait(&user_key, now)
-                .max(failures.wait(&address_key, now));
-            if let Some(wait) = wait {
-                return Err(AccountError::TryLater(wait).into_status());
-            }
+        let address = ctx.peer().remote_addr().ip();
+        if let Some(wait) = self.inner.failures.wait(&name, address) {
+            return Err(AccountError::TryLater(wait).into_status());
         }
         let checked = {
             let name = name.clone();
@@ -257,19 +249,12 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         let user = match checked {
             Ok(user) => user,
             Err(error @ (AccountError::WrongLogin | AccountError::Disabled(_))) => {
-                let mut failures = lock(&self.inner.failures);
-                let now = Instant::now();
-                failures.fail(&user_key, now);
-                failures.fail(&address_key, now);
+                self.inner.failures.failed(&name, address);
                 return Err(error.into_status());
             }
             Err(error) => return Err(error.into_status()),
         };
-        {
-            let mut failures = lock(&self.inner.failures);
-            failures.succeed(&user_key);
-            failures.succeed(&address_key);
-        }
+        self.inner.failures.succeeded(&name, address);
         let frame = user_frame(&user);
         self.logged_in(ctx.peer(), user);
         Ok(frame)
@@ -356,6 +341,16 @@ impl<S: Send + Sync + 'static> AccountService<S> {
     }
 }
 
+/// The `time` command's reply: the server's clock in microseconds since the Unix epoch.
+pub(crate) fn time_frame() -> DataFrame {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+        });
+    DataFrame::new().with(micros)
+}
+
 /// Registers one handler that calls `method` on the service.
 macro_rules! handler {
     ($namespace:expr, $service:expr, $name:literal, |$svc:ident, $ctx:ident, $input:ident| $body:expr) => {{
@@ -391,14 +386,12 @@ impl<S: Send + Sync + 'static> Service<S> for AccountService<S> {
         handler!(commands, self, "passwd", |svc, ctx, input| svc
             .passwd(&ctx, input)
             .await);
-        handler!(commands, self, "time", |_svc, _ctx, _input| {
-            let micros = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| {
-                    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
-                });
-            Ok(DataFrame::new().with(micros))
-        });
+        handler!(
+            commands,
+            self,
+            "time",
+            |_svc, _ctx, _input| Ok(time_frame())
+        );
         handler!(commands, self, "admin.add", |svc, _ctx, input| svc
             .admin_add(input)
             .await);

@@ -309,3 +309,60 @@ async fn a_second_login_can_close_the_older_connection() {
     assert_eq!(setup.service.connections_of("fay").len(), 1);
     setup.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_auth_decides_logins_later_and_counts_refusals() {
+    use zs::{Status, User};
+    use zs_accounts::{LimitConfig, VirtualAuth};
+
+    let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    let mut server = zs::Server::bind("127.0.0.1:0").await.unwrap();
+    server.install(VirtualAuth::new(LimitConfig::default(), move |login| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            // Decided later, as after asking another server.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match login.password.as_str() {
+                "token" => Ok(User::new(login.name, ["editor".to_owned()])),
+                _ => Err(Status::unauthenticated("refused")),
+            }
+        }
+    }));
+    server.register_console("docs.edit", |ctx, text: String| async move {
+        Ok(format!("{}: {text}", ctx.require_user()?.name()))
+    });
+    server
+        .commands_mut()
+        .require("docs.*", Requirement::Role("editor".into()));
+    let server = server.spawn();
+    let client = Client::connect(server.local_addr()).await.unwrap();
+    let accounts = AccountClient::new(client.peer());
+
+    let edit = || client.peer().call_console("docs.edit", "x");
+    assert_eq!(
+        edit().await.unwrap_err().status().unwrap().code(),
+        StatusCode::UNAUTHENTICATED
+    );
+    let user = accounts.login("gus", "token").await.unwrap();
+    assert_eq!(user.roles(), ["editor"]);
+    assert_eq!(edit().await.unwrap(), "gus: x");
+    assert_eq!(accounts.whoami().await.unwrap().unwrap().name(), "gus");
+    accounts.logout().await.unwrap();
+    assert_eq!(accounts.whoami().await.unwrap(), None);
+
+    // Refusals count: after six, the hook is not even asked.
+    for _ in 0..6 {
+        assert_eq!(
+            code(accounts.login("gus", "guess").await),
+            StatusCode::UNAUTHENTICATED
+        );
+    }
+    let before = asked.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        code(accounts.login("gus", "token").await),
+        StatusCode::RESOURCE_EXHAUSTED
+    );
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), before);
+    server.shutdown().await;
+}
