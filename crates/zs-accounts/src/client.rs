@@ -171,6 +171,31 @@ impl<'a, S: Send + Sync + 'static> AccountClient<'a, S> {
         })
     }
 
+    /// Sends `message` to user `to` (needs a login): their connections get a stream call of
+    /// `command` with `[from, message]`, or, when they are not logged in, it waits for
+    /// their next login.
+    pub async fn send(
+        &self,
+        to: &str,
+        command: &str,
+        message: DataFrame,
+    ) -> Result<crate::Delivery, AccountClientError> {
+        let frame = self
+            .call(
+                "send",
+                DataFrame::new().with(to).with(command).with(message),
+            )
+            .await?;
+        let mut reader = frame.reader();
+        let delivered = reply(reader.read_u64())?;
+        let queued = reply(reader.read_bool())?;
+        Ok(if queued {
+            crate::Delivery::Queued
+        } else {
+            crate::Delivery::Delivered(usize::try_from(delivered).unwrap_or(usize::MAX))
+        })
+    }
+
     /// Adds a user (needs the `admin` role).
     pub async fn add_user(
         &self,

@@ -34,6 +34,14 @@ pub enum AccountError {
     /// Registration is closed, or this address registered too often.
     #[error("registration refused: {0}")]
     RegistrationRefused(String),
+    /// The user has as many offline messages waiting as allowed.
+    #[error("{max} messages are already waiting for {user:?}")]
+    QueueFull {
+        /// The recipient.
+        user: String,
+        /// The bound.
+        max: usize,
+    },
     /// Hashing or checking a password failed.
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -57,9 +65,9 @@ impl AccountError {
             AccountError::WrongLogin | AccountError::Disabled(_) => {
                 Status::unauthenticated(message)
             }
-            AccountError::TryLater(_) | AccountError::RegistrationRefused(_) => {
-                Status::resource_exhausted(message)
-            }
+            AccountError::TryLater(_)
+            | AccountError::RegistrationRefused(_)
+            | AccountError::QueueFull { .. } => Status::resource_exhausted(message),
             AccountError::Exists(_) => Status::already_exists(message),
             AccountError::NoSuchUser(_) => Status::not_found(message),
             AccountError::BadName(_) | AccountError::BadPassword(_) => {

@@ -13,7 +13,9 @@
 //!   Failed logins are rate-limited per user and per address ("try again in N s"), and a
 //!   wrong password cannot be told from an unknown user. The service knows each user's
 //!   connections ([`AccountService::connections_of`]) and what a second login does
-//!   ([`SecondLogin`]);
+//!   ([`SecondLogin`]); a message to a user by name reaches every connection of theirs, or
+//!   waits in an offline queue kept in ZDB ([`Offline`], bounded per user) and is delivered
+//!   in order at their next login, across server restarts;
 //! - [`VirtualAuth`]: logins the application decides itself, possibly later (after asking
 //!   another server), behind the same wire commands;
 //! - [`AccountClient`]: the typed client.
@@ -41,6 +43,7 @@
 mod client;
 mod error;
 mod limit;
+mod offline;
 pub mod password;
 mod service;
 mod store;
@@ -49,7 +52,8 @@ mod virtual_auth;
 pub use client::{AccountClient, AccountClientError, ListedAccount, ServerTime};
 pub use error::AccountError;
 pub use limit::LimitConfig;
-pub use service::{ADMIN_ROLE, AccountService, AccountsConfig, NAMESPACE, SecondLogin};
+pub use offline::{OFFLINE_DATABASE, Offline, Queued};
+pub use service::{ADMIN_ROLE, AccountService, AccountsConfig, Delivery, NAMESPACE, SecondLogin};
 pub use store::{
     AccountInfo, Accounts, DATABASE, MAX_NAME_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_CHARS,
     check_name, check_password,

@@ -29,6 +29,15 @@ pub enum SecondLogin {
     CloseOlder,
 }
 
+/// What became of a message sent to a user by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered to this many of the user's connections.
+    Delivered(usize),
+    /// The user is not logged in: queued for their next login.
+    Queued,
+}
+
 /// How the service behaves.
 #[derive(Debug, Clone)]
 pub struct AccountsConfig {
@@ -42,6 +51,9 @@ pub struct AccountsConfig {
     pub registrations_per_window: u32,
     /// See [`Self::registrations_per_window`].
     pub registration_window: Duration,
+    /// Most offline messages waiting for one user; past it, senders get
+    /// `RESOURCE_EXHAUSTED`.
+    pub offline_per_user: usize,
 }
 
 impl Default for AccountsConfig {
@@ -52,6 +64,7 @@ impl Default for AccountsConfig {
             logins: LimitConfig::default(),
             registrations_per_window: 10,
             registration_window: Duration::from_secs(3600),
+            offline_per_user: 1000,
         }
     }
 }
@@ -87,6 +100,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// | `whoami` | `[]` | `[]` or `[name, role*]` | |
 /// | `passwd` | `[old, new]` | `[]` | login |
 /// | `time` | `[]` | `[unix_micros: i64]` (the original's cadencer) | |
+/// | `send` | `[to, command, message: DataFrame]` | `[delivered_to: u64, queued: bool]` | login |
 /// | `admin.add` | `[name, password, role*]` | `[]` | role `admin` |
 /// | `admin.list` | `[]` | `[name, disabled: bool, created: u64, roles: String]*` | role `admin` |
 /// | `admin.disable` | `[name, disabled: bool]` | `[]` | role `admin` |
@@ -257,6 +271,7 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         self.inner.failures.succeeded(&name, address);
         let frame = user_frame(&user);
         self.logged_in(ctx.peer(), user);
+        self.deliver_pending(ctx.peer(), &name);
         Ok(frame)
     }
 
@@ -311,6 +326,80 @@ impl<S: Send + Sync + 'static> AccountService<S> {
                 online.remove(user.name());
             }
         }
+    }
+
+    /// Sends `message` from `from` to user `to` (ZServer4D: sending to a user by name): a
+    /// stream call of `command` with `[from, message]` on each of `to`'s connections; when
+    /// none takes it, it waits in the offline queue (at most
+    /// [`AccountsConfig::offline_per_user`]) for `to`'s next login, which gets waiting
+    /// messages in the order they were sent. `to` must be an account.
+    pub async fn send_to_user(
+        &self,
+        from: &str,
+        to: &str,
+        command: &str,
+        message: DataFrame,
+    ) -> Result<Delivery, AccountError> {
+        let frame = DataFrame::new().with(from).with(message.clone());
+        let mut delivered = 0;
+        for peer in self.connections_of(to) {
+            if peer.call_stream(command, &frame).await.is_ok() {
+                delivered += 1;
+            }
+        }
+        if delivered > 0 {
+            return Ok(Delivery::Delivered(delivered));
+        }
+        let (from, to, command) = (from.to_owned(), to.to_owned(), command.to_owned());
+        let max = self.inner.config.offline_per_user;
+        self.blocking_raw(move |accounts| {
+            if !accounts.exists(&to)? {
+                return Err(AccountError::NoSuchUser(to));
+            }
+            accounts.offline().push(&to, &from, &command, message, max)
+        })
+        .await?;
+        Ok(Delivery::Queued)
+    }
+
+    /// Delivers what waits for `name` to `peer`, oldest first; each message leaves the
+    /// queue once the connection has answered it, so a connection lost meanwhile loses
+    /// nothing.
+    fn deliver_pending(&self, peer: &Peer<S>, name: &str) {
+        let service = self.clone();
+        let (peer, name) = (peer.clone(), name.to_owned());
+        tokio::spawn(async move {
+            let pending = {
+                let name = name.clone();
+                service
+                    .blocking_raw(move |accounts| accounts.offline().pending(&name))
+                    .await
+            };
+            let pending = match pending {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::error!(%error, user = %name, "cannot read offline messages");
+                    return;
+                }
+            };
+            for queued in pending {
+                let frame = DataFrame::new()
+                    .with(queued.from.as_str())
+                    .with(queued.message);
+                if let Err(error) = peer.call_stream(&queued.command, &frame).await {
+                    tracing::debug!(%error, user = %name, "offline delivery stopped");
+                    return;
+                }
+                let id = queued.id;
+                if let Err(error) = service
+                    .blocking_raw(move |accounts| accounts.offline().remove(id))
+                    .await
+                {
+                    tracing::error!(%error, "cannot remove a delivered offline message");
+                    return;
+                }
+            }
+        });
     }
 
     async fn passwd(&self, ctx: &Context<S>, input: DataFrame) -> Result<DataFrame, Status> {
@@ -392,6 +481,23 @@ impl<S: Send + Sync + 'static> Service<S> for AccountService<S> {
             "time",
             |_svc, _ctx, _input| Ok(time_frame())
         );
+        handler!(commands, self, "send", |svc, ctx, input| {
+            let from = ctx.require_user()?;
+            let mut reader = input.reader();
+            let to = string(&mut reader)?;
+            let command = string(&mut reader)?;
+            let message = reader
+                .read_frame()
+                .map_err(|error| Status::invalid_argument(error.to_string()))?;
+            let delivery = svc
+                .send_to_user(from.name(), &to, &command, message)
+                .await
+                .map_err(AccountError::into_status)?;
+            Ok(match delivery {
+                Delivery::Delivered(count) => DataFrame::new().with(count as u64).with(false),
+                Delivery::Queued => DataFrame::new().with(0u64).with(true),
+            })
+        });
         handler!(commands, self, "admin.add", |svc, _ctx, input| svc
             .admin_add(input)
             .await);
@@ -443,6 +549,7 @@ impl<S: Send + Sync + 'static> Service<S> for AccountService<S> {
                 }))
         });
         commands.require("passwd", Requirement::Login);
+        commands.require("send", Requirement::Login);
         commands.require("admin.*", Requirement::Role(ADMIN_ROLE.to_owned()));
     }
 }

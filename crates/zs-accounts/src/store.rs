@@ -8,6 +8,7 @@ use zs::User;
 use zs_db::{Database, Record, Store};
 
 use crate::AccountError;
+use crate::offline::Offline;
 use crate::password::{hash_password, verify_password};
 
 /// The ZDB database accounts are kept in.
@@ -56,6 +57,7 @@ pub struct Accounts {
     writes: Arc<Mutex<()>>,
     /// A hash checked when the name is unknown, so that takes as long as a wrong password.
     decoy: Arc<str>,
+    offline: Offline,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -112,12 +114,19 @@ impl Accounts {
         let db = store.open_or_create(DATABASE)?;
         db.create_index("name")?;
         let decoy = hash_password("not a password of anyone's")?;
+        let offline = Offline::open(&store)?;
         Ok(Self {
             store,
             db,
             writes: Arc::new(Mutex::new(())),
             decoy: decoy.into(),
+            offline,
         })
+    }
+
+    /// The offline message queue kept beside the accounts.
+    pub fn offline(&self) -> &Offline {
+        &self.offline
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -196,6 +205,11 @@ impl Accounts {
             return Err(AccountError::Disabled(name.to_owned()));
         }
         Ok(User::new(account.name, account.roles))
+    }
+
+    /// Whether user `name` exists.
+    pub fn exists(&self, name: &str) -> Result<bool, AccountError> {
+        Ok(self.find(name)?.is_some())
     }
 
     /// Sets `name`'s password.

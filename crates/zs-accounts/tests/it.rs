@@ -366,3 +366,111 @@ async fn virtual_auth_decides_logins_later_and_counts_refusals() {
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), before);
     server.shutdown().await;
 }
+
+/// A client that collects `chat.msg` calls as `(from, text)`.
+async fn listener(
+    addr: std::net::SocketAddr,
+) -> (
+    Client,
+    tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+) {
+    let (sender, received) = tokio::sync::mpsc::unbounded_channel();
+    let mut builder = Client::builder();
+    builder.register_stream("chat.msg", move |_ctx, frame: zs::DataFrame| {
+        let sender = sender.clone();
+        async move {
+            let mut reader = frame.reader();
+            let from = reader.read_string()?;
+            let text = reader.read_frame()?.reader().read_string()?;
+            let _ = sender.send((from, text));
+            Ok(zs::DataFrame::new())
+        }
+    });
+    (builder.connect(addr).await.unwrap(), received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_to_offline_users_wait_in_order_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |config: AccountsConfig| {
+        let path = dir.path().to_owned();
+        async move {
+            let store = Arc::new(zs_db::Store::open(&path).unwrap());
+            let service: AccountService =
+                AccountService::new(Accounts::open(store).unwrap(), config);
+            let mut server = zs::Server::bind("127.0.0.1:0").await.unwrap();
+            server.install(service.clone());
+            (server.spawn(), service)
+        }
+    };
+    let config = AccountsConfig {
+        offline_per_user: 3,
+        ..AccountsConfig::default()
+    };
+    let (server, first) = start(config.clone()).await;
+    let sender = connect_to(&server).await;
+    let accounts = AccountClient::new(sender.peer());
+    accounts.register("hal", "hal's password").await.unwrap();
+    accounts.register("ida", "ida's password").await.unwrap();
+    accounts.login("hal", "hal's password").await.unwrap();
+    let text = |t: &str| zs::DataFrame::new().with(t);
+    for t in ["one", "two", "three"] {
+        assert_eq!(
+            accounts.send("ida", "chat.msg", text(t)).await.unwrap(),
+            zs_accounts::Delivery::Queued
+        );
+    }
+    assert_eq!(
+        code(accounts.send("ida", "chat.msg", text("four")).await),
+        StatusCode::RESOURCE_EXHAUSTED,
+        "bounded per user"
+    );
+    assert_eq!(
+        code(accounts.send("nobody", "chat.msg", text("x")).await),
+        StatusCode::NOT_FOUND
+    );
+    sender.close().await;
+    server.shutdown().await;
+    // The server's handlers hold the service, and the service the store.
+    drop((server, first));
+
+    // After a restart, ida logs in and gets them in order; then live ones.
+    let (server, service) = start(config).await;
+    let (ida, mut received) = listener(server.local_addr()).await;
+    AccountClient::new(ida.peer())
+        .login("ida", "ida's password")
+        .await
+        .unwrap();
+    for expected in ["one", "two", "three"] {
+        let got = tokio::time::timeout(Duration::from_secs(5), received.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got, ("hal".to_owned(), expected.to_owned()));
+    }
+    let sender = connect_to(&server).await;
+    let accounts = AccountClient::new(sender.peer());
+    accounts.login("hal", "hal's password").await.unwrap();
+    assert_eq!(
+        accounts
+            .send("ida", "chat.msg", text("live"))
+            .await
+            .unwrap(),
+        zs_accounts::Delivery::Delivered(1)
+    );
+    assert_eq!(received.recv().await.unwrap().1, "live");
+    // Nothing is left queued.
+    assert!(
+        service
+            .accounts()
+            .offline()
+            .pending("ida")
+            .unwrap()
+            .is_empty()
+    );
+    server.shutdown().await;
+}
+
+async fn connect_to(server: &ServerHandle) -> Client {
+    Client::connect(server.local_addr()).await.unwrap()
+}
