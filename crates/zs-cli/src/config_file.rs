@@ -15,6 +15,8 @@
 //! # accounts = "/srv/zs-accounts" # users who log in (`zs user`, `zs call --user`); off if unset
 //! open_registration = false      # with accounts: anyone may register (else `zs user add` only)
 //! require_login = []             # commands (or "prefix.*") that need a logged-in user
+//! user_areas = false             # with files and accounts: a public/ area and one per user
+//! user_quota_mib = 0             # with user areas: most MiB per user (0 = no quota)
 //!
 //! [security]
 //! suites = ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "rc6-gcm", "twofish-gcm", "serpent-gcm", "mars-gcm"]
@@ -170,6 +172,12 @@ pub struct ServerSection {
     /// Commands that need a logged-in user: names, or prefixes ending in `*`
     /// (`"__zs.files.*"`). Empty by default.
     pub require_login: Vec<String>,
+    /// With `files` (and accounts): divide the served directory into `public/` and one
+    /// private area per user, `users/<name>/`. Off by default.
+    pub user_areas: bool,
+    /// With user areas: the most MiB one user's area may hold; 0 (the default) for no
+    /// quota.
+    pub user_quota_mib: u64,
 }
 
 impl Default for ServerSection {
@@ -190,6 +198,8 @@ impl Default for ServerSection {
             accounts: None,
             open_registration: false,
             require_login: Vec::new(),
+            user_areas: false,
+            user_quota_mib: 0,
         }
     }
 }

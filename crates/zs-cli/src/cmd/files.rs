@@ -43,6 +43,11 @@ pub struct ServerArgs {
     /// Token to present to a server that requires one.
     #[arg(long, env = "ZS_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Log in as this user first (a server with `--accounts`; with `--user-areas`, paths
+    /// are in this user's area, `public/...` in the shared one); the password comes from
+    /// `ZS_PASSWORD` or a prompt.
+    #[arg(long)]
+    pub user: Option<String>,
 }
 
 impl ServerArgs {
@@ -59,12 +64,20 @@ impl ServerArgs {
         builder
     }
 
-    /// Connects with `builder`.
+    /// Connects with `builder`, and logs in with `--user`.
     pub async fn connect(&self, builder: ClientBuilder) -> anyhow::Result<Client> {
-        builder
+        let client = builder
             .connect(&self.connect)
             .await
-            .with_context(|| format!("cannot connect to {}", self.connect))
+            .with_context(|| format!("cannot connect to {}", self.connect))?;
+        if let Some(user) = &self.user {
+            let password = crate::cmd::user::password(&format!("password for {user}: "))?;
+            zs_accounts::AccountClient::new(client.peer())
+                .login(user, &password)
+                .await
+                .with_context(|| format!("cannot log in as {user}"))?;
+        }
+        Ok(client)
     }
 }
 

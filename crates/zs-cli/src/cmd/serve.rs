@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// `server.require_login`).
     #[arg(long = "require-login", value_name = "PATTERN")]
     pub require_login: Vec<String>,
+    /// With `--files`: a `public/` area for everyone and a private area per logged-in user
+    /// (default `server.user_areas`).
+    #[arg(long)]
+    pub user_areas: bool,
 }
 
 /// Registers `echo`, `echo_df`, `time` and `stats` (connections and per-command statistics
@@ -93,8 +97,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     server.config_mut().security().keypair(keypair);
     register_builtins(&mut server);
     if let Some(dir) = args.files.as_ref().or(file.server.files.as_ref()) {
-        let files = zs::services::files::FileService::new(dir)
+        let mut files = zs::services::files::FileService::new(dir)
             .with_context(|| format!("cannot serve files from {}", dir.display()))?;
+        if args.user_areas || file.server.user_areas {
+            let quota = (file.server.user_quota_mib > 0)
+                .then(|| file.server.user_quota_mib.saturating_mul(1 << 20));
+            files = files.with_user_areas(quota);
+        }
         tracing::info!(root = %files.root().display(), "serving files");
         server.install(files);
     }

@@ -75,3 +75,58 @@ fn users_added_offline_log_in_to_call_a_gated_command() {
     drop(server);
     let _ = std::fs::remove_dir_all(accounts);
 }
+
+#[test]
+fn zs_put_and_get_with_user_reach_the_users_area() {
+    let work = fresh_dir("user-areas");
+    let users = work.join("users");
+    let users = users.to_str().unwrap();
+    let (ok, _, stderr) = zs(
+        &["user", "--dir", users, "add", "ann"],
+        Some("ann's password"),
+    );
+    assert!(ok, "{stderr}");
+    let served = work.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let server = FileServer::start_with(|_| {
+        vec![
+            "--accounts".into(),
+            users.into(),
+            "--files".into(),
+            served.clone().into(),
+            "--user-areas".into(),
+        ]
+    });
+    let local = work.join("note.txt");
+    std::fs::write(&local, b"ann's note").unwrap();
+    let local = local.to_str().unwrap();
+    let transfer = |verb: &str, user: Option<&str>, a: &str, b: &str| {
+        let mut args = vec![
+            verb,
+            "--connect",
+            server.addr(),
+            "--pin",
+            server.fingerprint(),
+        ];
+        if let Some(user) = user {
+            args.extend(["--user", user]);
+        }
+        args.extend([a, b]);
+        zs(&args, Some("ann's password"))
+    };
+    let (ok, _, stderr) = transfer("put", None, local, "note.txt");
+    assert!(!ok, "a private path needs a login");
+    assert!(stderr.contains("need a login"), "{stderr}");
+    let (ok, _, stderr) = transfer("put", Some("ann"), local, "note.txt");
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        std::fs::read(served.join("users/ann/note.txt")).unwrap(),
+        b"ann's note"
+    );
+    let back = work.join("back.txt");
+    let (ok, _, stderr) = transfer("get", Some("ann"), "note.txt", back.to_str().unwrap());
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read(&back).unwrap(), b"ann's note");
+    drop(server);
+    let _ = std::fs::remove_dir_all(work);
+}

@@ -25,3 +25,4 @@ mod rpc;
 mod security;
 mod stable;
 mod status;
+mod user_files;

@@ -28,6 +28,7 @@
 //! `disk` (hashing, writing a received stream), `server` ([`FileService`]), `sink`
 //! ([`FileSink`]), `client` ([`FileClient`]) and `error` ([`FileError`]).
 
+mod areas;
 mod client;
 mod disk;
 mod error;

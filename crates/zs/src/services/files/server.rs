@@ -11,6 +11,7 @@ use tokio::fs::{File, OpenOptions};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use zs_wire::DataFrame;
 
+use super::areas::{Area, AreaError, PUBLIC, UserAreas, usage};
 use super::disk::{WriteFailure, hash_file, write_stream};
 use super::paths::{PathGuard, PathLocks, parse_remote, part_of};
 use super::protocol::{
@@ -18,7 +19,7 @@ use super::protocol::{
     GetReply, GetRequest, LOCK_WAIT, NAMESPACE, PART_SUFFIX, PutHeader, SINK, STAT, SinkHeader,
     StatReply, StatRequest, encode_header, read_header,
 };
-use crate::dispatch::{Context, Namespace, Service, Status};
+use crate::dispatch::{Context, Namespace, Service, Status, User};
 use crate::endpoint::peer::Peer;
 use crate::transfer::large::BigStream;
 
@@ -39,6 +40,10 @@ enum ServeError {
     Refused(String),
     #[error("{what}: {error}")]
     Io { what: String, error: io::Error },
+    #[error("{0}")]
+    NeedsLogin(String),
+    #[error("{0}")]
+    OverQuota(String),
 }
 
 impl ServeError {
@@ -59,6 +64,8 @@ impl ServeError {
             Self::NoSink => Status::failed_precondition(message)
                 .with_details(DataFrame::new().with(DETAIL_NO_SINK)),
             Self::Refused(_) => Status::failed_precondition(message),
+            Self::NeedsLogin(_) => Status::unauthenticated(message),
+            Self::OverQuota(_) => Status::resource_exhausted(message),
             Self::Io { error, .. } => {
                 let code = Status::from(error).code();
                 Status::new(code, message)
@@ -143,6 +150,8 @@ struct Served {
     /// Canonical.
     root: PathBuf,
     locks: PathLocks,
+    /// Per-user areas, when the root is divided.
+    areas: Option<UserAreas>,
 }
 
 impl FileService {
@@ -159,8 +168,27 @@ impl FileService {
             inner: Arc::new(Served {
                 root,
                 locks: PathLocks::default(),
+                areas: None,
             }),
         })
+    }
+
+    /// Divides the root per user (ZServer4D: the dual-tunnel servers' per-user file
+    /// directories): paths under `public/` are one shared area everybody reads and
+    /// logged-in users write; any other path is in the caller's own area,
+    /// `users/<name>/` under the root, reached only by that logged-in user
+    /// ([`Peer::set_user`](crate::Peer::set_user), e.g. through the accounts service) —
+    /// without a login such requests get `UNAUTHENTICATED`. Nothing resolves outside the
+    /// area (`..`, absolute paths, and symbolic links planted inside it are refused).
+    /// With `quota`, a user's area holds at most that many bytes (`RESOURCE_EXHAUSTED`).
+    pub fn with_user_areas(self, quota: Option<u64>) -> Self {
+        Self {
+            inner: Arc::new(Served {
+                root: self.inner.root.clone(),
+                locks: PathLocks::default(),
+                areas: Some(UserAreas { quota }),
+            }),
+        }
     }
 
     /// The served directory (canonical).
@@ -177,19 +205,34 @@ impl<S: Send + Sync + 'static> Service<S> for FileService {
 
     fn install(self, commands: &mut Namespace<'_, S>) {
         let service = self.inner.clone();
-        commands.register_console("stat", move |_ctx: Context<S>, text: String| {
+        commands.register_console("stat", move |ctx: Context<S>, text: String| {
             let service = service.clone();
-            async move { service.stat(&text).await.map_err(ServeError::into_status) }
+            async move {
+                service
+                    .stat(ctx.user().as_ref(), &text)
+                    .await
+                    .map_err(ServeError::into_status)
+            }
         });
         let service = self.inner.clone();
-        commands.register_big_stream("put", move |_ctx: Context<S>, stream: BigStream| {
+        commands.register_big_stream("put", move |ctx: Context<S>, stream: BigStream| {
             let service = service.clone();
-            async move { service.put(stream).await.map_err(ServeError::into_status) }
+            async move {
+                service
+                    .put(ctx.user().as_ref(), stream)
+                    .await
+                    .map_err(ServeError::into_status)
+            }
         });
         let service = self.inner.clone();
-        commands.register_console("commit", move |_ctx: Context<S>, text: String| {
+        commands.register_console("commit", move |ctx: Context<S>, text: String| {
             let service = service.clone();
-            async move { service.commit(&text).await.map_err(ServeError::into_status) }
+            async move {
+                service
+                    .commit(ctx.user().as_ref(), &text)
+                    .await
+                    .map_err(ServeError::into_status)
+            }
         });
         let service = self.inner;
         commands.register_console("get", move |ctx: Context<S>, text: String| {
@@ -197,7 +240,7 @@ impl<S: Send + Sync + 'static> Service<S> for FileService {
             let peer = ctx.peer().clone();
             async move {
                 service
-                    .get(&peer, &text)
+                    .get(&peer, ctx.user().as_ref(), &text)
                     .await
                     .map_err(ServeError::into_status)
             }
@@ -206,28 +249,76 @@ impl<S: Send + Sync + 'static> Service<S> for FileService {
 }
 
 impl Served {
-    /// The local path of `remote`, checked to lie inside the root; with `create`, missing
-    /// parent directories are created (after checking where they would be).
-    async fn resolve(&self, remote: &str, create: bool) -> Result<PathBuf, ServeError> {
-        let parts = parse_remote(remote).map_err(|reason| bad_path(remote, reason))?;
+    /// The area `remote` is in for `user` (the whole root without user areas).
+    async fn area(
+        &self,
+        user: Option<&User>,
+        remote: &str,
+        write: bool,
+    ) -> Result<Area, ServeError> {
+        let Some(areas) = &self.areas else {
+            return Ok(Area {
+                root: self.root.clone(),
+                path: remote.to_owned(),
+                quota: None,
+            });
+        };
+        areas
+            .area(&self.root, user, remote, write)
+            .await
+            .map_err(|error| match error {
+                AreaError::NeedsLogin => ServeError::NeedsLogin(format!(
+                    "{remote}: private files need a login (public ones are under {PUBLIC})"
+                )),
+                AreaError::BadUser(name) => {
+                    bad_path(remote, &format!("user {name:?} cannot have a file area"))
+                }
+                AreaError::Io(error) => io_error(remote)(error),
+            })
+    }
+
+    /// The local path of `remote` for `user`, checked to lie inside its area; with
+    /// `create`, missing parent directories are created (after checking where they would
+    /// be).
+    async fn resolve(
+        &self,
+        user: Option<&User>,
+        remote: &str,
+        create: bool,
+    ) -> Result<(PathBuf, Area), ServeError> {
+        let area = self.area(user, remote, create).await?;
+        let path = self
+            .resolve_in(&area.root, &area.path, remote, create)
+            .await?;
+        Ok((path, area))
+    }
+
+    async fn resolve_in(
+        &self,
+        root: &Path,
+        inside: &str,
+        remote: &str,
+        create: bool,
+    ) -> Result<PathBuf, ServeError> {
+        let parts = parse_remote(inside).map_err(|reason| bad_path(remote, reason))?;
         let Some((name, dirs)) = parts.split_last() else {
             return Err(bad_path(remote, "the path names no file"));
         };
-        let mut parent = self.root.clone();
+        let mut parent = root.to_path_buf();
         parent.extend(dirs);
         if create {
-            // Where the new directories would go must already be inside the root.
+            // Where the new directories would go must already be inside the area.
             let mut existing = parent.as_path();
             loop {
                 match tokio::fs::symlink_metadata(existing).await {
                     Ok(_) => break,
                     Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                        existing = existing.parent().unwrap_or(&self.root);
+                        existing = existing.parent().unwrap_or(root);
                     }
                     Err(error) => return Err(io_error(remote)(error)),
                 }
             }
-            self.check_inside(remote, existing).await?;
+            check_inside(root, remote, existing).await?;
             tokio::fs::create_dir_all(&parent)
                 .await
                 .map_err(io_error(remote))?;
@@ -239,27 +330,12 @@ impl Served {
             }
             Err(error) => return Err(io_error(remote)(error)),
         };
-        if !parent.starts_with(&self.root) {
+        if !parent.starts_with(root) {
             return Err(bad_path(remote, "it resolves outside the served directory"));
         }
         let path = parent.join(name);
-        self.check_link(remote, &path).await?;
+        check_link(root, remote, &path).await?;
         Ok(path)
-    }
-
-    async fn check_inside(&self, remote: &str, path: &Path) -> Result<(), ServeError> {
-        match tokio::fs::canonicalize(path).await {
-            Ok(path) if path.starts_with(&self.root) => Ok(()),
-            _ => Err(bad_path(remote, "it resolves outside the served directory")),
-        }
-    }
-
-    /// A symbolic link inside the root may point anywhere: followed only if it stays inside.
-    async fn check_link(&self, remote: &str, path: &Path) -> Result<(), ServeError> {
-        match tokio::fs::symlink_metadata(path).await {
-            Ok(meta) if meta.file_type().is_symlink() => self.check_inside(remote, path).await,
-            _ => Ok(()),
-        }
     }
 
     async fn lock(&self, remote: &str, path: &Path) -> Result<PathGuard, ServeError> {
@@ -268,7 +344,7 @@ impl Served {
             .map_err(|_| ServeError::Refused(format!("busy: another transfer is using {remote}")))
     }
 
-    async fn stat(&self, text: &str) -> Result<String, ServeError> {
+    async fn stat(&self, user: Option<&User>, text: &str) -> Result<String, ServeError> {
         let request: StatRequest = parse_json(STAT, text)?;
         let not_found = || {
             reply_json(&StatReply {
@@ -277,15 +353,15 @@ impl Served {
                 sha3: None,
             })
         };
-        let path = match self.resolve(&request.path, false).await {
-            Ok(path) => path,
+        let (path, area) = match self.resolve(user, &request.path, false).await {
+            Ok(found) => found,
             Err(ServeError::NotFound(_)) => return not_found(),
             Err(error) => return Err(error),
         };
         // A `.part` may still be written by an interrupted transfer: wait for it to settle.
         let (target, _guard) = if request.part {
             let part = part_of(&path);
-            self.check_link(&request.path, &part).await?;
+            check_link(&area.root, &request.path, &part).await?;
             (part, Some(self.lock(&request.path, &path).await?))
         } else {
             (path, None)
@@ -316,12 +392,32 @@ impl Served {
         })
     }
 
-    async fn put(&self, mut stream: BigStream) -> Result<DataFrame, ServeError> {
+    async fn put(
+        &self,
+        user: Option<&User>,
+        mut stream: BigStream,
+    ) -> Result<DataFrame, ServeError> {
         let (header, first): (PutHeader, Bytes) = read_header(&mut stream)
             .await
             .map_err(ServeError::Refused)?;
         let remote = header.path.as_str();
-        let path = self.resolve(remote, true).await?;
+        let (path, area) = self.resolve(user, remote, true).await?;
+        if let Some(quota) = area.quota {
+            // What the area holds besides this file (and its `.part`), plus the file.
+            let held = usage(area.root.clone()).await.map_err(io_error(remote))?;
+            let mut replaced = 0;
+            for existing in [&path, &part_of(&path)] {
+                if let Ok(meta) = tokio::fs::symlink_metadata(existing).await {
+                    replaced += meta.len();
+                }
+            }
+            let needed = held.saturating_sub(replaced).saturating_add(header.size);
+            if needed > quota {
+                return Err(ServeError::OverQuota(format!(
+                    "{remote}: {needed} bytes would exceed the quota of {quota} bytes"
+                )));
+            }
+        }
         if tokio::fs::metadata(&path)
             .await
             .is_ok_and(|meta| meta.is_dir())
@@ -329,18 +425,32 @@ impl Served {
             return Err(ServeError::Refused(format!("{remote} is a directory")));
         }
         let part = part_of(&path);
-        self.check_link(remote, &part).await?;
+        check_link(&area.root, remote, &part).await?;
         let _guard = self.lock(remote, &path).await?;
         let offset = stream.offset();
         let mut file = open_part(remote, &part, offset).await?;
-        let (written, result) = write_stream(
-            &mut stream,
-            first,
-            &mut file,
-            &mut |_| {},
-            std::future::pending(),
-        )
-        .await;
+        // No more than the announced size is written (the quota was checked against it).
+        let (over, overrun) = tokio::sync::oneshot::channel::<()>();
+        let mut over = Some(over);
+        let limit = header.size;
+        let mut watch = move |written: u64| {
+            if offset.saturating_add(written) > limit
+                && let Some(over) = over.take()
+            {
+                let _ = over.send(());
+            }
+        };
+        let stop = async move {
+            if overrun.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let (written, result) = write_stream(&mut stream, first, &mut file, &mut watch, stop).await;
+        if offset.saturating_add(written) > limit {
+            return Err(ServeError::Refused(format!(
+                "{remote}: more bytes sent than the {limit} announced"
+            )));
+        }
         tracing::debug!(
             path = remote,
             offset,
@@ -358,12 +468,12 @@ impl Served {
         }
     }
 
-    async fn commit(&self, text: &str) -> Result<String, ServeError> {
+    async fn commit(&self, user: Option<&User>, text: &str) -> Result<String, ServeError> {
         let request: CommitRequest = parse_json(COMMIT, text)?;
         let remote = request.path.as_str();
-        let path = self.resolve(remote, false).await?;
+        let (path, area) = self.resolve(user, remote, true).await?;
         let part = part_of(&path);
-        self.check_link(remote, &part).await?;
+        check_link(&area.root, remote, &part).await?;
         let _guard = self.lock(remote, &path).await?;
         let (sha3, size) = match hash_file(part.clone(), None).await {
             Ok(hashed) => hashed,
@@ -397,11 +507,12 @@ impl Served {
     async fn get<S: Send + Sync + 'static>(
         &self,
         peer: &Peer<S>,
+        user: Option<&User>,
         text: &str,
     ) -> Result<String, ServeError> {
         let request: GetRequest = parse_json(GET, text)?;
         let remote = request.path.as_str();
-        let path = self.resolve(remote, false).await?;
+        let (path, _area) = self.resolve(user, remote, false).await?;
         let mut file = match File::open(&path).await {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -457,6 +568,21 @@ impl Served {
         let (sent, (sha3, _)) = tokio::try_join!(send, hash)?;
         tracing::debug!(path = remote, offset, sent, "file sent");
         reply_json(&GetReply { size, sha3, sent })
+    }
+}
+
+async fn check_inside(root: &Path, remote: &str, path: &Path) -> Result<(), ServeError> {
+    match tokio::fs::canonicalize(path).await {
+        Ok(path) if path.starts_with(root) => Ok(()),
+        _ => Err(bad_path(remote, "it resolves outside the served directory")),
+    }
+}
+
+/// A symbolic link inside the area may point anywhere: followed only if it stays inside.
+async fn check_link(root: &Path, remote: &str, path: &Path) -> Result<(), ServeError> {
+    match tokio::fs::symlink_metadata(path).await {
+        Ok(meta) if meta.file_type().is_symlink() => check_inside(root, remote, path).await,
+        _ => Ok(()),
     }
 }
 
