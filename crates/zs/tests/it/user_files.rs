@@ -232,3 +232,80 @@ async fn a_put_cannot_send_more_than_it_announced() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn areas_are_listed_and_read_in_ranges() {
+    let root = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let (server, addr) = serve(root.path(), None).await;
+    let ann = client(addr, Some("ann")).await;
+    let files = FileClient::new(&ann);
+    let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let path = local.path().join("data");
+    std::fs::write(&path, &data).unwrap();
+    files
+        .put(&path, "docs/data.bin", TransferOptions::new())
+        .await
+        .unwrap();
+    files
+        .put(&path, "public/p.bin", TransferOptions::new())
+        .await
+        .unwrap();
+
+    let top = files.list("").await.unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!((top[0].name.as_str(), top[0].dir), ("docs", true));
+    let docs = files.list("docs").await.unwrap();
+    assert_eq!((docs[0].name.as_str(), docs[0].size), ("data.bin", 10_000));
+    let public = files.list("public/").await.unwrap();
+    assert_eq!(public[0].name, "p.bin");
+    assert_eq!(
+        code(&files.list("nothing").await.unwrap_err()),
+        Some(StatusCode::NOT_FOUND)
+    );
+
+    assert_eq!(
+        files.read("docs/data.bin", 300, 100).await.unwrap(),
+        &data[300..400]
+    );
+    assert_eq!(
+        files.read("docs/data.bin", 9_990, 100).await.unwrap(),
+        &data[9_990..]
+    );
+    assert!(
+        files
+            .read("docs/data.bin", 20_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let error = files
+        .read("docs/data.bin", 0, zs::services::files::MAX_READ + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(&error),
+        Some(StatusCode::FAILED_PRECONDITION),
+        "{error}"
+    );
+    // Another user reads the public file, not Ann's.
+    let bob = client(addr, Some("bob")).await;
+    assert_eq!(
+        FileClient::new(&bob)
+            .read("public/p.bin", 0, 4)
+            .await
+            .unwrap(),
+        &data[..4]
+    );
+    let error = FileClient::new(&bob)
+        .read("docs/data.bin", 0, 4)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&error), Some(StatusCode::NOT_FOUND), "{error}");
+    let raw = bob
+        .call_stream("__zs.files.list", &zs::DataFrame::new().with("../ann"))
+        .await
+        .unwrap_err();
+    assert_eq!(raw.status().unwrap().code(), StatusCode::INVALID_ARGUMENT);
+    server.shutdown().await;
+}

@@ -143,6 +143,40 @@ impl<'a, S: Send + Sync + 'static> FileClient<'a, S> {
         put(self.peer, local, remote, options).await
     }
 
+    /// The entries of directory `remote` on the server (`""` for the top of the served
+    /// directory or of the caller's area), sorted by name.
+    pub async fn list(&self, remote: &str) -> Result<Vec<super::DirEntry>, FileError> {
+        let frame = self
+            .peer
+            .call_stream(
+                super::protocol::LIST,
+                &zs_wire::DataFrame::new().with(remote),
+            )
+            .await?;
+        super::DirEntry::read_all(&frame).map_err(FileError::BadReply)
+    }
+
+    /// Up to `len` bytes (at most [`MAX_READ`](super::MAX_READ)) of `remote` from `offset`,
+    /// fewer at its end: a piece of a file without a transfer (ZServer4D's fragment
+    /// download).
+    pub async fn read(&self, remote: &str, offset: u64, len: u32) -> Result<Vec<u8>, FileError> {
+        check_remote(remote)?;
+        let frame = self
+            .peer
+            .call_stream(
+                super::protocol::READ,
+                &zs_wire::DataFrame::new()
+                    .with(remote)
+                    .with(offset)
+                    .with(len),
+            )
+            .await?;
+        frame
+            .reader()
+            .read_bytes()
+            .map_err(|error| FileError::BadReply(error.to_string()))
+    }
+
     /// Downloads the server's `remote` file to `local`: the server pushes it to this
     /// client's [`FileSink`](super::FileSink), which writes `<local>.part`; once the whole
     /// file's SHA3-256 matches the server's, the `.part` is renamed to `local`. With

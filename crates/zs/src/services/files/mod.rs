@@ -29,6 +29,7 @@
 //! ([`FileSink`]), `client` ([`FileClient`]) and `error` ([`FileError`]).
 
 mod areas;
+mod browse;
 mod client;
 mod disk;
 mod error;
@@ -37,6 +38,7 @@ mod protocol;
 mod server;
 mod sink;
 
+pub use browse::{DirEntry, MAX_READ};
 pub use client::{FileClient, TransferOptions, TransferReport};
 pub use error::FileError;
 pub use server::FileService;
@@ -63,7 +65,9 @@ mod tests {
             [
                 super::protocol::COMMIT,
                 super::protocol::GET,
+                super::protocol::LIST,
                 super::protocol::PUT,
+                super::protocol::READ,
                 super::protocol::SINK,
                 super::protocol::STAT,
             ]

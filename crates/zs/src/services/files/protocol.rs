@@ -30,6 +30,9 @@
 //!   `transfer` and the file's size) and, once the sink has answered, replies `{"size",
 //!   "sha3", "sent"}` with the whole file's size and SHA3-256.
 //!
+//! - `__zs.files.list` and `__zs.files.read` (stream): a directory's entries and a range of
+//!   a file; see `browse.rs`.
+//!
 //! A transfer header is a `u32` little-endian length followed by that many bytes of JSON
 //! (at most 64 KiB): a BigStream carries no request body, so the header travels as the
 //! stream's first bytes. The stream's offset ([`BigStream::offset`](crate::BigStream::offset)) is where the file bytes
@@ -50,6 +53,8 @@ pub(super) const PUT: &str = "__zs.files.put";
 pub(super) const COMMIT: &str = "__zs.files.commit";
 pub(super) const GET: &str = "__zs.files.get";
 pub(super) const SINK: &str = "__zs.files.sink";
+pub(super) const LIST: &str = "__zs.files.list";
+pub(super) const READ: &str = "__zs.files.read";
 
 /// Appended to a file's name while it is being received.
 pub(super) const PART_SUFFIX: &str = ".part";

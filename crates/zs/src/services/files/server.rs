@@ -25,7 +25,7 @@ use crate::transfer::large::BigStream;
 
 /// Why a file command was refused; [`ServeError::into_status`] gives the caller its code.
 #[derive(Debug, thiserror::Error)]
-enum ServeError {
+pub(super) enum ServeError {
     #[error("bad path {path:?}: {reason}")]
     BadPath { path: String, reason: String },
     #[error("not found: {0}")]
@@ -48,7 +48,7 @@ enum ServeError {
 
 impl ServeError {
     /// The status the caller receives: a code, and details the client decodes.
-    fn into_status(self) -> Status {
+    pub(super) fn into_status(self) -> Status {
         let message = self.to_string();
         match self {
             Self::BadPath { .. } => Status::invalid_argument(message),
@@ -74,14 +74,14 @@ impl ServeError {
     }
 }
 
-fn bad_path(path: &str, reason: &str) -> ServeError {
+pub(super) fn bad_path(path: &str, reason: &str) -> ServeError {
     ServeError::BadPath {
         path: path.to_owned(),
         reason: reason.to_owned(),
     }
 }
 
-fn io_error(what: &str) -> impl FnOnce(io::Error) -> ServeError + '_ {
+pub(super) fn io_error(what: &str) -> impl FnOnce(io::Error) -> ServeError + '_ {
     move |error| ServeError::Io {
         what: what.to_owned(),
         error,
@@ -146,7 +146,7 @@ pub struct FileService {
 
 /// What every handler of one [`FileService`] shares.
 #[derive(Debug)]
-struct Served {
+pub(super) struct Served {
     /// Canonical.
     root: PathBuf,
     locks: PathLocks,
@@ -234,6 +234,26 @@ impl<S: Send + Sync + 'static> Service<S> for FileService {
                     .map_err(ServeError::into_status)
             }
         });
+        let service = self.inner.clone();
+        commands.register_stream("list", move |ctx: Context<S>, input: DataFrame| {
+            let service = service.clone();
+            async move {
+                service
+                    .list(ctx.user().as_ref(), &input)
+                    .await
+                    .map_err(ServeError::into_status)
+            }
+        });
+        let service = self.inner.clone();
+        commands.register_stream("read", move |ctx: Context<S>, input: DataFrame| {
+            let service = service.clone();
+            async move {
+                service
+                    .read(ctx.user().as_ref(), &input)
+                    .await
+                    .map_err(ServeError::into_status)
+            }
+        });
         let service = self.inner;
         commands.register_console("get", move |ctx: Context<S>, text: String| {
             let service = service.clone();
@@ -250,7 +270,7 @@ impl<S: Send + Sync + 'static> Service<S> for FileService {
 
 impl Served {
     /// The area `remote` is in for `user` (the whole root without user areas).
-    async fn area(
+    pub(super) async fn area(
         &self,
         user: Option<&User>,
         remote: &str,
@@ -293,7 +313,7 @@ impl Served {
         Ok((path, area))
     }
 
-    async fn resolve_in(
+    pub(super) async fn resolve_in(
         &self,
         root: &Path,
         inside: &str,
