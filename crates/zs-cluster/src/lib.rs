@@ -1,0 +1,49 @@
+//! # zs-cluster: the dispatch registry
+//!
+//! ZServer4D's cloud dispatch server (`ManagerServer`): servers of each type register with
+//! their addresses, capacity and load and keep the registration alive; clients ask for the
+//! servers of a type, or the least-loaded one.
+//!
+//! - [`Registration`] and [`best`]: what a server says about itself, and the choice (lowest
+//!   load relative to capacity among online servers, ties by id);
+//! - [`Backend`]: where registrations live, with times to live and watches; [`Embedded`]
+//!   is the default, one dispatcher, kept in its ZDB store across restarts;
+//! - [`DispatchService`]: the registry over zserver (`zs serve --dispatch DIR`);
+//!   [`DispatchClient`] asks it; [`Registrar`] keeps a server registered.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use zs_cluster::{DispatchClient, DispatchService, Embedded, Registrar, Registration};
+//!
+//! // The dispatcher.
+//! let registry = Embedded::in_memory();
+//! registry.spawn_reaper(Duration::from_millis(250));
+//! let mut server = zs::Server::bind("127.0.0.1:4930").await?;
+//! server.install(DispatchService::new(registry));
+//! let dispatcher = server.spawn();
+//!
+//! // A server of type "logic" registers and stays registered.
+//! let link = Arc::new(zs::Client::connect(dispatcher.local_addr()).await?);
+//! let me = Registration::new("logic", "logic-1", ["10.0.0.5:4920".parse()?], 1000);
+//! let registrar = Registrar::start(link.clone(), me, Duration::from_secs(3)).await?;
+//! registrar.set_load(120);
+//!
+//! // A client asks where to go.
+//! let best = DispatchClient::new(link.peer()).best("logic").await?;
+//! println!("connect to {:?}", best.addresses);
+//! # Ok(()) }
+//! ```
+
+mod backend;
+mod client;
+mod error;
+mod registration;
+mod service;
+
+pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE, unix_ms};
+pub use client::{DispatchClient, DispatchClientError, Registrar};
+pub use error::ClusterError;
+pub use registration::{MAX_ADDRESSES, MAX_NAME_LEN, Registration, ServerState, best};
+pub use service::{DispatchService, MAX_TTL, MIN_TTL, NAMESPACE};
