@@ -34,6 +34,8 @@ enum Command {
     Db(cmd::db::DbArgs),
     /// Add, list, disable and remove the users of `zs serve --accounts DIR`.
     User(cmd::user::UserArgs),
+    /// Ask a dispatcher (`zs serve --dispatch DIR`) for the servers of a type.
+    Dispatch(cmd::dispatch::DispatchArgs),
     /// Measure a server's call rate and stream throughput (comparisons: `zs-bench`).
     Bench(cmd::bench::BenchArgs),
     /// Encrypt or decrypt one 16-byte block (raw ECB) with a named cipher.
@@ -69,6 +71,7 @@ fn main() -> std::process::ExitCode {
             Command::Get(args) => cmd::files::get(args).await,
             Command::Db(args) => cmd::db::run(args).await,
             Command::User(args) => cmd::user::run(args),
+            Command::Dispatch(args) => cmd::dispatch::run(args).await,
             Command::Bench(args) => cmd::bench::run(args).await,
             Command::Cipher(args) => cmd::crypto::cipher(args),
             Command::Hash(args) => cmd::crypto::hash(args),

@@ -120,6 +120,25 @@ struct Shared {
     state: AtomicU8,
 }
 
+/// Reports a [`Registrar`]'s load from another task.
+#[derive(Clone)]
+pub struct LoadHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LoadHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadHandle").finish_non_exhaustive()
+    }
+}
+
+impl LoadHandle {
+    /// Reports the server's load (sent with the next keep-alive).
+    pub fn set(&self, load: u64) {
+        self.shared.load.store(load, Ordering::Relaxed);
+    }
+}
+
 /// Keeps a server registered: registers it now, then again every third of `ttl` with its
 /// current load and state, until stopped (then it unregisters) or dropped (then its
 /// registration expires after `ttl`, as a crashed server's does).
@@ -185,6 +204,14 @@ impl Registrar {
     /// Reports the server's load (sent with the next keep-alive).
     pub fn set_load(&self, load: u64) {
         self.shared.load.store(load, Ordering::Relaxed);
+    }
+
+    /// A handle that reports the load from elsewhere (another task), while this registrar
+    /// lives.
+    pub fn load_handle(&self) -> LoadHandle {
+        LoadHandle {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Reports the server's state (sent with the next keep-alive).

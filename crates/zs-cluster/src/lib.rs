@@ -43,7 +43,7 @@ mod registration;
 mod service;
 
 pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE, unix_ms};
-pub use client::{DispatchClient, DispatchClientError, Registrar};
+pub use client::{DispatchClient, DispatchClientError, LoadHandle, Registrar};
 pub use error::ClusterError;
 pub use registration::{MAX_ADDRESSES, MAX_NAME_LEN, Registration, ServerState, best};
 pub use service::{DispatchService, MAX_TTL, MIN_TTL, NAMESPACE};

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod call;
 pub mod crypto;
 pub mod db;
+pub mod dispatch;
 pub mod files;
 pub mod keygen;
 pub mod nat;

@@ -42,6 +42,20 @@ pub struct ServeArgs {
     /// (default `server.user_areas`).
     #[arg(long)]
     pub user_areas: bool,
+    /// Be a dispatcher: serve the registry of servers, kept in this directory (created if
+    /// missing).
+    #[arg(long, value_name = "DIR")]
+    pub dispatch: Option<PathBuf>,
+    /// Register this server with the dispatcher at `--dispatcher` as a server of this type
+    /// (its load: the connections it holds; its capacity: `max_connections`).
+    #[arg(long = "register", value_name = "TYPE", requires = "dispatcher")]
+    pub register_as: Option<String>,
+    /// The dispatcher to register with.
+    #[arg(long, value_name = "ADDR")]
+    pub dispatcher: Option<String>,
+    /// This server's id in the registry (default `<type>-<port>`).
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 /// Registers `echo`, `echo_df`, `time` and `stats` (connections and per-command statistics
@@ -137,15 +151,81 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .commands_mut()
             .require(pattern, zs::Requirement::Login);
     }
+    if let Some(dir) = &args.dispatch {
+        let store = zs_db::Store::open(dir)
+            .with_context(|| format!("cannot open the registry in {}", dir.display()))?;
+        let registry = zs_cluster::Embedded::open(&store)?;
+        registry.spawn_reaper(std::time::Duration::from_millis(250));
+        tracing::info!(dir = %dir.display(), "dispatching");
+        server.install(zs_cluster::DispatchService::new(registry));
+    }
+    let capacity = file.server.max_connections;
     let addr = server.local_addr()?;
     let handle = server.spawn();
     say(&format!("zs: listening on {addr}"));
     say(&format!("zs: fingerprint {}", handle.fingerprint()));
+    let registrar = match (&args.register_as, &args.dispatcher) {
+        (Some(service_type), Some(dispatcher)) => Some(
+            register(
+                &handle,
+                addr,
+                service_type,
+                dispatcher,
+                args.id.clone(),
+                capacity,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     tracing::info!(%addr, "serving: echo, echo_df, time, stats");
     shutdown_signal().await;
     tracing::info!("shutting down");
+    // Leave the registry first, so no new clients are sent here.
+    if let Some(registrar) = registrar
+        && let Err(error) = registrar.stop().await
+    {
+        tracing::warn!(%error, "cannot unregister from the dispatcher");
+    }
     handle.shutdown().await;
     Ok(())
+}
+
+/// Registers the server with `dispatcher` and keeps its load (connections held) current.
+async fn register(
+    handle: &zs::ServerHandle,
+    addr: std::net::SocketAddr,
+    service_type: &str,
+    dispatcher: &str,
+    id: Option<String>,
+    capacity: usize,
+) -> anyhow::Result<zs_cluster::Registrar> {
+    let link = std::sync::Arc::new(
+        zs::Client::connect(dispatcher)
+            .await
+            .with_context(|| format!("cannot reach the dispatcher at {dispatcher}"))?,
+    );
+    let id = id.unwrap_or_else(|| format!("{service_type}-{}", addr.port()));
+    let mut registration =
+        zs_cluster::Registration::new(service_type, id.clone(), [addr], capacity as u64);
+    registration.fingerprint = handle.fingerprint().to_string();
+    let registrar =
+        zs_cluster::Registrar::start(link, registration, std::time::Duration::from_secs(3))
+            .await
+            .context("the dispatcher refused the registration")?;
+    say(&format!(
+        "zs: registered as {id} ({service_type}) with {dispatcher}"
+    ));
+    let server = handle.server_ref();
+    let load = registrar.load_handle();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            ticks.tick().await;
+            load.set(server.connection_count() as u64);
+        }
+    });
+    Ok(registrar)
 }
 
 /// Prints a line on stdout; a closed stdout (the starting shell went away, `| head`) must not

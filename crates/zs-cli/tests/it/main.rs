@@ -7,6 +7,7 @@
 mod accounts_cli;
 mod cli;
 mod db_cli;
+mod dispatch_cli;
 mod files_cli;
 mod memory;
 mod nat_cli;
