@@ -18,6 +18,7 @@ mod churn_nat;
 mod crypto;
 mod db;
 mod db_net;
+mod dispatch;
 mod fleet;
 mod handshake;
 mod idle;
@@ -68,6 +69,8 @@ enum Command {
     DbNet(db_net::DbNetArgs),
     /// Accounts: logins per second (Argon2id) and the cost of a login-gated command.
     Accounts(accounts::AccountsArgs),
+    /// The dispatch registry: lookups per second and removal of a silent server.
+    Dispatch(dispatch::DispatchArgs),
     /// The ZDB store against SQLite and raw redb: batch insert, gets, indexed lookup,
     /// filtered scan and group-by aggregation.
     Db(db::DbArgs),
@@ -101,6 +104,7 @@ fn main() -> std::process::ExitCode {
             Command::Soak(args) => soak::run(args).await,
             Command::DbNet(args) => db_net::run(args).await,
             Command::Accounts(args) => accounts::run(args).await,
+            Command::Dispatch(args) => dispatch::run(args).await,
             Command::Db(args) => db::run(&args),
         }
     });
