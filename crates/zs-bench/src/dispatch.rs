@@ -1,5 +1,6 @@
-//! `zs-bench dispatch`: registry lookups per second — `best` and `list` calls on one
-//! connection to an embedded dispatcher holding `--servers` registrations of one type —
+//! `zs-bench dispatch`: registry lookups per second — `best`, `list` and HostQuery `query`
+//! calls on one connection to an embedded dispatcher holding `--servers` registrations of
+//! one type —
 //! and how long a server that stops sending keep-alives stays listed.
 
 use std::sync::Arc;
@@ -57,7 +58,7 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
         args.servers, args.in_flight, args.seconds
     );
     let seconds = Duration::from_secs_f64(args.seconds);
-    for command in ["best", "list"] {
+    for command in ["best", "list", "query"] {
         let done = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -66,10 +67,11 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
             tasks.spawn(async move {
                 let dispatch = DispatchClient::new(client.peer());
                 while started.elapsed() < seconds {
-                    if command == "best" {
-                        dispatch.best("logic").await?;
-                    } else {
-                        dispatch.list("logic").await?;
+                    match command {
+                        "best" => drop(dispatch.best("logic").await?),
+                        "list" => drop(dispatch.list("logic").await?),
+                        // HostQuery: about one server in ten matches.
+                        _ => drop(dispatch.query_hosts("logic/logic-???1?").await?),
                     }
                     done.fetch_add(1, Ordering::Relaxed);
                 }

@@ -48,6 +48,21 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Vec<Registration>, ClusterError>>;
     /// Changes from now on.
     fn watch(&self) -> broadcast::Receiver<Change>;
+
+    /// The least-loaded online server of `service_type` ([`best`](crate::best)).
+    fn best<'a>(
+        &'a self,
+        service_type: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Registration>, ClusterError>> {
+        Box::pin(async move {
+            let servers = self.list(service_type).await?;
+            Ok(crate::best(&servers).cloned())
+        })
+    }
+
+    /// HostQuery: the addresses (`ip:port`) of every live server whose `type/id` matches
+    /// `pattern` (`*` any run of characters, `?` one), each once, in registry order.
+    fn hosts<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, ClusterError>>;
 }
 
 /// What [`Embedded`] stores per registration.
@@ -281,6 +296,60 @@ impl Backend for Embedded {
     fn watch(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
     }
+
+    fn best<'a>(
+        &'a self,
+        service_type: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Registration>, ClusterError>> {
+        // One pass over the type's entries, one clone: lookups stay cheap as a type grows.
+        Box::pin(async move {
+            let now = SystemTime::now();
+            let live = lock(&self.inner.live);
+            let online = live
+                .range((service_type.to_owned(), String::new())..)
+                .take_while(|((kind, _), _)| kind == service_type)
+                .filter(|(_, entry)| {
+                    entry.expires > now && entry.registration.state == crate::ServerState::Online
+                })
+                .map(|(_, entry)| &entry.registration);
+            Ok(online
+                .min_by(|a, b| {
+                    a.load_ratio()
+                        .total_cmp(&b.load_ratio())
+                        .then_with(|| a.id.cmp(&b.id))
+                })
+                .cloned())
+        })
+    }
+
+    fn hosts<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, ClusterError>> {
+        Box::pin(async move {
+            let matcher = wildmatch::WildMatch::new(pattern);
+            let now = SystemTime::now();
+            let live = lock(&self.inner.live);
+            let mut hosts: Vec<String> = Vec::new();
+            let mut name = String::new();
+            for ((service_type, id), entry) in live.iter() {
+                if entry.expires <= now {
+                    continue;
+                }
+                name.clear();
+                name.push_str(service_type);
+                name.push('/');
+                name.push_str(id);
+                if !matcher.matches(&name) {
+                    continue;
+                }
+                for address in &entry.registration.addresses {
+                    let host = address.to_string();
+                    if !hosts.contains(&host) {
+                        hosts.push(host);
+                    }
+                }
+            }
+            Ok(hosts)
+        })
+    }
 }
 
 /// Milliseconds since the Unix epoch (for reports).
@@ -348,6 +417,47 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn host_queries_match_type_and_id_with_wildcards() {
+        let registry = Embedded::in_memory();
+        let ttl = Duration::from_secs(10);
+        let mut sensor = Registration::new(
+            "sensor",
+            "berlin-07",
+            [
+                "10.0.0.7:1".parse().unwrap(),
+                "[fd00::7]:1".parse().unwrap(),
+            ],
+            1,
+        );
+        registry.put(sensor.clone(), ttl).await.unwrap();
+        sensor.id = "berlin-08".into();
+        sensor.addresses = vec!["10.0.0.8:1".parse().unwrap()];
+        registry.put(sensor.clone(), ttl).await.unwrap();
+        sensor.id = "paris-01".into();
+        sensor.addresses = vec!["10.0.1.1:1".parse().unwrap()];
+        registry.put(sensor, ttl).await.unwrap();
+        registry.put(server("berlin-x", 0), ttl).await.unwrap();
+        let hosts = |pattern: &'static str| {
+            let registry = registry.clone();
+            async move { registry.hosts(pattern).await.unwrap() }
+        };
+        assert_eq!(
+            hosts("sensor/berlin-*").await,
+            ["10.0.0.7:1", "[fd00::7]:1", "10.0.0.8:1"]
+        );
+        assert_eq!(hosts("sensor/*-0?").await.len(), 4);
+        assert_eq!(hosts("*/berlin-*").await.len(), 4, "the logic server too");
+        assert!(hosts("sensor/rome-*").await.is_empty());
+        assert_eq!(hosts("sensor/paris-01").await, ["10.0.1.1:1"]);
+        // The best of a type, without listing it.
+        assert_eq!(
+            registry.best("logic").await.unwrap().unwrap().id,
+            "berlin-x"
+        );
+        assert!(registry.best("nothing").await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -106,6 +106,22 @@ impl<'a, S: Send + Sync + 'static> DispatchClient<'a, S> {
         Ok(servers)
     }
 
+    /// HostQuery (ZServer4D's `HostQuery` `query`): the addresses of every live server
+    /// whose `type/id` matches `pattern` (`*` any run, `?` one character).
+    pub async fn query_hosts(&self, pattern: &str) -> Result<Vec<String>, DispatchClientError> {
+        let frame = self.call("query", DataFrame::new().with(pattern)).await?;
+        let mut reader = frame.reader();
+        let mut hosts = Vec::new();
+        while reader.peek().is_some() {
+            hosts.push(
+                reader
+                    .read_string()
+                    .map_err(|error| DispatchClientError::Reply(error.to_string()))?,
+            );
+        }
+        Ok(hosts)
+    }
+
     /// The least-loaded online server of `service_type`.
     pub async fn best(&self, service_type: &str) -> Result<Registration, DispatchClientError> {
         let frame = self

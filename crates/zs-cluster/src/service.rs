@@ -7,12 +7,14 @@ use std::time::Duration;
 use zs::dispatch::{Namespace, Service, Status};
 use zs::{Context, DataFrame};
 
-use crate::{Backend, ClusterError, Registration, best};
+use crate::{Backend, ClusterError, Registration};
 
 /// The service's namespace.
 pub const NAMESPACE: &str = "__zs.dispatch";
 /// Longest time to live a registration may ask for.
 pub const MAX_TTL: Duration = Duration::from_secs(3600);
+/// Longest HostQuery pattern, bytes.
+pub const MAX_PATTERN_LEN: usize = 256;
 /// Shortest time to live.
 pub const MIN_TTL: Duration = Duration::from_millis(100);
 
@@ -24,6 +26,7 @@ pub const MIN_TTL: Duration = Duration::from_millis(100);
 /// | `unregister` | `[type, id]` | `[existed: bool]` |
 /// | `list` | `[type]` | `[registration: JSON]*` by id |
 /// | `best` | `[type]` | `[registration: JSON]`, or `NOT_FOUND` |
+/// | `query` | `[pattern]` (HostQuery: `*`, `?` over `type/id`) | `[host: "ip:port"]*` |
 ///
 /// A registration is the JSON of [`Registration`]; bounds are checked
 /// (`INVALID_ARGUMENT`), and the time to live must be within [`MIN_TTL`]..=[`MAX_TTL`].
@@ -127,18 +130,35 @@ impl<S: Send + Sync + 'static> Service<S> for DispatchService {
                 Ok(frame)
             }
         });
+        let service = self.clone();
         commands.register_stream("best", move |_ctx: Context<S>, input: DataFrame| {
-            let service = self.clone();
+            let service = service.clone();
             async move {
                 let service_type = input.reader().read_string().map_err(invalid)?;
-                let servers = service
+                let chosen = service
                     .backend
-                    .list(&service_type)
+                    .best(&service_type)
+                    .await
+                    .map_err(ClusterError::into_status)?
+                    .ok_or_else(|| ClusterError::NoServer(service_type).into_status())?;
+                Ok(DataFrame::new().with(json(&chosen)?))
+            }
+        });
+        commands.register_stream("query", move |_ctx: Context<S>, input: DataFrame| {
+            let service = self.clone();
+            async move {
+                let pattern = input.reader().read_string().map_err(invalid)?;
+                if pattern.is_empty() || pattern.len() > MAX_PATTERN_LEN {
+                    return Err(invalid(format!(
+                        "a pattern of 1 to {MAX_PATTERN_LEN} bytes, please"
+                    )));
+                }
+                let hosts = service
+                    .backend
+                    .hosts(&pattern)
                     .await
                     .map_err(ClusterError::into_status)?;
-                let chosen = best(&servers)
-                    .ok_or_else(|| ClusterError::NoServer(service_type).into_status())?;
-                Ok(DataFrame::new().with(json(chosen)?))
+                Ok(hosts.into_iter().fold(DataFrame::new(), DataFrame::with))
             }
         });
     }
