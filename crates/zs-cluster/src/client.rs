@@ -122,6 +122,15 @@ impl<'a, S: Send + Sync + 'static> DispatchClient<'a, S> {
         Ok(hosts)
     }
 
+    /// Asks for the changes of `service_type` (servers coming, changing, going) from now on,
+    /// delivered to the [`DispatchWatcher`](crate::DispatchWatcher) installed on this
+    /// client; until the connection ends.
+    pub async fn watch(&self, service_type: &str) -> Result<(), DispatchClientError> {
+        self.call("watch", DataFrame::new().with(service_type))
+            .await
+            .map(drop)
+    }
+
     /// The least-loaded online server of `service_type`.
     pub async fn best(&self, service_type: &str) -> Result<Registration, DispatchClientError> {
         let frame = self

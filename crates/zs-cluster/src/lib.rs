@@ -41,9 +41,14 @@ mod client;
 mod error;
 mod registration;
 mod service;
+mod watcher;
 
 pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE, unix_ms};
 pub use client::{DispatchClient, DispatchClientError, LoadHandle, Registrar};
 pub use error::ClusterError;
 pub use registration::{MAX_ADDRESSES, MAX_NAME_LEN, Registration, ServerState, best};
-pub use service::{DispatchService, MAX_PATTERN_LEN, MAX_TTL, MIN_TTL, NAMESPACE};
+pub use service::{
+    CHANGED, DispatchService, MAX_PATTERN_LEN, MAX_TTL, MAX_WATCHES_PER_CONNECTION, MIN_TTL,
+    NAMESPACE,
+};
+pub use watcher::{DispatchWatcher, WATCH_QUEUE};

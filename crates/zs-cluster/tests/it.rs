@@ -133,3 +133,62 @@ async fn bad_registrations_are_typed_errors() {
     assert_eq!(dispatch.list("logic").await.unwrap().len(), 1);
     dispatcher.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_see_servers_come_and_go() {
+    use zs_cluster::{Change, DispatchWatcher};
+
+    let dispatcher = dispatcher().await;
+    let (watcher, mut changes) = DispatchWatcher::new();
+    let mut builder = Client::builder();
+    builder.install(watcher);
+    let watching = builder.connect(dispatcher.local_addr()).await.unwrap();
+    DispatchClient::new(watching.peer())
+        .watch("logic")
+        .await
+        .unwrap();
+
+    let link = Arc::new(Client::connect(dispatcher.local_addr()).await.unwrap());
+    let dispatch = DispatchClient::new(link.peer());
+    dispatch
+        .register(&logic("logic-1", 7001), Duration::from_millis(300))
+        .await
+        .unwrap();
+    // Another type is not seen.
+    let mut other = logic("db-1", 7002);
+    other.service_type = "db".into();
+    dispatch
+        .register(&other, Duration::from_secs(10))
+        .await
+        .unwrap();
+    match next(&mut changes).await {
+        Change::Up(registration) => assert_eq!(registration.id, "logic-1"),
+        other => panic!("{other:?}"),
+    }
+    // No keep-alive: it expires, and the watcher is told.
+    match next(&mut changes).await {
+        Change::Down { service_type, id } => {
+            assert_eq!((service_type.as_str(), id.as_str()), ("logic", "logic-1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A bounded number of watches per connection.
+    for i in 0..zs_cluster::MAX_WATCHES_PER_CONNECTION {
+        let _ = DispatchClient::new(watching.peer())
+            .watch(&format!("t{i}"))
+            .await;
+    }
+    let refused = DispatchClient::new(watching.peer())
+        .watch("one-too-many")
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(StatusCode::RESOURCE_EXHAUSTED));
+    dispatcher.shutdown().await;
+}
+
+async fn next(changes: &mut tokio::sync::mpsc::Receiver<zs_cluster::Change>) -> zs_cluster::Change {
+    tokio::time::timeout(Duration::from_secs(5), changes.recv())
+        .await
+        .expect("a change within 5 s")
+        .unwrap()
+}
