@@ -1,7 +1,7 @@
 //! [`AccountService`]: register, log in and out, change passwords, administer accounts,
 //! and know which connections each user has.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -76,6 +76,21 @@ struct Inner<S> {
     registrations: Mutex<Limiter>,
     /// Logged-in connections by user name, oldest first.
     online: Mutex<HashMap<String, Vec<Peer<S>>>>,
+    /// Connections whose end is watched (to take them out of `online`).
+    watched: Mutex<HashSet<u64>>,
+}
+
+impl<S> Inner<S> {
+    /// Takes connection `peer` out of user `name`'s connections.
+    fn forget(&self, name: &str, peer: u64) {
+        let mut online = lock(&self.online);
+        if let Some(peers) = online.get_mut(name) {
+            peers.retain(|known| known.id() != peer);
+            if peers.is_empty() {
+                online.remove(name);
+            }
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -163,6 +178,7 @@ impl<S: Send + Sync + 'static> AccountService<S> {
                 })),
                 config,
                 online: Mutex::new(HashMap::new()),
+                watched: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -282,7 +298,7 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         peer.set_user(Some(user));
         let older: Vec<Peer<S>> = {
             let mut online = lock(&self.inner.online);
-            let peers = online.entry(name.clone()).or_default();
+            let peers = online.entry(name).or_default();
             peers.retain(|known| !known.is_closed());
             let older = match self.inner.config.second_login {
                 SecondLogin::Allow => Vec::new(),
@@ -297,21 +313,21 @@ impl<S: Send + Sync + 'static> AccountService<S> {
                 old.close("logged in elsewhere").await;
             });
         }
-        // Forget the connection when it ends.
-        let weak = Arc::downgrade(&self.inner);
-        let peer = peer.clone();
-        tokio::spawn(async move {
-            peer.closed().await;
-            if let Some(inner) = weak.upgrade() {
-                let mut online = lock(&inner.online);
-                if let Some(peers) = online.get_mut(&name) {
-                    peers.retain(|known| known.id() != peer.id());
-                    if peers.is_empty() {
-                        online.remove(&name);
+        // Forget the connection when it ends: one watcher per connection, however often it
+        // logs in.
+        if lock(&self.inner.watched).insert(peer.id()) {
+            let weak = Arc::downgrade(&self.inner);
+            let peer = peer.clone();
+            tokio::spawn(async move {
+                peer.closed().await;
+                if let Some(inner) = weak.upgrade() {
+                    lock(&inner.watched).remove(&peer.id());
+                    if let Some(user) = peer.user() {
+                        inner.forget(user.name(), peer.id());
                     }
                 }
-            }
-        });
+            });
+        }
     }
 
     fn logged_out(&self, peer: &Peer<S>) {
@@ -319,13 +335,7 @@ impl<S: Send + Sync + 'static> AccountService<S> {
             return;
         };
         peer.set_user(None);
-        let mut online = lock(&self.inner.online);
-        if let Some(peers) = online.get_mut(user.name()) {
-            peers.retain(|known| known.id() != peer.id());
-            if peers.is_empty() {
-                online.remove(user.name());
-            }
-        }
+        self.inner.forget(user.name(), peer.id());
     }
 
     /// Sends `message` from `from` to user `to` (ZServer4D: sending to a user by name): a
@@ -340,15 +350,18 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         command: &str,
         message: DataFrame,
     ) -> Result<Delivery, AccountError> {
-        let frame = DataFrame::new().with(from).with(message.clone());
-        let mut delivered = 0;
-        for peer in self.connections_of(to) {
-            if peer.call_stream(command, &frame).await.is_ok() {
-                delivered += 1;
+        let connections = self.connections_of(to);
+        if !connections.is_empty() {
+            let frame = DataFrame::new().with(from).with(message.clone());
+            let mut delivered = 0;
+            for peer in connections {
+                if peer.call_stream(command, &frame).await.is_ok() {
+                    delivered += 1;
+                }
             }
-        }
-        if delivered > 0 {
-            return Ok(Delivery::Delivered(delivered));
+            if delivered > 0 {
+                return Ok(Delivery::Delivered(delivered));
+            }
         }
         let (from, to, command) = (from.to_owned(), to.to_owned(), command.to_owned());
         let max = self.inner.config.offline_per_user;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -246,6 +246,18 @@ impl Embedded {
     }
 }
 
+/// The registrations of `service_type` in `live` that have not expired by `now`, by id.
+fn live_of_type<'m>(
+    live: &'m BTreeMap<(String, String), Live>,
+    service_type: &'m str,
+    now: SystemTime,
+) -> impl Iterator<Item = &'m Registration> {
+    live.range((service_type.to_owned(), String::new())..)
+        .take_while(move |((kind, _), _)| kind == service_type)
+        .filter(move |(_, entry)| entry.expires > now)
+        .map(|(_, entry)| &entry.registration)
+}
+
 impl Backend for Embedded {
     fn put(
         &self,
@@ -283,12 +295,9 @@ impl Backend for Embedded {
         service_type: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Registration>, ClusterError>> {
         Box::pin(async move {
-            let now = SystemTime::now();
-            Ok(lock(&self.inner.live)
-                .range((service_type.to_owned(), String::new())..)
-                .take_while(|((kind, _), _)| kind == service_type)
-                .filter(|(_, entry)| entry.expires > now)
-                .map(|(_, entry)| entry.registration.clone())
+            let live = lock(&self.inner.live);
+            Ok(live_of_type(&live, service_type, SystemTime::now())
+                .cloned()
                 .collect())
         })
     }
@@ -303,22 +312,8 @@ impl Backend for Embedded {
     ) -> BoxFuture<'a, Result<Option<Registration>, ClusterError>> {
         // One pass over the type's entries, one clone: lookups stay cheap as a type grows.
         Box::pin(async move {
-            let now = SystemTime::now();
             let live = lock(&self.inner.live);
-            let online = live
-                .range((service_type.to_owned(), String::new())..)
-                .take_while(|((kind, _), _)| kind == service_type)
-                .filter(|(_, entry)| {
-                    entry.expires > now && entry.registration.state == crate::ServerState::Online
-                })
-                .map(|(_, entry)| &entry.registration);
-            Ok(online
-                .min_by(|a, b| {
-                    a.load_ratio()
-                        .total_cmp(&b.load_ratio())
-                        .then_with(|| a.id.cmp(&b.id))
-                })
-                .cloned())
+            Ok(crate::best(live_of_type(&live, service_type, SystemTime::now())).cloned())
         })
     }
 
@@ -350,13 +345,6 @@ impl Backend for Embedded {
             Ok(hosts)
         })
     }
-}
-
-/// Milliseconds since the Unix epoch (for reports).
-pub fn unix_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
 }
 
 #[cfg(test)]

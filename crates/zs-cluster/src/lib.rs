@@ -43,7 +43,7 @@ mod registration;
 mod service;
 mod watcher;
 
-pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE, unix_ms};
+pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE};
 pub use client::{DispatchClient, DispatchClientError, LoadHandle, Registrar};
 pub use error::ClusterError;
 pub use registration::{MAX_ADDRESSES, MAX_NAME_LEN, Registration, ServerState, best};

@@ -116,9 +116,9 @@ impl Registration {
 
 /// The least-loaded online server among `servers`: lowest load relative to capacity, ties
 /// broken by id so every dispatcher answers alike.
-pub fn best(servers: &[Registration]) -> Option<&Registration> {
+pub fn best<'a>(servers: impl IntoIterator<Item = &'a Registration>) -> Option<&'a Registration> {
     servers
-        .iter()
+        .into_iter()
         .filter(|server| server.state == ServerState::Online)
         .min_by(|a, b| {
             a.load_ratio()
