@@ -10,8 +10,7 @@
 //!   gated calls/s over open calls/s, the median of the rounds.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -76,25 +75,22 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
     }
 
     // Logins.
-    let logins = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for (i, client) in clients.iter().enumerate() {
-        let (client, logins) = (client.clone(), logins.clone());
-        tasks.spawn(async move {
-            let accounts = AccountClient::new(client.peer());
-            while started.elapsed() < seconds {
-                accounts.login(&format!("user{i}"), PASSWORD).await?;
-                logins.fetch_add(1, Ordering::Relaxed);
+    let login_rate = crate::calls_per_second(
+        seconds,
+        clients.iter().enumerate().map(|(i, client)| {
+            let (client, name) = (client.clone(), format!("user{i}"));
+            move || {
+                let (client, name) = (client.clone(), name.clone());
+                async move {
+                    AccountClient::new(client.peer())
+                        .login(&name, PASSWORD)
+                        .await?;
+                    anyhow::Ok(())
+                }
             }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(done) = tasks.join_next().await {
-        done??;
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let login_rate = logins.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+        }),
+    )
+    .await?;
     println!("logins: {login_rate:.1}/s");
 
     // The gate.
@@ -144,24 +140,18 @@ async fn calls(
     in_flight: usize,
     seconds: Duration,
 ) -> anyhow::Result<f64> {
-    let done = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for client in clients {
-        for _ in 0..in_flight {
-            let (client, done) = (client.clone(), done.clone());
-            tasks.spawn(async move {
-                while started.elapsed() < seconds {
+    let workers = clients
+        .iter()
+        .flat_map(|client| std::iter::repeat_n(client, in_flight))
+        .map(|client| {
+            let client = client.clone();
+            move || {
+                let client = client.clone();
+                async move {
                     client.peer().call_console(command, "ping").await?;
-                    done.fetch_add(1, Ordering::Relaxed);
+                    anyhow::Ok(())
                 }
-                anyhow::Ok(())
-            });
-        }
-    }
-    while let Some(result) = tasks.join_next().await {
-        result??;
-    }
-    #[allow(clippy::cast_precision_loss)]
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+            }
+        });
+    crate::calls_per_second(seconds, workers).await
 }

@@ -4,7 +4,6 @@
 //! and how long a server that stops sending keep-alives stays listed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Args;
@@ -59,30 +58,23 @@ pub async fn run(args: DispatchArgs) -> anyhow::Result<()> {
     );
     let seconds = Duration::from_secs_f64(args.seconds);
     for command in ["best", "list", "query"] {
-        let done = Arc::new(AtomicU64::new(0));
-        let started = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..args.in_flight {
-            let (client, done) = (client.clone(), done.clone());
-            tasks.spawn(async move {
-                let dispatch = DispatchClient::new(client.peer());
-                while started.elapsed() < seconds {
+        let workers = (0..args.in_flight).map(|_| {
+            let client = client.clone();
+            move || {
+                let client = client.clone();
+                async move {
+                    let dispatch = DispatchClient::new(client.peer());
                     match command {
                         "best" => drop(dispatch.best("logic").await?),
                         "list" => drop(dispatch.list("logic").await?),
                         // HostQuery: about one server in ten matches.
                         _ => drop(dispatch.query_hosts("logic/logic-???1?").await?),
                     }
-                    done.fetch_add(1, Ordering::Relaxed);
+                    anyhow::Ok(())
                 }
-                anyhow::Ok(())
-            });
-        }
-        while let Some(result) = tasks.join_next().await {
-            result??;
-        }
-        #[allow(clippy::cast_precision_loss)]
-        let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+            }
+        });
+        let rate = crate::calls_per_second(seconds, workers).await?;
         println!("{command}: {rate:.0} lookups/s");
     }
 

@@ -117,6 +117,37 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Runs every worker at once, each calling its closure again and again until `seconds` have
+/// passed; the completed calls per second over all workers. The first error ends the run.
+pub async fn calls_per_second<F, Fut>(
+    seconds: std::time::Duration,
+    workers: impl IntoIterator<Item = F>,
+) -> anyhow::Result<f64>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let done = std::sync::Arc::new(AtomicU64::new(0));
+    let started = std::time::Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut call in workers {
+        let done = done.clone();
+        tasks.spawn(async move {
+            while started.elapsed() < seconds {
+                call().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
 /// The median of `values` (the mean of the middle two for an even count); 0 when empty.
 pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();

@@ -120,10 +120,7 @@ impl Served {
                 "a read of {len} bytes; at most {MAX_READ}"
             )));
         }
-        let area = self.area(user, &remote, false).await?;
-        let path = self
-            .resolve_in(&area.root, &area.path, &remote, false)
-            .await?;
+        let (path, _area) = self.resolve(user, &remote, false).await?;
         let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {

@@ -300,7 +300,7 @@ impl Served {
     /// The local path of `remote` for `user`, checked to lie inside its area; with
     /// `create`, missing parent directories are created (after checking where they would
     /// be).
-    async fn resolve(
+    pub(super) async fn resolve(
         &self,
         user: Option<&User>,
         remote: &str,
