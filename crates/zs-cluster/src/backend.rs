@@ -105,7 +105,7 @@ impl std::fmt::Debug for Embedded {
 /// The ZDB database [`Embedded`] keeps registrations in.
 pub const REGISTRY_DATABASE: &str = "__registry";
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -319,32 +319,43 @@ impl Backend for Embedded {
 
     fn hosts<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<Vec<String>, ClusterError>> {
         Box::pin(async move {
-            let matcher = wildmatch::WildMatch::new(pattern);
             let now = SystemTime::now();
             let live = lock(&self.inner.live);
-            let mut hosts: Vec<String> = Vec::new();
-            let mut name = String::new();
-            for ((service_type, id), entry) in live.iter() {
-                if entry.expires <= now {
-                    continue;
-                }
-                name.clear();
-                name.push_str(service_type);
-                name.push('/');
-                name.push_str(id);
-                if !matcher.matches(&name) {
-                    continue;
-                }
-                for address in &entry.registration.addresses {
-                    let host = address.to_string();
-                    if !hosts.contains(&host) {
-                        hosts.push(host);
-                    }
-                }
-            }
-            Ok(hosts)
+            Ok(hosts_matching(
+                live.values()
+                    .filter(|entry| entry.expires > now)
+                    .map(|entry| &entry.registration),
+                pattern,
+            ))
         })
     }
+}
+
+/// HostQuery over `servers`: the addresses of those whose `type/id` matches `pattern`,
+/// each once, in order.
+pub(crate) fn hosts_matching<'a>(
+    servers: impl Iterator<Item = &'a Registration>,
+    pattern: &str,
+) -> Vec<String> {
+    let matcher = wildmatch::WildMatch::new(pattern);
+    let mut hosts: Vec<String> = Vec::new();
+    let mut name = String::new();
+    for server in servers {
+        name.clear();
+        name.push_str(&server.service_type);
+        name.push('/');
+        name.push_str(&server.id);
+        if !matcher.matches(&name) {
+            continue;
+        }
+        for address in &server.addresses {
+            let host = address.to_string();
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
+    hosts
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! - [`Registration`] and [`best`]: what a server says about itself, and the choice (lowest
 //!   load relative to capacity among online servers, ties by id);
 //! - [`Backend`]: where registrations live, with times to live and watches; [`Embedded`]
-//!   is the default, one dispatcher, kept in its ZDB store across restarts;
+//!   is the default, one dispatcher, kept in its ZDB store across restarts; [`Etcd`]
+//!   (feature `etcd`) keeps it in an etcd cluster shared by several dispatchers;
 //! - [`DispatchService`]: the registry over zserver (`zs serve --dispatch DIR`);
 //!   [`DispatchClient`] asks it; [`Registrar`] keeps a server registered.
 //!
@@ -39,6 +40,10 @@
 mod backend;
 mod client;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
+#[cfg(feature = "etcd")]
+pub mod local_etcd;
 mod registration;
 mod service;
 mod watcher;
@@ -46,6 +51,8 @@ mod watcher;
 pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE};
 pub use client::{DispatchClient, DispatchClientError, LoadHandle, Registrar};
 pub use error::ClusterError;
+#[cfg(feature = "etcd")]
+pub use etcd::{DEFAULT_PREFIX, Etcd};
 pub use registration::{MAX_ADDRESSES, MAX_NAME_LEN, Registration, ServerState, best};
 pub use service::{
     CHANGED, DispatchService, MAX_PATTERN_LEN, MAX_TTL, MAX_WATCHES_PER_CONNECTION, MIN_TTL,

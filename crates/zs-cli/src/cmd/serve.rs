@@ -46,6 +46,16 @@ pub struct ServeArgs {
     /// missing).
     #[arg(long, value_name = "DIR")]
     pub dispatch: Option<PathBuf>,
+    /// Be a dispatcher on a registry kept in etcd, shared with every dispatcher on the same
+    /// cluster: its members' client URLs, comma-separated (`http://10.0.0.1:2379,...`).
+    #[cfg(feature = "etcd")]
+    #[arg(
+        long,
+        value_name = "URLS",
+        value_delimiter = ',',
+        conflicts_with = "dispatch"
+    )]
+    pub dispatch_etcd: Vec<String>,
     /// Register this server with the dispatcher at `--dispatcher` as a server of this type
     /// (its load: the connections it holds; its capacity: `max_connections`).
     #[arg(long = "register", value_name = "TYPE", requires = "dispatcher")]
@@ -157,6 +167,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let registry = zs_cluster::Embedded::open(&store)?;
         registry.spawn_reaper(std::time::Duration::from_millis(250));
         tracing::info!(dir = %dir.display(), "dispatching");
+        server.install(zs_cluster::DispatchService::new(registry));
+    }
+    #[cfg(feature = "etcd")]
+    if !args.dispatch_etcd.is_empty() {
+        let registry = zs_cluster::Etcd::connect(&args.dispatch_etcd)
+            .await
+            .with_context(|| format!("cannot reach etcd at {:?}", args.dispatch_etcd))?;
+        tracing::info!(etcd = ?args.dispatch_etcd, "dispatching from etcd");
         server.install(zs_cluster::DispatchService::new(registry));
     }
     let capacity = file.server.max_connections;
