@@ -24,6 +24,7 @@ pub struct Config {
     pub(crate) max_connections: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) connect_timeout: Duration,
+    pub(crate) connection_attempt_delay: Duration,
     pub(crate) command_queue: usize,
     pub(crate) security: Security,
     pub(crate) max_offload: usize,
@@ -66,6 +67,7 @@ impl Default for Config {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            connection_attempt_delay: crate::transport::entries::DEFAULT_CONNECTION_ATTEMPT_DELAY,
             command_queue: 1024,
             security: Security::default(),
             max_offload: cores(),
@@ -131,6 +133,14 @@ impl Config {
     /// (default 10 s).
     pub fn connect_timeout(&mut self, timeout: Duration) -> &mut Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Happy Eyeballs (RFC 8305): when a name or pool gives several addresses, the head
+    /// start each connection attempt gets before the next one starts in parallel (default
+    /// 250 ms, the RFC's recommendation). A refused attempt starts the next at once.
+    pub fn connection_attempt_delay(&mut self, delay: Duration) -> &mut Self {
+        self.connection_attempt_delay = delay;
         self
     }
 

@@ -70,7 +70,9 @@ pub use endpoint::{
 };
 pub use error::{BadReply, CallError, ConnectError, DisconnectReason, Lost, SendError};
 pub use transfer::{BigStream, Responder, deferred};
-pub use transport::{EncryptedStream, Security, SecurityError, StableConfig, key_file, mux};
+pub use transport::{
+    EncryptedStream, Entries, EntrySource, Security, SecurityError, StableConfig, key_file, mux,
+};
 pub use zs_wire::DataFrame;
 pub use zs_wire::crypto::record::Suite;
 pub use zs_wire::frame::{CloseCode, Compression};

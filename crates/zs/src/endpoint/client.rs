@@ -4,7 +4,7 @@
 use crate::dispatch::registry::forward_register;
 use std::sync::Arc;
 
-use tokio::net::{TcpStream, ToSocketAddrs};
+use tokio::net::ToSocketAddrs;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -173,13 +173,20 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
     crate::dispatch::registry::command_kinds!(forward_register);
 
     /// Connects over TCP, runs the secure handshake (verifying a pinned fingerprint if one is
-    /// set) and waits for the server's preamble.
+    /// set) and waits for the server's preamble. When `addr` gives several addresses (a name
+    /// with A and AAAA records), they are raced with Happy Eyeballs (RFC 8305).
     pub async fn connect(self, addr: impl ToSocketAddrs) -> Result<Client<S>, ConnectError> {
+        let addresses: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
         let timeout = self.config.connect_timeout;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let connecting = crate::transport::entries::connect_tcp(
+            &addresses,
+            None,
+            self.config.connection_attempt_delay,
+            timeout,
+        );
+        let (stream, _) = tokio::time::timeout(timeout, connecting)
             .await
             .map_err(|_| ConnectError::Timeout(timeout))??;
-        stream.set_nodelay(true)?;
         let remote_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
         self.connect_stream(stream, remote_addr, local_addr).await
@@ -201,15 +208,47 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
     /// let answer = client.call_console("echo", "still here").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn connect_stable(
+    pub async fn connect_stable(self, addr: impl ToSocketAddrs) -> Result<Client<S>, ConnectError> {
+        let addresses: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
+        self.connect_pool(addresses).await
+    }
+
+    /// Connects with StableIO through an entry pool (ZServer4D's "IP pools and entry
+    /// networks"): several addresses that reach the same server — its interfaces on
+    /// separate networks, or relays in front of it. The pool is asked again before every
+    /// link ([`Entries::Name`] resolved anew, an [`EntrySource`] such as the dispatcher's
+    /// HostQuery queried anew), the addresses are raced with Happy Eyeballs (RFC 8305), and
+    /// after a lost link the entry that carried it is tried last. The session itself lives
+    /// in the server process, so the client resumes it through whichever entry answers:
+    /// calls in flight carry on with nothing lost or repeated.
+    ///
+    /// How fast a dead entry is left is `Config::stable_link_timeout` (silence before a
+    /// link counts as lost; keep it above `Config::keepalive_interval`) plus one connect.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let mut builder = zs::Client::builder();
+    /// builder
+    ///     .config_mut()
+    ///     .keepalive_interval(Some(Duration::from_millis(100)))
+    ///     .stable_link_timeout(Duration::from_millis(500));
+    /// let entries = vec!["[2001:db8::10]:4920".parse()?, "198.51.100.10:4920".parse()?];
+    /// let client = builder.connect_pool(entries).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`Entries::Name`]: crate::Entries::Name
+    /// [`EntrySource`]: crate::EntrySource
+    pub async fn connect_pool(
         mut self,
-        addr: impl ToSocketAddrs,
+        entries: impl Into<crate::Entries>,
     ) -> Result<Client<S>, ConnectError> {
-        let addrs: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
         let (stream, first) = crate::transport::stable::connect(
-            addrs,
+            entries.into(),
             self.config.security.clone(),
             self.config.connect_timeout,
+            self.config.connection_attempt_delay,
             self.config.stable.clone(),
             self.config.stable_link_timeout,
         )

@@ -7,6 +7,7 @@
 
 mod accept;
 pub(crate) mod encrypted;
+pub mod entries;
 pub mod key_file;
 pub mod mux;
 pub(crate) mod read_buf;
@@ -16,6 +17,7 @@ pub(crate) mod stable;
 
 pub use accept::accept;
 pub use encrypted::EncryptedStream;
+pub use entries::{Entries, EntrySource};
 pub use security::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_BYTES, Security,
     SecurityError,

@@ -5,51 +5,52 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use zs_wire::stable::{StableConfig, StableEndpoint};
 
 use crate::transport::encrypted::EncryptedStream;
+use crate::transport::entries::Entries;
 use crate::transport::security::Security;
 
 // The shared session state (`Inner`, `Shared`) and link types live in the parent.
 use super::driver::{Driver, LinkError, LinkSource};
 use super::*;
 
-/// How a client makes its next link.
+/// How a client makes its next link: the entry pool, raced with Happy Eyeballs.
 pub(super) struct Dialer {
-    pub(super) addrs: Vec<SocketAddr>,
+    pub(super) entries: Entries,
     pub(super) security: Security,
     pub(super) connect_timeout: Duration,
+    pub(super) attempt_delay: Duration,
+    /// The entry of the last link: after it is lost, it is tried last.
+    pub(super) current: Option<SocketAddr>,
 }
 
 impl Dialer {
-    /// TCP connect, handshake, magic: a link ready for the StableIO link protocol.
-    pub(super) async fn dial(&self) -> Result<(BoxedLink, [u8; 32], EncryptedInfo), LinkError> {
-        let mut last = None;
-        for addr in &self.addrs {
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => {
-                    let _ = tcp.set_nodelay(true);
-                    let remote = tcp.peer_addr().unwrap_or(*addr);
-                    let local = tcp.local_addr().unwrap_or(*addr);
-                    let stream = EncryptedStream::connect_stable_link(tcp, &self.security).await?;
-                    let secret = *stream.link_secret();
-                    let info = EncryptedInfo {
-                        suite: stream.suite(),
-                        peer_fingerprint: stream.peer_fingerprint(),
-                        remote,
-                        local,
-                    };
-                    return Ok((Box::new(stream), secret, info));
-                }
-                Ok(Err(error)) => last = Some(error),
-                Err(_) => last = Some(io::ErrorKind::TimedOut.into()),
-            }
-        }
-        Err(LinkError::Io(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to connect to")
-        })))
+    /// Resolve the pool, race TCP connects, handshake, magic: a link ready for the
+    /// StableIO link protocol.
+    pub(super) async fn dial(&mut self) -> Result<(BoxedLink, [u8; 32], EncryptedInfo), LinkError> {
+        let addresses = self.entries.resolve().await?;
+        let (tcp, address) = crate::transport::entries::connect_tcp(
+            &addresses,
+            self.current,
+            self.attempt_delay,
+            self.connect_timeout,
+        )
+        .await?;
+        self.current = Some(address);
+        let remote = tcp.peer_addr().unwrap_or(address);
+        let local = tcp.local_addr().unwrap_or(address);
+        let stream = EncryptedStream::connect_stable_link(tcp, &self.security).await?;
+        let secret = *stream.link_secret();
+        let info = EncryptedInfo {
+            suite: stream.suite(),
+            peer_fingerprint: stream.peer_fingerprint(),
+            remote,
+            local,
+        };
+        tracing::debug!(entry = %address, "StableIO link up");
+        Ok((Box::new(stream), secret, info))
     }
 }
 
@@ -65,16 +66,19 @@ pub(crate) struct EncryptedInfo {
 /// Client: dials the first link, opens the session, and returns the stream plus what the
 /// first handshake established; a driver task keeps the session alive from then on.
 pub(crate) async fn connect(
-    addrs: Vec<SocketAddr>,
+    entries: Entries,
     security: Security,
     connect_timeout: Duration,
+    attempt_delay: Duration,
     config: StableConfig,
     link_timeout: Duration,
 ) -> Result<(StableStream, EncryptedInfo), crate::ConnectError> {
-    let dialer = Dialer {
-        addrs,
+    let mut dialer = Dialer {
+        entries,
         security,
         connect_timeout,
+        attempt_delay,
+        current: None,
     };
     let (io, secret, info) = dialer.dial().await.map_err(|error| match error {
         LinkError::Io(error) => crate::ConnectError::Io(error),

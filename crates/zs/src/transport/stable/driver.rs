@@ -137,7 +137,12 @@ impl Driver {
                     inner.end("StableIO: the first link failed before the session opened");
                     return None;
                 }
-                let delay = self.config.reconnect_delay(self.reconnect_attempt);
+                // The first try after a loss goes at once (to another entry, if the pool has
+                // one); then the backoff doubles.
+                let delay = match self.reconnect_attempt {
+                    0 => Duration::ZERO,
+                    attempt => self.config.reconnect_delay(attempt - 1),
+                };
                 self.reconnect_attempt = self.reconnect_attempt.saturating_add(1);
                 let attempt = async {
                     tokio::time::sleep(delay).await;

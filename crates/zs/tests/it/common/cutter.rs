@@ -20,12 +20,21 @@ pub struct Cutter {
     /// Bumped by `cut_all`; every connection watches it (a watch, so a bump while a
     /// connection is busy writing is not missed).
     cut_generation: watch::Sender<u64>,
+    /// Set by `freeze`: open connections stop forwarding without closing.
+    frozen: watch::Sender<bool>,
 }
 
 impl Cutter {
     /// Refuses (accepts and drops at once) new connections while `down`.
     pub fn set_outage(&self, down: bool) {
         self.outage.store(down, Ordering::SeqCst);
+    }
+
+    /// Open connections go silent without closing (a cut cable: no reset reaches either
+    /// side); new ones are refused.
+    pub fn freeze(&self) {
+        self.set_outage(true);
+        self.frozen.send_replace(true);
     }
 
     /// Cuts every open connection.
@@ -65,12 +74,14 @@ pub async fn start(upstream: SocketAddr, min_bytes: u64, max_bytes: u64) -> Cutt
     let connections = Arc::new(AtomicU64::new(0));
     let outage = Arc::new(AtomicBool::new(false));
     let (cut_generation, cut_watch) = watch::channel(0);
+    let (frozen, frozen_watch) = watch::channel(false);
     let cutter = Cutter {
         addr,
         cuts: cuts.clone(),
         connections: connections.clone(),
         outage: outage.clone(),
         cut_generation,
+        frozen,
     };
     tokio::spawn(async move {
         let mut rng = Rng::from_time();
@@ -84,13 +95,14 @@ pub async fn start(upstream: SocketAddr, min_bytes: u64, max_bytes: u64) -> Cutt
             let cuts = cuts.clone();
             let mut cut_now = cut_watch.clone();
             cut_now.mark_unchanged();
+            let mut freeze = frozen_watch.clone();
             tokio::spawn(async move {
                 let Ok(server) = TcpStream::connect(upstream).await else {
                     return;
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                if forward(client, server, budget, &mut cut_now).await {
+                if forward(client, server, budget, &mut cut_now, &mut freeze).await {
                     cuts.fetch_add(1, Ordering::SeqCst);
                 }
             });
@@ -105,6 +117,7 @@ async fn forward(
     server: TcpStream,
     budget: u64,
     cut_now: &mut watch::Receiver<u64>,
+    freeze: &mut watch::Receiver<bool>,
 ) -> bool {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
@@ -116,6 +129,10 @@ async fn forward(
             read = client_read.read(&mut up) => (read, true),
             read = server_read.read(&mut down) => (read, false),
             _ = cut_now.changed() => return true,
+            // Frozen: the sockets stay open and silent until the test ends.
+            () = async { drop(freeze.wait_for(|frozen| *frozen).await) } => {
+                std::future::pending().await
+            }
         };
         let Ok(read) = read else { return false };
         if read == 0 {
