@@ -8,6 +8,8 @@ mod accounts_cli;
 mod cli;
 mod db_cli;
 mod dispatch_cli;
+mod entry_pool;
 mod files_cli;
 mod memory;
 mod nat_cli;
+mod netns;
