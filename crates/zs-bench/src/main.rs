@@ -19,6 +19,7 @@ mod crypto;
 mod db;
 mod db_net;
 mod dispatch;
+mod entry_pool;
 mod fleet;
 mod handshake;
 mod idle;
@@ -71,6 +72,9 @@ enum Command {
     Accounts(accounts::AccountsArgs),
     /// The dispatch registry: lookups per second and removal of a silent server.
     Dispatch(dispatch::DispatchArgs),
+    /// StableIO switch-over between entries of a pool when one is cut (network namespaces;
+    /// needs root).
+    EntryPool(entry_pool::EntryPoolArgs),
     /// The ZDB store against SQLite and raw redb: batch insert, gets, indexed lookup,
     /// filtered scan and group-by aggregation.
     Db(db::DbArgs),
@@ -105,6 +109,7 @@ fn main() -> std::process::ExitCode {
             Command::DbNet(args) => db_net::run(args).await,
             Command::Accounts(args) => accounts::run(args).await,
             Command::Dispatch(args) => dispatch::run(args).await,
+            Command::EntryPool(args) => entry_pool::run(args).await,
             Command::Db(args) => db::run(&args),
         }
     });
