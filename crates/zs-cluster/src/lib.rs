@@ -39,20 +39,24 @@
 
 mod backend;
 mod client;
+mod entries;
 mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
 #[cfg(feature = "etcd")]
 pub mod local_etcd;
+mod node;
 mod registration;
 mod service;
 mod watcher;
 
 pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE};
 pub use client::{DispatchClient, DispatchClientError, LoadHandle, Registrar};
+pub use entries::RegistryEntries;
 pub use error::ClusterError;
 #[cfg(feature = "etcd")]
 pub use etcd::{DEFAULT_PREFIX, Etcd};
+pub use node::{CLUSTER_NAMESPACE, ClusterNode, MAX_ROOMS, NodeConfig};
 pub use registration::{MAX_ADDRESSES, MAX_NAME_LEN, Registration, ServerState, best};
 pub use service::{
     CHANGED, DispatchService, MAX_PATTERN_LEN, MAX_TTL, MAX_WATCHES_PER_CONNECTION, MIN_TTL,
