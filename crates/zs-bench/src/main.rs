@@ -15,6 +15,7 @@ mod load;
 mod accounts;
 mod churn;
 mod churn_nat;
+mod cluster;
 mod crypto;
 mod db;
 mod db_net;
@@ -75,6 +76,8 @@ enum Command {
     /// StableIO switch-over between entries of a pool when one is cut (network namespaces;
     /// needs root).
     EntryPool(entry_pool::EntryPoolArgs),
+    /// The decentralized cluster: push latency to a user on the same node and across nodes.
+    Cluster(cluster::ClusterArgs),
     /// The ZDB store against SQLite and raw redb: batch insert, gets, indexed lookup,
     /// filtered scan and group-by aggregation.
     Db(db::DbArgs),
@@ -110,6 +113,7 @@ fn main() -> std::process::ExitCode {
             Command::Accounts(args) => accounts::run(args).await,
             Command::Dispatch(args) => dispatch::run(args).await,
             Command::EntryPool(args) => entry_pool::run(args).await,
+            Command::Cluster(args) => cluster::run(args).await,
             Command::Db(args) => db::run(&args),
         }
     });

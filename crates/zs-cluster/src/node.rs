@@ -188,7 +188,9 @@ impl<S: Send + Sync + 'static> ClusterNode<S> {
             .with(from)
             .with(command)
             .with(message.clone());
-        let remote: usize = join_all(self.links().into_iter().map(|client| {
+        // Every other node is asked (nodes keep no directory of each other's users), at
+        // the same time as this node's own connections are reached.
+        let remote = join_all(self.links().into_iter().map(|client| {
             let frame = frame.clone();
             async move {
                 let answer = client
@@ -198,12 +200,10 @@ impl<S: Send + Sync + 'static> ClusterNode<S> {
                 let count = answer.reader().read_u64().ok()?;
                 usize::try_from(count).ok()
             }
-        }))
-        .await
-        .into_iter()
-        .flatten()
-        .sum();
-        let local = deliver_locally(&self.inner.accounts, to, from, command, &message).await;
+        }));
+        let local = deliver_locally(&self.inner.accounts, to, from, command, &message);
+        let (remote, local) = tokio::join!(remote, local);
+        let remote: usize = remote.into_iter().flatten().sum();
         if local + remote > 0 {
             return Ok(zs_accounts::Delivery::Delivered(local + remote));
         }
