@@ -39,6 +39,7 @@
 
 mod backend;
 mod client;
+mod distributed;
 mod entries;
 mod error;
 #[cfg(feature = "etcd")]
@@ -52,6 +53,7 @@ mod watcher;
 
 pub use backend::{Backend, Change, Embedded, REGISTRY_DATABASE};
 pub use client::{DispatchClient, DispatchClientError, LoadHandle, Registrar};
+pub use distributed::{DistributedDb, DistributedError, DistributedQuery};
 pub use entries::RegistryEntries;
 pub use error::ClusterError;
 #[cfg(feature = "etcd")]
