@@ -1,4 +1,4 @@
-//! # zs-cluster: the dispatch registry
+//! # zs-cluster: the dispatch registry and the cluster
 //!
 //! ZServer4D's cloud dispatch server (`ManagerServer`): servers of each type register with
 //! their addresses, capacity and load and keep the registration alive; clients ask for the
@@ -7,10 +7,16 @@
 //! - [`Registration`] and [`best`]: what a server says about itself, and the choice (lowest
 //!   load relative to capacity among online servers, ties by id);
 //! - [`Backend`]: where registrations live, with times to live and watches; [`Embedded`]
-//!   is the default, one dispatcher, kept in its ZDB store across restarts; [`Etcd`]
+//!   is the default, one dispatcher, kept in its ZDB store across restarts; `Etcd`
 //!   (feature `etcd`) keeps it in an etcd cluster shared by several dispatchers;
 //! - [`DispatchService`]: the registry over zserver (`zs serve --dispatch DIR`);
-//!   [`DispatchClient`] asks it; [`Registrar`] keeps a server registered.
+//!   [`DispatchClient`] asks it; [`Registrar`] keeps a server registered;
+//! - [`RegistryEntries`]: an entry pool for `zs::ClientBuilder::connect_pool` from HostQuery;
+//! - [`ClusterNode`]: the decentralized cluster (ZServer4D's "one-click docking"): nodes
+//!   that share a registry link to each other, and a user push or a room broadcast reaches
+//!   the node where the user is;
+//! - [`DistributedDb`]: one ZDB database split across nodes by record id, queries and
+//!   aggregations merged.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
