@@ -338,6 +338,29 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         self.inner.forget(user.name(), peer.id());
     }
 
+    /// Calls `command` with `[from, message]` on each connection user `to` is logged in on
+    /// here; how many answered. Nothing is queued.
+    pub async fn deliver_online(
+        &self,
+        from: &str,
+        to: &str,
+        command: &str,
+        message: &DataFrame,
+    ) -> usize {
+        let connections = self.connections_of(to);
+        if connections.is_empty() {
+            return 0;
+        }
+        let frame = DataFrame::new().with(from).with(message.clone());
+        let mut delivered = 0;
+        for peer in connections {
+            if peer.call_stream(command, &frame).await.is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
     /// Sends `message` from `from` to user `to` (ZServer4D: sending to a user by name): a
     /// stream call of `command` with `[from, message]` on each of `to`'s connections; when
     /// none takes it, it waits in the offline queue (at most
@@ -350,18 +373,9 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         command: &str,
         message: DataFrame,
     ) -> Result<Delivery, AccountError> {
-        let connections = self.connections_of(to);
-        if !connections.is_empty() {
-            let frame = DataFrame::new().with(from).with(message.clone());
-            let mut delivered = 0;
-            for peer in connections {
-                if peer.call_stream(command, &frame).await.is_ok() {
-                    delivered += 1;
-                }
-            }
-            if delivered > 0 {
-                return Ok(Delivery::Delivered(delivered));
-            }
+        let delivered = self.deliver_online(from, to, command, &message).await;
+        if delivered > 0 {
+            return Ok(Delivery::Delivered(delivered));
         }
         let (from, to, command) = (from.to_owned(), to.to_owned(), command.to_owned());
         let max = self.inner.config.offline_per_user;

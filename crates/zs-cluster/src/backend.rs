@@ -246,16 +246,26 @@ impl Embedded {
     }
 }
 
+/// The entries of `service_type` in a registry keyed by `(type, id)`, by id.
+pub(crate) fn of_type<'m, V>(
+    registry: &'m BTreeMap<(String, String), V>,
+    service_type: &'m str,
+) -> impl Iterator<Item = &'m V> {
+    registry
+        .range((service_type.to_owned(), String::new())..)
+        .take_while(move |((kind, _), _)| kind == service_type)
+        .map(|(_, entry)| entry)
+}
+
 /// The registrations of `service_type` in `live` that have not expired by `now`, by id.
 fn live_of_type<'m>(
     live: &'m BTreeMap<(String, String), Live>,
     service_type: &'m str,
     now: SystemTime,
 ) -> impl Iterator<Item = &'m Registration> {
-    live.range((service_type.to_owned(), String::new())..)
-        .take_while(move |((kind, _), _)| kind == service_type)
-        .filter(move |(_, entry)| entry.expires > now)
-        .map(|(_, entry)| &entry.registration)
+    of_type(live, service_type)
+        .filter(move |entry| entry.expires > now)
+        .map(|entry| &entry.registration)
 }
 
 impl Backend for Embedded {

@@ -15,7 +15,7 @@ use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, Wat
 use futures_util::future::BoxFuture;
 use tokio::sync::broadcast;
 
-use crate::backend::{Change, hosts_matching, lock};
+use crate::backend::{Change, hosts_matching, lock, of_type};
 use crate::{Backend, ClusterError, Registration};
 
 /// The key prefix [`Etcd`] uses unless told otherwise.
@@ -440,7 +440,9 @@ impl Backend for Etcd {
     ) -> BoxFuture<'a, Result<Vec<Registration>, ClusterError>> {
         Box::pin(async move {
             let mirror = lock(&self.inner.mirror);
-            Ok(of_type(&mirror, service_type).cloned().collect())
+            Ok(of_type(&mirror, service_type)
+                .map(|entry| entry.registration.clone())
+                .collect())
         })
     }
 
@@ -454,7 +456,10 @@ impl Backend for Etcd {
     ) -> BoxFuture<'a, Result<Option<Registration>, ClusterError>> {
         Box::pin(async move {
             let mirror = lock(&self.inner.mirror);
-            Ok(crate::best(of_type(&mirror, service_type)).cloned())
+            Ok(
+                crate::best(of_type(&mirror, service_type).map(|entry| &entry.registration))
+                    .cloned(),
+            )
         })
     }
 
@@ -467,14 +472,4 @@ impl Backend for Etcd {
             ))
         })
     }
-}
-
-fn of_type<'m>(
-    mirror: &'m BTreeMap<(String, String), Mirrored>,
-    service_type: &'m str,
-) -> impl Iterator<Item = &'m Registration> {
-    mirror
-        .range((service_type.to_owned(), String::new())..)
-        .take_while(move |((kind, _), _)| kind == service_type)
-        .map(|(_, entry)| &entry.registration)
 }

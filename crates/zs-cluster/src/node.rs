@@ -24,6 +24,10 @@ use crate::{Backend, Change, ClusterError, Registration};
 /// The namespace of the node-to-node commands.
 pub const CLUSTER_NAMESPACE: &str = "__zs.cluster";
 
+/// The node-to-node push to a user, and the room broadcast.
+const USER: &str = "__zs.cluster.user";
+const ROOM: &str = "__zs.cluster.room";
+
 /// Most rooms a node keeps, and members per room on one node.
 pub const MAX_ROOMS: usize = 100_000;
 
@@ -193,15 +197,15 @@ impl<S: Send + Sync + 'static> ClusterNode<S> {
         let remote = join_all(self.links().into_iter().map(|client| {
             let frame = frame.clone();
             async move {
-                let answer = client
-                    .call_stream(&format!("{CLUSTER_NAMESPACE}.user"), &frame)
-                    .await
-                    .ok()?;
+                let answer = client.call_stream(USER, &frame).await.ok()?;
                 let count = answer.reader().read_u64().ok()?;
                 usize::try_from(count).ok()
             }
         }));
-        let local = deliver_locally(&self.inner.accounts, to, from, command, &message);
+        let local = self
+            .inner
+            .accounts
+            .deliver_online(from, to, command, &message);
         let (remote, local) = tokio::join!(remote, local);
         let remote: usize = remote.into_iter().flatten().sum();
         if local + remote > 0 {
@@ -246,9 +250,7 @@ impl<S: Send + Sync + 'static> ClusterNode<S> {
             .with(command)
             .with(frame.clone());
         for client in self.links() {
-            let _ = client
-                .send_direct_stream(&format!("{CLUSTER_NAMESPACE}.room"), &relay)
-                .await;
+            let _ = client.send_direct_stream(ROOM, &relay).await;
         }
         broadcast_locally(&self.inner, room, command, frame).await
     }
@@ -259,25 +261,6 @@ impl<S: Send + Sync + 'static> ClusterNode<S> {
             .map(|link| link.client.clone())
             .collect()
     }
-}
-
-async fn deliver_locally<S: Send + Sync + 'static>(
-    accounts: &AccountService<S>,
-    to: &str,
-    from: &str,
-    command: &str,
-    message: &DataFrame,
-) -> usize {
-    let frame = DataFrame::new().with(from).with(message.clone());
-    let calls = accounts
-        .connections_of(to)
-        .into_iter()
-        .map(|peer| {
-            let frame = frame.clone();
-            async move { peer.call_stream(command, &frame).await.is_ok() }
-        })
-        .collect::<Vec<_>>();
-    join_all(calls).await.into_iter().filter(|ok| *ok).count()
 }
 
 async fn broadcast_locally<S: Send + Sync + 'static>(
@@ -368,12 +351,20 @@ async fn follow<S: Send + Sync + 'static>(
     }
 }
 
-/// Refuses callers whose key is not a registered node's.
+/// Refuses callers whose key is not a registered node's: the nodes this one is linked to
+/// answer at once; the registry is asked only for a node not linked yet.
 async fn check_caller<S: Send + Sync + 'static>(
     inner: &Inner<S>,
     ctx: &Context<S>,
 ) -> Result<(), Status> {
-    let caller = ctx.peer().peer_fingerprint().to_string();
+    let caller = ctx.peer().peer_fingerprint();
+    if lock(&inner.links)
+        .values()
+        .any(|link| link.fingerprint == caller)
+    {
+        return Ok(());
+    }
+    let caller = caller.to_string();
     let nodes = inner
         .backend
         .list(&inner.config.cluster)
@@ -402,8 +393,11 @@ impl<S: Send + Sync + 'static> Service<S> for ClusterNode<S> {
                 let from = reader.read_string().map_err(invalid)?;
                 let command = reader.read_string().map_err(invalid)?;
                 let message = reader.read_frame().map_err(invalid)?;
-                let delivered =
-                    deliver_locally(&node.inner.accounts, &to, &from, &command, &message).await;
+                let delivered = node
+                    .inner
+                    .accounts
+                    .deliver_online(&from, &to, &command, &message)
+                    .await;
                 Ok(DataFrame::new().with(delivered as u64))
             }
         });
