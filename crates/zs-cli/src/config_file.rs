@@ -26,6 +26,10 @@
 //! token = ""                     # clients must present this token (empty = none)
 //! rekey_after_bytes = 1073741824 # rotate each direction's key after this many bytes
 //! rekey_after_secs = 3600        # ... or after this many seconds
+//!
+//! [admin]
+//! # listen = "127.0.0.1:9920"    # dashboard, /metrics and the JSON API (off if unset)
+//! # token = "..."                # bearer token; required when listen is not loopback
 //! ```
 
 use std::net::SocketAddr;
@@ -48,6 +52,9 @@ pub struct ConfigFile {
     /// Security settings.
     #[serde(default)]
     pub security: SecuritySection,
+    /// The admin listener (dashboard, `/metrics`, JSON API); off unless `listen` is set.
+    #[serde(default)]
+    pub admin: zs_admin::AdminConfig,
 }
 
 /// Default path of the server's key file, relative to the working directory.

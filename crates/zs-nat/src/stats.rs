@@ -45,8 +45,10 @@ pub struct MappingStats {
     pub bytes_in: u64,
     /// Bytes from the service to users.
     pub bytes_out: u64,
-    /// Public connections closed without forwarding (no agent, limit reached).
+    /// Public connections closed without forwarding (no agent, limit reached, disabled).
     pub refused: u64,
+    /// Whether public connections are forwarded (an operator can switch a mapping off).
+    pub enabled: bool,
 }
 
 /// One agent link's description.

@@ -34,6 +34,7 @@ pub struct Config {
     pub(crate) stable_link_timeout: Duration,
     pub(crate) stable_memory: usize,
     pub(crate) accept_stable: bool,
+    pub(crate) metrics: bool,
 }
 
 /// Default for [`Config::call_timeout`].
@@ -77,6 +78,7 @@ impl Default for Config {
             stable_link_timeout: DEFAULT_STABLE_LINK_TIMEOUT,
             stable_memory: DEFAULT_STABLE_MEMORY,
             accept_stable: true,
+            metrics: true,
         }
     }
 }
@@ -215,6 +217,15 @@ impl Config {
     /// (default true).
     pub fn accept_stable(&mut self, accept: bool) -> &mut Self {
         self.accept_stable = accept;
+        self
+    }
+
+    /// Whether each call's time, status and bytes are counted for
+    /// [`ServerRef::stats`](crate::ServerRef::stats) and
+    /// [`ServerRef::metrics`](crate::ServerRef::metrics) (default true). Off, those read
+    /// zero calls and bytes; connection, handshake and transfer counts stay.
+    pub fn metrics(&mut self, enabled: bool) -> &mut Self {
+        self.metrics = enabled;
         self
     }
 }

@@ -57,6 +57,7 @@ pub mod dispatch;
 mod driver;
 pub mod endpoint;
 mod error;
+pub mod metrics;
 pub mod services;
 pub mod transfer;
 pub mod transport;

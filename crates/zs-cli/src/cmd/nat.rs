@@ -43,6 +43,9 @@ pub struct ServerArgs {
     /// new key on first start.
     #[arg(long)]
     pub key: Option<PathBuf>,
+    /// The admin listener (dashboard, `/metrics`, JSON API).
+    #[command(flatten)]
+    pub admin: super::admin::AdminArgs,
 }
 
 /// Arguments of `zs nat agent`.
@@ -51,6 +54,9 @@ pub struct AgentArgs {
     /// TOML file with a `[nat.agent]` table.
     #[arg(long)]
     pub config: PathBuf,
+    /// The admin listener (dashboard, `/metrics`, JSON API).
+    #[command(flatten)]
+    pub admin: super::admin::AdminArgs,
 }
 
 /// Arguments of `zs nat stats`.
@@ -94,7 +100,21 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     // Two descriptors per forwarded connection and no connection limit: take what the hard
     // limit allows.
     super::serve::raise_open_file_limit_to_hard();
-    let handle = NatServer::new(config).start().await?;
+    let handle = Arc::new(NatServer::new(config).start().await?);
+    let admin_config = args.admin.merge(super::admin::section(&args.config)?);
+    let admin = super::admin::start(
+        admin_config.clone(),
+        zs_admin::Admin::new(admin_config)
+            .describe(
+                "nat-server",
+                handle
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+            )
+            .part(zs_admin::NatServerPart::new(handle.clone())),
+    )
+    .await?;
     if let Some(address) = handle.local_addr() {
         super::serve::say(&format!("zs nat: agents connect to {address}"));
     }
@@ -104,6 +124,9 @@ async fn server(args: ServerArgs) -> anyhow::Result<()> {
     }
     crate::cmd::serve::shutdown_signal().await;
     tracing::info!("shutting down");
+    if let Some(admin) = admin {
+        admin.shutdown().await;
+    }
     handle.shutdown().await;
     Ok(())
 }
@@ -120,6 +143,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         .map(|(name, _)| name.clone())
         .collect();
     super::serve::raise_open_file_limit_to_hard();
+    let server_address = config.server.clone();
     let mut agent = NatAgent::new(config);
     let mut builtins = None;
     if !virtual_mappings.is_empty() {
@@ -135,6 +159,17 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
         builtins = Some(handle);
     }
     let mut handle = agent.start().await?;
+    let admin_config = args.admin.merge(super::admin::section(&args.config)?);
+    let mut parts = zs_admin::Admin::new(admin_config.clone())
+        .describe(
+            "nat-agent",
+            server_address.unwrap_or_else(|| "reverse mode".into()),
+        )
+        .part(zs_admin::NatAgentPart::new(handle.subscribe()));
+    if let Some(builtins) = &builtins {
+        parts = parts.part(zs_admin::ServerPart::new(builtins.server_ref()));
+    }
+    let admin = super::admin::start(admin_config, parts).await?;
     let finished = tokio::select! {
         () = crate::cmd::serve::shutdown_signal() => None,
         result = handle.finished() => Some(result),
@@ -148,6 +183,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     };
     if let Some(builtins) = builtins {
         builtins.shutdown().await;
+    }
+    if let Some(admin) = admin {
+        admin.shutdown().await;
     }
     Ok(result?)
 }

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// This server's id in the registry (default `<type>-<port>`).
     #[arg(long)]
     pub id: Option<String>,
+    /// The admin listener.
+    #[command(flatten)]
+    pub admin: super::admin::AdminArgs,
 }
 
 /// Registers `echo`, `echo_df`, `time` and `stats` (connections and per-command statistics
@@ -182,6 +185,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let handle = server.spawn();
     say(&format!("zs: listening on {addr}"));
     say(&format!("zs: fingerprint {}", handle.fingerprint()));
+    let admin_config = args.admin.merge(file.admin.clone());
+    let admin = super::admin::start(
+        admin_config.clone(),
+        zs_admin::Admin::new(admin_config)
+            .describe("zs", addr.to_string())
+            .part(zs_admin::ServerPart::new(handle.server_ref())),
+    )
+    .await?;
     let registrar = match (&args.register_as, &args.dispatcher) {
         (Some(service_type), Some(dispatcher)) => Some(
             register(
@@ -206,6 +217,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(%error, "cannot unregister from the dispatcher");
     }
     handle.shutdown().await;
+    if let Some(admin) = admin {
+        admin.shutdown().await;
+    }
     Ok(())
 }
 

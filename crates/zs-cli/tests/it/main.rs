@@ -6,6 +6,7 @@
 
 mod accounts_cli;
 mod cli;
+mod dashboard;
 mod db_cli;
 mod dispatch_cli;
 mod entry_pool;

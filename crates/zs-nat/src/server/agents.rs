@@ -7,12 +7,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use zs::EncryptedStream;
 use zs::mux::{MuxLink, Role};
 
 use super::public::Mapping;
-use super::{AgentId, Shared, lock};
+use super::{AgentEntry, AgentId, Shared, lock};
 use crate::backoff::Backoff;
 use crate::codec::{CONTROL_SERVICE, ControlMessage, PROTOCOL_VERSION, RefuseReason};
 use crate::link::{ControlChannel, Cuttable, LinkError, within};
@@ -163,13 +164,17 @@ async fn run_agent_link(
     } else {
         format!("{name:?} ({address})")
     };
+    let kick = CancellationToken::new();
     lock(&shared.agents).insert(
         id,
-        AgentStats {
-            id,
-            name,
-            address: address.to_string(),
-            mappings: Vec::new(),
+        AgentEntry {
+            stats: AgentStats {
+                id,
+                name,
+                address: address.to_string(),
+                mappings: Vec::new(),
+            },
+            kick: kick.clone(),
         },
     );
     info!(agent = %label, "agent connected");
@@ -179,6 +184,12 @@ async fn run_agent_link(
     let reason = loop {
         let message = tokio::select! {
             () = shared.closing.cancelled() => break "the server is shutting down".to_owned(),
+            () = kick.cancelled() => {
+                channel
+                    .close_with_error("closed by the server's operator".into(), ERROR_LINGER)
+                    .await;
+                break "kicked by the operator".to_owned();
+            }
             message = channel.receive() => message,
         };
         match message {
@@ -305,7 +316,7 @@ async fn register(
         Ok((address, agents)) => {
             registered.push(mapping.clone());
             if let Some(agent) = lock(&shared.agents).get_mut(&id) {
-                agent.mappings.push(name.to_owned());
+                agent.stats.mappings.push(name.to_owned());
             }
             info!(agent = %label, mapping = %name, public = %address, agents, "mapping registered");
             ControlMessage::Registered {

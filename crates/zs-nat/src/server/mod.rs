@@ -126,6 +126,7 @@ impl NatServer {
                     counters: Arc::new(MappingCounters::default()),
                     permits: Arc::new(Semaphore::new(mapping.max_connections)),
                     state: Mutex::new(MappingState::default()),
+                    enabled: std::sync::atomic::AtomicBool::new(true),
                 };
                 (name.clone(), Arc::new(entry))
             })
@@ -216,6 +217,31 @@ impl NatServerHandle {
         self.shared.stats()
     }
 
+    /// Turns mapping `name`'s public connections away (`false`) or lets them through again
+    /// (`true`); agents stay registered. False if there is no such mapping.
+    pub fn set_mapping_enabled(&self, name: &str, enabled: bool) -> bool {
+        let Some(mapping) = self.shared.mappings.get(name) else {
+            return false;
+        };
+        mapping
+            .enabled
+            .store(enabled, std::sync::atomic::Ordering::Relaxed);
+        info!(mapping = %name, enabled, "mapping switched by the operator");
+        true
+    }
+
+    /// Closes agent link `id` (its mappings' connections move to other agents; the agent
+    /// reconnects after its back-off). False if no such agent is connected.
+    pub fn kick_agent(&self, id: u64) -> bool {
+        match lock(&self.shared.agents).get(&id) {
+            Some(agent) => {
+                agent.kick.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Stops accepting agents and public connections (public ports close), lets forwarded
     /// connections finish for up to `shutdown_grace_secs`, then closes every agent link.
     pub async fn shutdown(&self) {
@@ -259,12 +285,18 @@ impl Drop for NatServerHandle {
 
 type AgentId = u64;
 
+/// A connected agent: what the admin API shows, and the token that kicks it.
+struct AgentEntry {
+    stats: AgentStats,
+    kick: CancellationToken,
+}
+
 struct Shared {
     link: LinkSettings,
     keypair: StaticKeypair,
     open_timeout: Duration,
     mappings: BTreeMap<String, Arc<Mapping>>,
-    agents: Mutex<BTreeMap<AgentId, AgentStats>>,
+    agents: Mutex<BTreeMap<AgentId, AgentEntry>>,
     next_agent: AtomicU64,
     agent_permits: Arc<Semaphore>,
     /// Cancelled when shutdown starts: nothing new is accepted, public ports close.
@@ -292,7 +324,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Shared {
     fn stats(&self) -> ServerStats {
         ServerStats {
-            agents: lock(&self.agents).values().cloned().collect(),
+            agents: lock(&self.agents)
+                .values()
+                .map(|agent| agent.stats.clone())
+                .collect(),
             mappings: self.mappings.values().map(|m| m.stats()).collect(),
         }
     }

@@ -31,6 +31,8 @@ pub(super) struct Mapping {
     pub(super) counters: Arc<MappingCounters>,
     pub(super) permits: Arc<Semaphore>,
     pub(super) state: Mutex<MappingState>,
+    /// Off: public connections are closed at once (counted refused); set by the operator.
+    pub(super) enabled: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -68,6 +70,7 @@ impl Mapping {
             bytes_in,
             bytes_out,
             refused,
+            enabled: self.enabled.load(Ordering::Relaxed),
         }
     }
 
@@ -228,6 +231,11 @@ async fn accept_public(
 ) {
     let what = format!("the public port of mapping {:?}", mapping.name);
     while let Some((socket, peer)) = zs::transport::accept(&listener, &stop, &what).await {
+        if !mapping.enabled.load(Ordering::Relaxed) {
+            mapping.counters.refused.fetch_add(1, Ordering::Relaxed);
+            debug!(mapping = %mapping.name, %peer, "mapping disabled; public connection closed");
+            continue;
+        }
         let Ok(permit) = mapping.permits.clone().try_acquire_owned() else {
             mapping.counters.refused.fetch_add(1, Ordering::Relaxed);
             warn!(mapping = %mapping.name, %peer, "max_connections reached; public connection closed");

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
-use zs_wire::frame::{CloseCode, Payload, RequestId};
+use zs_wire::frame::{CloseCode, Payload, RequestId, StreamMode};
 use zs_wire::session::{Event, SendError as SessionSendError, Session};
 use zs_wire::status::StatusCode;
 
@@ -41,6 +41,7 @@ use crate::dispatch::context::{Context, HandlerEnv};
 use crate::dispatch::registry::{Commands, Handler};
 use crate::endpoint::peer::{Command, CommandReceiver, Peer};
 use crate::error::{BadReply, CallError, DisconnectReason, Lost};
+use crate::metrics::{ServerCounters, TransferGuard, TransferKind};
 use crate::transport::read_buf::ReadBuffer;
 
 mod handler;
@@ -78,6 +79,8 @@ pub(crate) struct DriverParts<S> {
     pub(crate) established: Option<oneshot::Sender<Result<(), DisconnectReason>>>,
     /// What every handler's `Context` shares: app state, server, offload slots.
     pub(crate) env: Arc<HandlerEnv<S>>,
+    /// The server's counters; `None` on a client.
+    pub(crate) counters: Option<Arc<ServerCounters>>,
 }
 
 struct Driver<S> {
@@ -93,14 +96,30 @@ struct Driver<S> {
     queue_limit: usize,
     env: Arc<HandlerEnv<S>>,
     /// Our transfers still sending: their credit semaphores.
-    outbound: std::collections::HashMap<u64, Arc<tokio::sync::Semaphore>>,
+    outbound: std::collections::HashMap<u64, Outbound>,
     /// The peer's transfers still arriving: where their chunks go.
-    inbound: std::collections::HashMap<u64, mpsc::UnboundedSender<crate::transfer::large::Inbound>>,
+    inbound: std::collections::HashMap<u64, Inbound>,
     /// Request handlers running or queued, by request id: a `Cancel` from the peer aborts
     /// its handler (the future is dropped at its next await).
     abort_handles: std::collections::HashMap<u64, AbortHandle>,
     max_complete_buffer: u64,
     reason: Option<DisconnectReason>,
+    /// Whether calls and bytes are counted ([`Config::metrics`]).
+    metrics: bool,
+    /// The server's counters (transfers); `None` on a client.
+    counters: Option<Arc<ServerCounters>>,
+}
+
+/// One of our transfers still sending.
+struct Outbound {
+    window: Arc<tokio::sync::Semaphore>,
+    _counted: Option<TransferGuard>,
+}
+
+/// One of the peer's transfers still arriving.
+struct Inbound {
+    chunks: mpsc::UnboundedSender<crate::transfer::large::Inbound>,
+    counted: Option<TransferGuard>,
 }
 
 /// Runs one connection to its end and returns why it ended.
@@ -126,6 +145,7 @@ where
         abort,
         established,
         env,
+        counters,
     } = parts;
     let driver = Driver {
         session: Session::new(config.session.clone(), Instant::now().into_std()),
@@ -141,6 +161,8 @@ where
         abort_handles: std::collections::HashMap::new(),
         max_complete_buffer: config.max_complete_buffer,
         reason: None,
+        metrics: config.metrics,
+        counters,
     };
     let (reader, writer) = tokio::io::split(io);
     run(driver, reader, writer, commands, drain, abort, established)
@@ -228,7 +250,10 @@ where
                         driver.lost(Lost::Eof);
                         break;
                     }
-                    Ok(_) => {
+                    Ok(read) => {
+                        if driver.metrics {
+                            driver.peer.traffic_counters().bytes_in.fetch_add(read as u64, std::sync::atomic::Ordering::Relaxed);
+                        }
                         // A protocol error also arrives as Event::Closed; the close frame
                         // naming it is already queued for the peer.
                         let _ = driver.session.handle_received(received.bytes(), Instant::now().into_std());
@@ -259,6 +284,9 @@ where
             result = write_or_flush(&mut writer, pending), if !pending.is_empty() || unflushed => {
                 match result {
                     Ok(Some(written)) => {
+                        if driver.metrics {
+                            driver.peer.traffic_counters().bytes_out.fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
+                        }
                         driver.session.advance_transmit(written);
                         if written < BULK_WRITE {
                             // Small traffic: keep no output buffer between writes. A bulk
@@ -297,6 +325,13 @@ where
         let _ = sender.send(Err(reason.clone()));
     }
     reason
+}
+
+fn transfer_kind(mode: StreamMode) -> TransferKind {
+    match mode {
+        StreamMode::Complete => TransferKind::CompleteBuffer,
+        StreamMode::Chunks => TransferKind::BigStream,
+    }
 }
 
 /// Drops the session's output buffer once everything in it is written.
@@ -377,8 +412,13 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 } => self.dispatch(None, payload, &name, body),
                 Event::StreamOpen { id, name, info } => self.dispatch_transfer(id, &name, info),
                 Event::StreamData { id, body } => {
-                    if let Some(chunks) = self.inbound.get(&id.0) {
-                        let _ = chunks.send(crate::transfer::large::Inbound::Chunk(body));
+                    if let Some(inbound) = self.inbound.get(&id.0) {
+                        if let Some(counted) = &inbound.counted {
+                            counted.bytes(body.len());
+                        }
+                        let _ = inbound
+                            .chunks
+                            .send(crate::transfer::large::Inbound::Chunk(body));
                     }
                 }
                 Event::StreamEnd { id } => {
@@ -386,8 +426,8 @@ impl<S: Send + Sync + 'static> Driver<S> {
                     self.inbound.remove(&id.0);
                 }
                 Event::StreamCredit { id, credit } => {
-                    if let Some(window) = self.outbound.get(&id.0) {
-                        window.add_permits(credit as usize);
+                    if let Some(outbound) = self.outbound.get(&id.0) {
+                        outbound.window.add_permits(credit as usize);
                     }
                 }
                 Event::Reply { id, token, result } => {
@@ -405,8 +445,10 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 // The caller gave up: its handler is dropped (a transfer's handler is told
                 // the sender gave up instead, so it can clean up).
                 Event::Cancelled { id } => {
-                    if let Some(chunks) = self.inbound.remove(&id.0) {
-                        let _ = chunks.send(crate::transfer::large::Inbound::Cancelled);
+                    if let Some(inbound) = self.inbound.remove(&id.0) {
+                        let _ = inbound
+                            .chunks
+                            .send(crate::transfer::large::Inbound::Cancelled);
                     }
                     if let Some(handle) = self.abort_handles.remove(&id.0) {
                         handle.abort();
@@ -471,7 +513,17 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 credit,
             } => match self.session.send_stream_open(id, &name, &info, reply) {
                 Ok(_) => {
-                    self.outbound.insert(id.0, credit);
+                    let counted = self
+                        .counters
+                        .as_ref()
+                        .map(|counters| counters.transfer(transfer_kind(info.mode)));
+                    self.outbound.insert(
+                        id.0,
+                        Outbound {
+                            window: credit,
+                            _counted: counted,
+                        },
+                    );
                 }
                 Err(error) => {
                     credit.close();
@@ -492,6 +544,12 @@ impl<S: Send + Sync + 'static> Driver<S> {
                 // Refused only when the transfer is over; its reply says why.
                 if let Err(error) = self.session.send_stream_data(id, &chunk) {
                     tracing::debug!(%error, %id, "transfer chunk dropped");
+                } else if let Some(Outbound {
+                    _counted: Some(counted),
+                    ..
+                }) = self.outbound.get(&id.0)
+                {
+                    counted.bytes(chunk.len());
                 }
             }
             Command::StreamEnd { id } => {
@@ -516,9 +574,9 @@ impl<S: Send + Sync + 'static> Driver<S> {
     /// (Checked on every reply, so the common no-transfer case skips the hash lookup.)
     fn stop_transfer(&mut self, id: RequestId) {
         if !self.outbound.is_empty()
-            && let Some(window) = self.outbound.remove(&id.0)
+            && let Some(outbound) = self.outbound.remove(&id.0)
         {
-            window.close();
+            outbound.window.close();
         }
     }
 
@@ -541,6 +599,17 @@ impl<S: Send + Sync + 'static> Driver<S> {
             Ok(body) => self.session.send_reply(reply.id, body),
             Err(status) => self.send_status(reply.id, status),
         };
+    }
+
+    /// Counts a call the connection handles; returns whether metrics are on.
+    fn count_call(&self) -> bool {
+        if self.metrics {
+            self.peer
+                .traffic_counters()
+                .calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.metrics
     }
 
     /// Answers request `id` with an error status.
@@ -594,14 +663,18 @@ impl<S: Send + Sync + 'static> Driver<S> {
             env: self.env.clone(),
         };
         let span = tracing::debug_span!("handler", command = name);
+        let metrics = self.count_call();
         let run = async move {
             let started = Instant::now();
             let bytes_in = body.len();
             let outcome = run_handler(&entry.handler, context, body).await;
             let bytes_out = outcome.as_ref().map_or(0, Bytes::len);
-            entry
-                .counters
-                .record(bytes_in, bytes_out, started.elapsed(), outcome.is_err());
+            if metrics {
+                let error = outcome.as_ref().err().map(Status::code);
+                entry
+                    .counters
+                    .record(bytes_in, bytes_out, started.elapsed(), error);
+            }
             outcome
         }
         .instrument(span);
@@ -645,7 +718,6 @@ impl<S: Send + Sync + 'static> Driver<S> {
 impl<S: Send + Sync + 'static> Driver<S> {
     /// Starts the handler of an inbound transfer (BigStream or CompleteBuffer).
     fn dispatch_transfer(&mut self, id: RequestId, name: &str, info: zs_wire::frame::StreamInfo) {
-        use zs_wire::frame::StreamMode;
         let refuse = |driver: &mut Self, code: StatusCode, message: String| {
             driver.session.send_error(id, code, &message, &[]);
         };
@@ -683,7 +755,11 @@ impl<S: Send + Sync + 'static> Driver<S> {
             }
         }
         let (chunks, receiver) = mpsc::unbounded_channel();
-        self.inbound.insert(id.0, chunks);
+        let counted = self
+            .counters
+            .as_ref()
+            .map(|counters| counters.transfer(transfer_kind(info.mode)));
+        self.inbound.insert(id.0, Inbound { chunks, counted });
         let stream =
             crate::transfer::large::BigStream::new(id, info, receiver, self.peer.command_sender());
         let context = Context {
@@ -693,14 +769,18 @@ impl<S: Send + Sync + 'static> Driver<S> {
             env: self.env.clone(),
         };
         let span = tracing::debug_span!("transfer", command = name);
+        let metrics = self.count_call();
         let run = async move {
             let started = Instant::now();
             let outcome = run_transfer(&entry.handler, context, stream).await;
             let bytes_out = outcome.as_ref().map_or(0, Bytes::len);
             let bytes_in = usize::try_from(info.total.unwrap_or(0)).unwrap_or(usize::MAX);
-            entry
-                .counters
-                .record(bytes_in, bytes_out, started.elapsed(), outcome.is_err());
+            if metrics {
+                let error = outcome.as_ref().err().map(Status::code);
+                entry
+                    .counters
+                    .record(bytes_in, bytes_out, started.elapsed(), error);
+            }
             Some(HandlerReply { id, outcome })
         }
         .instrument(span);

@@ -332,6 +332,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
                 server: None,
                 offload: Arc::new(tokio::sync::Semaphore::new(self.config.max_offload)),
             }),
+            counters: None,
         };
         let driver = drive(stream, &self.config, parts);
         let driver_peer = peer.clone();

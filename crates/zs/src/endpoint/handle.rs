@@ -182,6 +182,20 @@ impl<S: Send + Sync + 'static> ServerRef<S> {
     pub fn stats(&self) -> Vec<CommandStats> {
         self.shared.registry.stats()
     }
+
+    /// The server's counters: connections, refusals, handshakes, bytes, calls, StableIO,
+    /// transfers (what the admin API and `/metrics` report).
+    pub fn metrics(&self) -> crate::metrics::ServerMetrics {
+        let peers = self
+            .shared
+            .peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.shared.counters.snapshot(
+            peers.values().map(Peer::traffic),
+            self.shared.stable_sessions.len(),
+        )
+    }
 }
 
 impl<S: Send + Sync + 'static> ServerHandle<S> {

@@ -96,6 +96,8 @@ pub(crate) struct PeerShared<S> {
     user: std::sync::RwLock<Option<User>>,
     /// Whether `user` is set: the check of a login-gated command reads only this.
     logged_in: std::sync::atomic::AtomicBool,
+    /// Bytes and calls, for the admin API.
+    traffic: crate::metrics::TrafficCounters,
 }
 
 /// A handle to one connection: the server's view of a client, or a client's view of its
@@ -160,6 +162,7 @@ impl<S> Peer<S> {
                 compression: config.complete_buffer_compression,
                 user: std::sync::RwLock::new(None),
                 logged_in: std::sync::atomic::AtomicBool::new(false),
+                traffic: crate::metrics::TrafficCounters::new(),
             }),
         }
     }
@@ -167,6 +170,16 @@ impl<S> Peer<S> {
     /// A process-unique id of this connection (ZServer4D's IO id).
     pub fn id(&self) -> u64 {
         self.shared.id
+    }
+
+    /// What this connection moved so far, and since when (zero counts when
+    /// [`Config::metrics`](crate::Config::metrics) is off).
+    pub fn traffic(&self) -> crate::metrics::Traffic {
+        self.shared.traffic.snapshot()
+    }
+
+    pub(crate) fn traffic_counters(&self) -> &crate::metrics::TrafficCounters {
+        &self.shared.traffic
     }
 
     /// The other side's address.

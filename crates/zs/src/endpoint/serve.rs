@@ -21,6 +21,7 @@ use crate::driver::{DriverParts, drive};
 use crate::endpoint::handle::ServerRef;
 use crate::endpoint::peer::{Peer, SecurityInfo};
 use crate::endpoint::server::Shared;
+use crate::metrics::RefuseReason as Refused;
 use crate::transport::encrypted::EncryptedStream;
 use crate::transport::stable;
 
@@ -39,6 +40,7 @@ pub(crate) async fn accept_loop<S: Send + Sync + 'static>(
         let Some((stream, remote_addr)) = accepted else {
             break;
         };
+        shared.counters.accepted();
         // Over the limit the connection still gets a handshake, so the client learns why it
         // is refused ("server full") instead of seeing a reset.
         let permit = permits.clone().try_acquire_owned().ok();
@@ -96,6 +98,7 @@ pub(crate) async fn serve_stream<S, IO>(
     S: Send + Sync + 'static,
     IO: tokio::io::AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let arrived = tokio::time::Instant::now();
     let security = &shared.config.security;
     // Boxed, like the other one-off phases below: a task is allocated for its largest state,
     // and an idle connection should pay only for the driver's.
@@ -108,26 +111,30 @@ pub(crate) async fn serve_stream<S, IO>(
         Ok(stream) => stream,
         Err(error) => {
             tracing::warn!(%error, "handshake failed; connection dropped");
+            shared.counters.refused(Refused::Handshake);
             return;
         }
     };
+    shared.counters.handshake_done();
     if stream.stable_link() {
         if shared.config.accept_stable {
             Box::pin(serve_stable_link(
                 stream,
-                remote_addr,
-                local_addr,
+                (remote_addr, local_addr),
+                arrived,
                 shared,
                 permit,
             ))
             .await;
         } else {
             tracing::warn!("StableIO link refused: this server does not accept StableIO");
+            shared.counters.refused(Refused::Stable);
         }
         return;
     }
     if !stream.client_token_ok() {
         tracing::warn!("client token rejected");
+        shared.counters.refused(Refused::Unauthorized);
         Box::pin(refuse(
             stream,
             &shared.config,
@@ -142,6 +149,7 @@ pub(crate) async fn serve_stream<S, IO>(
             "server full ({} connections)",
             shared.config.max_connections
         );
+        shared.counters.refused(Refused::Full);
         Box::pin(refuse(
             stream,
             &shared.config,
@@ -181,8 +189,8 @@ async fn with_slot<S: Send + Sync + 'static>(
 /// over it) or hands the link to the session it resumes.
 async fn serve_stable_link<S, IO>(
     stream: EncryptedStream<IO>,
-    remote_addr: SocketAddr,
-    local_addr: SocketAddr,
+    (remote_addr, local_addr): (SocketAddr, SocketAddr),
+    arrived: tokio::time::Instant,
     shared: Arc<Shared<S>>,
     permit: Option<OwnedSemaphorePermit>,
 ) where
@@ -204,6 +212,7 @@ async fn serve_stable_link<S, IO>(
     let mut io: stable::BoxedLink = Box::new(stream);
     if !token_ok {
         tracing::warn!("client token rejected (StableIO link)");
+        shared.counters.refused(Refused::Unauthorized);
         stable::refuse_link(io, &mut pending, RefuseReason::Unauthorized).await;
         return;
     }
@@ -213,6 +222,7 @@ async fn serve_stable_link<S, IO>(
         Ok(request) => request,
         Err(error) => {
             tracing::warn!(%error, "bad StableIO link; dropped");
+            shared.counters.refused(Refused::Stable);
             return;
         }
     };
@@ -224,6 +234,7 @@ async fn serve_stable_link<S, IO>(
                     limit = config.max_connections,
                     "refusing StableIO session: server full"
                 );
+                shared.counters.refused(Refused::Full);
                 stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
                 return;
             };
@@ -232,6 +243,7 @@ async fn serve_stable_link<S, IO>(
                     limit = config.stable.max_sessions,
                     "refusing StableIO session: too many sessions, all with a link"
                 );
+                shared.counters.refused(Refused::Stable);
                 stable::refuse_link(io, &mut pending, RefuseReason::TooManySessions).await;
                 return;
             }
@@ -294,9 +306,14 @@ async fn serve_stable_link<S, IO>(
                 next_expected,
                 leftover,
             };
-            if let Err(mut link) = shared.stable_sessions.route(session_id, link) {
-                tracing::debug!(?session_id, "resume for an unknown StableIO session");
-                stable::refuse_link(link.io, &mut link.pending, RefuseReason::UnknownSession).await;
+            match shared.stable_sessions.route(session_id, link) {
+                Ok(()) => shared.counters.resumed(arrived.elapsed()),
+                Err(mut link) => {
+                    tracing::debug!(?session_id, "resume for an unknown StableIO session");
+                    shared.counters.refused(Refused::Stable);
+                    stable::refuse_link(link.io, &mut link.pending, RefuseReason::UnknownSession)
+                        .await;
+                }
             }
         }
     }
@@ -360,6 +377,7 @@ where
             server: Some(ServerRef::new(shared.clone())),
             offload: shared.offload.clone(),
         }),
+        counters: Some(shared.counters.clone()),
     };
     // Boxed: its own allocation, sized for the driver's loop alone.
     let driver = Box::pin(drive(
@@ -382,11 +400,15 @@ fn finish_connection<S: Send + Sync + 'static>(
     was_established: bool,
 ) {
     peer.mark_closed(reason.clone());
-    shared
-        .peers
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .remove(&peer.id());
+    {
+        let mut peers = shared
+            .peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Folded under the lock snapshots take: see `ServerCounters::fold`.
+        shared.counters.fold(&peer.traffic());
+        peers.remove(&peer.id());
+    }
     tracing::debug!(%reason, "disconnected");
     if was_established && let Some(hook) = &shared.on_disconnected {
         hook(peer, &reason);

@@ -171,6 +171,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             abort: CancellationToken::new(),
             stable_sessions,
             app: Arc::new(self.app),
+            counters: Arc::default(),
         });
         let accept = tokio::spawn(super::serve::accept_loop(self.listener, shared.clone()));
         ServerHandle::new(shared, accept)
@@ -207,4 +208,6 @@ pub(crate) struct Shared<S> {
     pub(crate) stable_sessions: stable::Sessions,
     /// Application state for handlers.
     pub(crate) app: Arc<AppState>,
+    /// Connection, handshake and transfer counters (the admin API's).
+    pub(crate) counters: Arc<crate::metrics::ServerCounters>,
 }

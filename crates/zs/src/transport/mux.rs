@@ -228,7 +228,13 @@ impl MuxLink {
             }),
             wake_driver: Notify::new(),
         });
-        tokio::spawn(drive(transport, shared.clone()));
+        let driver = drive(transport, shared.clone());
+        tokio::spawn(async move {
+            let links = &crate::metrics::PROCESS.mux_links;
+            links.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            driver.await;
+            links.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
         Self { shared }
     }
 
@@ -323,6 +329,10 @@ impl std::fmt::Debug for VirtualStream {
 
 impl VirtualStream {
     fn new(id: StreamId, shared: Arc<Shared>) -> Self {
+        // Matched by the decrement in `Drop`.
+        crate::metrics::PROCESS
+            .mux_streams
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Self {
             id,
             shared,
@@ -418,6 +428,9 @@ impl AsyncWrite for VirtualStream {
 
 impl Drop for VirtualStream {
     fn drop(&mut self) {
+        crate::metrics::PROCESS
+            .mux_streams
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let mut inner = self.shared.lock();
         let had_output = inner.mux.wants_transmit();
         if inner.mux.contains_stream(self.id) {

@@ -47,6 +47,8 @@ pub(crate) struct SecureStream<IO> {
     rekey_interval: Duration,
     next_time_rekey: Instant,
     eof: bool,
+    /// Key updates (both directions) already added to the process counter.
+    counted_key_updates: u64,
 }
 
 /// The peer broke the record layer: an altered, replayed, reordered or oversize record.
@@ -74,7 +76,21 @@ impl<IO> SecureStream<IO> {
             rekey_interval: policy.after_time,
             next_time_rekey: Instant::now() + policy.after_time,
             eof: false,
+            counted_key_updates: 0,
         })
+    }
+
+    /// Adds key updates since the last call to the process counter (two loads and a
+    /// compare per record batch; updates themselves are rare).
+    fn count_key_updates(&mut self) {
+        let now = self.sealer.key_updates() + self.opener.key_updates();
+        if now != self.counted_key_updates {
+            crate::metrics::PROCESS.key_updates.fetch_add(
+                now - self.counted_key_updates,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            self.counted_key_updates = now;
+        }
     }
 }
 
@@ -122,6 +138,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
                     .map_err(violation)?;
                 let progressed = cipher_in.len() != before;
                 this.cipher_in.settle();
+                this.count_key_updates();
                 if !this.plain_in.is_empty() || progressed {
                     continue;
                 }
@@ -164,6 +181,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SecureStream<IO> {
         this.sealer
             .seal(&buf[..len], &mut this.cipher_out)
             .map_err(violation)?;
+        this.count_key_updates();
         // Start sending now; whatever the transport does not take waits for the next write
         // or flush.
         if let Poll::Ready(Err(error)) = this.poll_drain(cx) {
