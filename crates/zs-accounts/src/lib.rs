@@ -53,7 +53,9 @@ pub use client::{AccountClient, AccountClientError, ListedAccount, ServerTime};
 pub use error::AccountError;
 pub use limit::LimitConfig;
 pub use offline::{OFFLINE_DATABASE, Offline, Queued};
-pub use service::{ADMIN_ROLE, AccountService, AccountsConfig, Delivery, NAMESPACE, SecondLogin};
+pub use service::{
+    ADMIN_ROLE, AccountMetrics, AccountService, AccountsConfig, Delivery, NAMESPACE, SecondLogin,
+};
 pub use store::{
     AccountInfo, Accounts, DATABASE, MAX_NAME_LEN, MAX_PASSWORD_LEN, MIN_PASSWORD_CHARS,
     check_name, check_password,

@@ -78,7 +78,26 @@ struct Inner<S> {
     online: Mutex<HashMap<String, Vec<Peer<S>>>>,
     /// Connections whose end is watched (to take them out of `online`).
     watched: Mutex<HashSet<u64>>,
+    /// For the admin listener: logins, failed logins, logins refused while locked out.
+    counters: [std::sync::atomic::AtomicU64; 3],
 }
+
+/// What the accounts service counted ([`AccountService::metrics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct AccountMetrics {
+    /// Successful logins.
+    pub logins: u64,
+    /// Logins refused for a wrong name or password, or a disabled account.
+    pub login_failures: u64,
+    /// Logins refused because the name or address was locked out after failures.
+    pub lockouts: u64,
+    /// Users logged in now (on at least one connection).
+    pub users_online: u64,
+}
+
+const LOGINS: usize = 0;
+const FAILURES: usize = 1;
+const LOCKOUTS: usize = 2;
 
 impl<S> Inner<S> {
     /// Takes connection `peer` out of user `name`'s connections.
@@ -161,6 +180,18 @@ pub(crate) fn user_frame(user: &User) -> DataFrame {
 }
 
 impl<S: Send + Sync + 'static> AccountService<S> {
+    /// Logins, failures, lockouts and users online, for the admin listener.
+    pub fn metrics(&self) -> AccountMetrics {
+        let load =
+            |which: usize| self.inner.counters[which].load(std::sync::atomic::Ordering::Relaxed);
+        AccountMetrics {
+            logins: load(LOGINS),
+            login_failures: load(FAILURES),
+            lockouts: load(LOCKOUTS),
+            users_online: lock(&self.inner.online).len() as u64,
+        }
+    }
+
     /// The service over `accounts`.
     pub fn new(accounts: Accounts, config: AccountsConfig) -> Self {
         Self {
@@ -179,6 +210,7 @@ impl<S: Send + Sync + 'static> AccountService<S> {
                 config,
                 online: Mutex::new(HashMap::new()),
                 watched: Mutex::new(HashSet::new()),
+                counters: Default::default(),
             }),
         }
     }
@@ -269,6 +301,7 @@ impl<S: Send + Sync + 'static> AccountService<S> {
         let password = Zeroizing::new(string(&mut reader)?);
         let address = ctx.peer().remote_addr().ip();
         if let Some(wait) = self.inner.failures.wait(&name, address) {
+            self.count(LOCKOUTS);
             return Err(AccountError::TryLater(wait).into_status());
         }
         let checked = {
@@ -280,15 +313,21 @@ impl<S: Send + Sync + 'static> AccountService<S> {
             Ok(user) => user,
             Err(error @ (AccountError::WrongLogin | AccountError::Disabled(_))) => {
                 self.inner.failures.failed(&name, address);
+                self.count(FAILURES);
                 return Err(error.into_status());
             }
             Err(error) => return Err(error.into_status()),
         };
         self.inner.failures.succeeded(&name, address);
+        self.count(LOGINS);
         let frame = user_frame(&user);
         self.logged_in(ctx.peer(), user);
         self.deliver_pending(ctx.peer(), &name);
         Ok(frame)
+    }
+
+    fn count(&self, which: usize) {
+        self.inner.counters[which].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records that `peer` is now `user`, applying the second-login policy.

@@ -34,6 +34,7 @@ mod http;
 mod nat;
 mod part;
 mod server;
+mod services;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +48,7 @@ pub use part::{
     Action, ActionError, CommandRow, Labels, MetricsOut, Overview, Part, PeerRow, ServerInfo, State,
 };
 pub use server::ServerPart;
+pub use services::{AccountsPart, ClusterPart, DbPart};
 
 /// The `[admin]` table of a configuration file. Every field is optional; with none the
 /// listener is off.

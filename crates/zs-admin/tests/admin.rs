@@ -443,3 +443,66 @@ async fn nat_mappings_switch_and_agents_get_kicked() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn accounts_zdb_and_registry_metrics_move() {
+    bounded(async {
+        let accounts_dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(zs_db::Store::open(accounts_dir.path()).unwrap());
+        let accounts = zs_accounts::Accounts::open(store).unwrap();
+        accounts.add("alice", "right password", &[]).unwrap();
+        let service = zs_accounts::AccountService::<()>::new(
+            accounts,
+            zs_accounts::AccountsConfig::default(),
+        );
+        let db_dir = tempfile::tempdir().unwrap();
+        let db = zs_db::service::DbService::new(zs_db::Store::open(db_dir.path()).unwrap());
+        let people = db.store().create("people").unwrap();
+        for i in 0..100 {
+            people
+                .insert(zs_db::Record::Json(serde_json::json!({ "n": i })))
+                .unwrap();
+        }
+        let backend = zs_cluster::Embedded::in_memory();
+        let dispatch = zs_cluster::DispatchService::new(backend.clone());
+
+        let mut server = zs::Server::bind("127.0.0.1:0").await.unwrap();
+        server.install(service.clone());
+        let server = server.spawn();
+        let admin = Admin::new(AdminConfig::on("127.0.0.1:0"))
+            .part(zs_admin::AccountsPart::new(service))
+            .part(zs_admin::DbPart::new(db.clone()))
+            .part(zs_admin::ClusterPart::new(dispatch))
+            .start()
+            .await
+            .unwrap();
+
+        let client = zs::Client::connect(server.local_addr()).await.unwrap();
+        let accounts = zs_accounts::AccountClient::new(client.peer());
+        assert!(accounts.login("alice", "wrong").await.is_err());
+        accounts.login("alice", "right password").await.unwrap();
+        let query = zs_db::Query::filter("n >= 90");
+        let found = db.store().query("people", query).unwrap().count();
+        assert!(found > 0);
+        use zs_cluster::Backend as _;
+        backend
+            .put(
+                zs_cluster::Registration::new("chat", "c1", ["127.0.0.1:1".parse().unwrap()], 10),
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+
+        let metrics = scrape(admin.local_addr(), None).await;
+        assert_eq!(metrics["zs_accounts_logins_total{}"], 1.0);
+        assert_eq!(metrics["zs_accounts_login_failures_total{}"], 1.0);
+        assert_eq!(metrics["zs_accounts_users_online{}"], 1.0);
+        assert_eq!(metrics["zs_db_queries_total{}"], 1.0);
+        assert_eq!(metrics["zs_db_records_scanned_total{}"], 100.0);
+        assert_eq!(metrics["zs_cluster_servers{type=chat}"], 1.0);
+        let state = request(admin.local_addr(), "GET", "/api/state", None).await;
+        let state: serde_json::Value = serde_json::from_str(&state.body).unwrap();
+        assert_eq!(state["cluster"]["members"][0]["id"], "c1");
+    })
+    .await;
+}

@@ -24,6 +24,7 @@ mod entry_pool;
 mod fleet;
 mod handshake;
 mod idle;
+mod metrics_cost;
 mod mux;
 mod nat;
 mod process;
@@ -71,6 +72,9 @@ enum Command {
     DbNet(db_net::DbNetArgs),
     /// Accounts: logins per second (Argon2id) and the cost of a login-gated command.
     Accounts(accounts::AccountsArgs),
+    /// What counting calls for `/metrics` costs: `zs bench rpc` against a server with
+    /// metrics on (and scraped) and one with them off, interleaved.
+    Metrics(metrics_cost::MetricsArgs),
     /// The dispatch registry: lookups per second and removal of a silent server.
     Dispatch(dispatch::DispatchArgs),
     /// StableIO switch-over between entries of a pool when one is cut (network namespaces;
@@ -111,6 +115,7 @@ fn main() -> std::process::ExitCode {
             Command::Soak(args) => soak::run(args).await,
             Command::DbNet(args) => db_net::run(args).await,
             Command::Accounts(args) => accounts::run(args).await,
+            Command::Metrics(args) => metrics_cost::run(args).await,
             Command::Dispatch(args) => dispatch::run(args).await,
             Command::EntryPool(args) => entry_pool::run(args).await,
             Command::Cluster(args) => cluster::run(args).await,

@@ -17,6 +17,7 @@
 //! require_login = []             # commands (or "prefix.*") that need a logged-in user
 //! user_areas = false             # with files and accounts: a public/ area and one per user
 //! user_quota_mib = 0             # with user areas: most MiB per user (0 = no quota)
+//! metrics = true                 # count calls and bytes for `stats` and /metrics
 //!
 //! [security]
 //! suites = ["aes-128-gcm", "aes-256-gcm", "chacha20-poly1305", "rc6-gcm", "twofish-gcm", "serpent-gcm", "mars-gcm"]
@@ -185,6 +186,9 @@ pub struct ServerSection {
     /// With user areas: the most MiB one user's area may hold; 0 (the default) for no
     /// quota.
     pub user_quota_mib: u64,
+    /// Count each call's time, status and bytes for `stats` and the admin listener's
+    /// `/metrics` (on by default; off saves a few atomic adds per call).
+    pub metrics: bool,
 }
 
 impl Default for ServerSection {
@@ -207,6 +211,7 @@ impl Default for ServerSection {
             require_login: Vec::new(),
             user_areas: false,
             user_quota_mib: 0,
+            metrics: true,
         }
     }
 }
@@ -251,7 +256,8 @@ impl ServerSection {
             .keepalive_interval(seconds(self.keepalive_secs))
             .idle_timeout(seconds(self.idle_timeout_secs))
             .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
-            .stable_memory(self.stable_memory_mib.saturating_mul(1 << 20));
+            .stable_memory(self.stable_memory_mib.saturating_mul(1 << 20))
+            .metrics(self.metrics);
         config
     }
 }

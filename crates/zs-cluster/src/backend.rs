@@ -49,6 +49,10 @@ pub trait Backend: Send + Sync + 'static {
     /// Changes from now on.
     fn watch(&self) -> broadcast::Receiver<Change>;
 
+    /// Every live registration, by type then id, as this dispatcher knows it now (no
+    /// round trip: what the admin listener shows).
+    fn snapshot(&self) -> Vec<Registration>;
+
     /// The least-loaded online server of `service_type` ([`best`](crate::best)).
     fn best<'a>(
         &'a self,
@@ -314,6 +318,15 @@ impl Backend for Embedded {
 
     fn watch(&self) -> broadcast::Receiver<Change> {
         self.inner.changes.subscribe()
+    }
+
+    fn snapshot(&self) -> Vec<Registration> {
+        let now = SystemTime::now();
+        lock(&self.inner.live)
+            .values()
+            .filter(|entry| entry.expires > now)
+            .map(|entry| entry.registration.clone())
+            .collect()
     }
 
     fn best<'a>(

@@ -450,6 +450,13 @@ impl Backend for Etcd {
         self.inner.changes.subscribe()
     }
 
+    fn snapshot(&self) -> Vec<Registration> {
+        lock(&self.inner.mirror)
+            .values()
+            .map(|entry| entry.registration.clone())
+            .collect()
+    }
+
     fn best<'a>(
         &'a self,
         service_type: &'a str,

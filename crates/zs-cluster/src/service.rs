@@ -75,6 +75,11 @@ impl DispatchService {
         }
     }
 
+    /// Every live registration, by type then id (the admin listener's cluster table).
+    pub fn registrations(&self) -> Vec<Registration> {
+        self.backend.snapshot()
+    }
+
     /// Sends `peer` the changes of `service_type` (as one-way `__zs.dispatch.changed`
     /// messages) until its connection ends.
     fn watch<S: Send + Sync + 'static>(

@@ -58,7 +58,8 @@ pub use aggregate::{Aggregate, Group};
 pub use database::{Database, Op};
 pub use error::DbError;
 pub use query::{
-    DEFAULT_FRAGMENT, Fragment, Query, QueryEnd, QueryInfo, QueryRun, QueryState, StoredFragment,
+    DEFAULT_FRAGMENT, Fragment, Query, QueryEnd, QueryInfo, QueryMetrics, QueryRun, QueryState,
+    StoredFragment,
 };
 pub use record::{MAX_RECORD_LEN, Record};
 pub use store::Store;

@@ -148,6 +148,19 @@ pub(crate) struct Entry {
 pub(crate) struct Registry {
     next_id: Mutex<u64>,
     pub(crate) running: Mutex<std::collections::HashMap<u64, Entry>>,
+    /// Records scanned by queries that ended (running ones are summed at read time).
+    scanned_ended: std::sync::atomic::AtomicU64,
+}
+
+/// What a store's queries did ([`Store::query_metrics`](crate::Store::query_metrics)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct QueryMetrics {
+    /// Queries started.
+    pub started: u64,
+    /// Queries running now.
+    pub running: u64,
+    /// Records scanned, all queries.
+    pub scanned: u64,
 }
 
 impl Registry {
@@ -174,6 +187,22 @@ impl Registry {
             .get(&id)
             .map(|entry| entry.control.clone())
             .ok_or(DbError::NoSuchQuery(id))
+    }
+
+    pub(crate) fn metrics(&self) -> QueryMetrics {
+        let running = self.lock();
+        let live: u64 = running
+            .values()
+            .map(|entry| entry.control.scanned.load(Ordering::Relaxed))
+            .sum();
+        QueryMetrics {
+            started: *self
+                .next_id
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            running: running.len() as u64,
+            scanned: self.scanned_ended.load(Ordering::Relaxed) + live,
+        }
     }
 
     pub(crate) fn list(&self) -> Vec<QueryInfo> {
@@ -243,7 +272,14 @@ impl QueryRun {
             .spawn(move || {
                 let result = produce(&database, &plan, &query, decode, &scan_control, &sender);
                 let _ = sender.send(result.map(Batch::End));
-                registry.lock().remove(&id);
+                let mut running = registry.lock();
+                // Moved to the ended total under the lock `metrics` reads under: counted once.
+                if let Some(entry) = running.remove(&id) {
+                    registry.scanned_ended.fetch_add(
+                        entry.control.scanned.load(Ordering::Relaxed),
+                        Ordering::Relaxed,
+                    );
+                }
             });
         if let Err(error) = spawned {
             return Err(DbError::io("cannot start a query thread")(error));

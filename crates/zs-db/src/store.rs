@@ -236,6 +236,12 @@ impl Store {
         self.queries.list()
     }
 
+    /// Queries started and running, and records scanned, since the store opened (what the
+    /// admin listener reports).
+    pub fn query_metrics(&self) -> crate::query::QueryMetrics {
+        self.queries.metrics()
+    }
+
     /// Pauses running query `id`.
     pub fn pause_query(&self, id: u64) -> Result<(), DbError> {
         self.queries.control(id)?.set_paused(true);

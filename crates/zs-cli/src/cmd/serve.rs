@@ -123,6 +123,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     server.config_mut().security().keypair(keypair);
     register_builtins(&mut server);
+    // What the admin listener reports on besides the server: each service installed.
+    let mut parts: Vec<Box<dyn FnOnce(zs_admin::Admin) -> zs_admin::Admin>> = Vec::new();
     if let Some(dir) = args.files.as_ref().or(file.server.files.as_ref()) {
         let mut files = zs::services::files::FileService::new(dir)
             .with_context(|| format!("cannot serve files from {}", dir.display()))?;
@@ -138,7 +140,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let store = zs_db::Store::open(dir)
             .with_context(|| format!("cannot open the ZDB store in {}", dir.display()))?;
         tracing::info!(dir = %dir.display(), "serving ZDB");
-        server.install(zs_db::service::DbService::new(store));
+        let service = zs_db::service::DbService::new(store);
+        let part = zs_admin::DbPart::new(service.clone());
+        parts.push(Box::new(move |admin| admin.part(part)));
+        server.install(service);
     }
     let db_dir = args.db.as_ref().or(file.server.db.as_ref());
     if let Some(dir) = args.accounts.as_ref().or(file.server.accounts.as_ref()) {
@@ -157,7 +162,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ..zs_accounts::AccountsConfig::default()
         };
         tracing::info!(dir = %dir.display(), "accounts on");
-        server.install(zs_accounts::AccountService::<()>::new(accounts, config));
+        let service = zs_accounts::AccountService::<()>::new(accounts, config);
+        let part = zs_admin::AccountsPart::new(service.clone());
+        parts.push(Box::new(move |admin| admin.part(part)));
+        server.install(service);
     }
     for pattern in file.server.require_login.iter().chain(&args.require_login) {
         server
@@ -170,7 +178,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let registry = zs_cluster::Embedded::open(&store)?;
         registry.spawn_reaper(std::time::Duration::from_millis(250));
         tracing::info!(dir = %dir.display(), "dispatching");
-        server.install(zs_cluster::DispatchService::new(registry));
+        let service = zs_cluster::DispatchService::new(registry);
+        let part = zs_admin::ClusterPart::new(service.clone());
+        parts.push(Box::new(move |admin| admin.part(part)));
+        server.install(service);
     }
     #[cfg(feature = "etcd")]
     if !args.dispatch_etcd.is_empty() {
@@ -178,7 +189,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot reach etcd at {:?}", args.dispatch_etcd))?;
         tracing::info!(etcd = ?args.dispatch_etcd, "dispatching from etcd");
-        server.install(zs_cluster::DispatchService::new(registry));
+        let service = zs_cluster::DispatchService::new(registry);
+        let part = zs_admin::ClusterPart::new(service.clone());
+        parts.push(Box::new(move |admin| admin.part(part)));
+        server.install(service);
     }
     let capacity = file.server.max_connections;
     let addr = server.local_addr()?;
@@ -186,13 +200,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     say(&format!("zs: listening on {addr}"));
     say(&format!("zs: fingerprint {}", handle.fingerprint()));
     let admin_config = args.admin.merge(file.admin.clone());
-    let admin = super::admin::start(
-        admin_config.clone(),
-        zs_admin::Admin::new(admin_config)
+    let admin = parts.into_iter().fold(
+        zs_admin::Admin::new(admin_config.clone())
             .describe("zs", addr.to_string())
             .part(zs_admin::ServerPart::new(handle.server_ref())),
-    )
-    .await?;
+        |admin, add| add(admin),
+    );
+    let admin = super::admin::start(admin_config, admin).await?;
     let registrar = match (&args.register_as, &args.dispatcher) {
         (Some(service_type), Some(dispatcher)) => Some(
             register(
