@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use zs_nat::{AgentStatus, MappingStatus, NatServerHandle};
 
-use crate::part::{Action, ActionError, Labels, MetricsOut, Part, State};
+use crate::part::{Action, ActionError, Labels, MetricsOut, Overview, Part, State};
 
 /// An XNat server as the admin listener sees it.
 #[derive(Debug)]
@@ -92,7 +92,22 @@ impl Part for NatServerPart {
     }
 
     fn state(&self, state: &mut State) {
+        state.overview = self.overview();
         state.nat = serde_json::to_value(self.server.stats()).ok();
+    }
+
+    /// The forwarded connections, summed over the mappings (no calls: XNat forwards bytes).
+    fn overview(&self) -> Option<Overview> {
+        let stats = self.server.stats();
+        let mut overview = Overview::default();
+        for mapping in &stats.mappings {
+            overview.connections_open += mapping.connections_active;
+            overview.connections_accepted += mapping.connections_total;
+            overview.connections_refused += mapping.refused;
+            overview.bytes_in += mapping.bytes_in;
+            overview.bytes_out += mapping.bytes_out;
+        }
+        Some(overview)
     }
 
     fn act(&self, action: &Action) -> Option<Result<(), ActionError>> {

@@ -506,3 +506,47 @@ async fn accounts_zdb_and_registry_metrics_move() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn transfers_are_counted_by_kind() {
+    bounded(async {
+        let mut server = zs::Server::bind("127.0.0.1:0").await.unwrap();
+        server
+            .register_big_stream("sink", |_ctx, mut stream: zs::BigStream| async move {
+                while stream.next_chunk().await?.is_some() {}
+                Ok(zs::DataFrame::new().with(stream.completed()))
+            })
+            .register_complete_buffer("buffer", |_ctx, data: bytes::Bytes| async move {
+                Ok(zs::DataFrame::new().with(data.len() as u64))
+            });
+        let server = server.spawn();
+        let admin = admin_for(&server, None).await;
+        let client = zs::Client::connect(server.local_addr()).await.unwrap();
+        let big = vec![7u8; 3 << 20];
+        client
+            .peer()
+            .send_big_stream("sink", std::io::Cursor::new(big), Some(3 << 20))
+            .await
+            .unwrap();
+        // Incompressible, so the bytes on the wire are the buffer's.
+        let buffer: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        client
+            .peer()
+            .send_complete_buffer("buffer", bytes::Bytes::from(buffer))
+            .await
+            .unwrap();
+        let metrics = scrape(admin.local_addr(), None).await;
+        assert_eq!(metrics["zs_transfers_total{kind=bigstream}"], 1.0);
+        assert_eq!(
+            metrics["zs_transfer_bytes_total{kind=bigstream}"],
+            f64::from(3u32 << 20)
+        );
+        assert_eq!(metrics["zs_transfers_total{kind=complete_buffer}"], 1.0);
+        assert!(metrics["zs_transfer_bytes_total{kind=complete_buffer}"] > 0.0);
+        assert_eq!(metrics["zs_transfers_active{kind=bigstream}"], 0.0);
+        assert_eq!(metrics["zs_transfers_active{kind=complete_buffer}"], 0.0);
+    })
+    .await;
+}

@@ -76,6 +76,17 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Adds `other`'s observations to these.
+    pub fn add(&mut self, other: &Histogram) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (total, count) in self.counts.iter_mut().zip(&other.counts) {
+            *total += count;
+        }
+        self.sum_seconds += other.sum_seconds;
+    }
+
     /// Observations in all.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()

@@ -97,15 +97,10 @@ async fn until<T: std::fmt::Debug, F: Future<Output = T>>(
     panic!("{what}: never as wanted; last {last:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_shows_live_numbers_and_closes_a_peer() {
-    let Some(chromedriver) = find_chromedriver() else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let (_serve, server, admin) = serve(dir.path());
+/// chromedriver on a free port and a headless Chromium session through it.
+async fn browser(chromedriver: String) -> (Killed, fantoccini::Client) {
     let port = free_port();
-    let _driver = Killed(
+    let driver = Killed(
         Command::new(chromedriver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -113,13 +108,6 @@ async fn dashboard_shows_live_numbers_and_closes_a_peer() {
             .spawn()
             .expect("chromedriver starts"),
     );
-
-    let client = zs::Client::connect(server.as_str()).await.unwrap();
-    for i in 0..7 {
-        let reply = client.call_console("echo", &format!("{i}")).await.unwrap();
-        assert_eq!(reply, format!("{i}"));
-    }
-
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".into(),
@@ -130,7 +118,7 @@ async fn dashboard_shows_live_numbers_and_closes_a_peer() {
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let webdriver = format!("http://127.0.0.1:{port}");
-    let browser = until(
+    let session = until(
         "a WebDriver session",
         || {
             let mut builder = ClientBuilder::new(connector.clone());
@@ -147,21 +135,45 @@ async fn dashboard_shows_live_numbers_and_closes_a_peer() {
     )
     .await
     .unwrap();
+    (driver, session)
+}
+
+/// The text of the first element `selector` matches, or "" while there is none.
+async fn text(browser: &fantoccini::Client, selector: &str) -> String {
+    match browser.find(Locator::Css(selector)).await {
+        Ok(element) => element.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+fn save_screenshot(name: &str, shot: &[u8]) {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, shot).unwrap();
+    assert!(shot.starts_with(b"\x89PNG"), "a PNG screenshot");
+    eprintln!("screenshot: {}", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_live_numbers_and_closes_a_peer() {
+    let Some(chromedriver) = find_chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_serve, server, admin) = serve(dir.path());
+    let (_driver, browser) = browser(chromedriver).await;
+
+    let client = zs::Client::connect(server.as_str()).await.unwrap();
+    for i in 0..7 {
+        let reply = client.call_console("echo", &format!("{i}")).await.unwrap();
+        assert_eq!(reply, format!("{i}"));
+    }
 
     // The token rides in the fragment, which the browser never sends to the server.
     browser
         .goto(&format!("http://{admin}/#token=dash-token"))
         .await
         .unwrap();
-    let text = |selector: &'static str| {
-        let browser = browser.clone();
-        async move {
-            match browser.find(Locator::Css(selector)).await {
-                Ok(element) => element.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            }
-        }
-    };
+    let text = |selector: &'static str| text(&browser, selector);
     until("the status", || text("#status"), |status| status == "live").await;
     until("calls", || text("#calls-total"), |calls| calls == "7").await;
     until(
@@ -195,11 +207,7 @@ async fn dashboard_shows_live_numbers_and_closes_a_peer() {
     )
     .await;
 
-    let shot = browser.screenshot().await.unwrap();
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    std::fs::write(&path, &shot).unwrap();
-    assert!(shot.starts_with(b"\x89PNG"), "a PNG screenshot");
-    eprintln!("screenshot: {}", path.display());
+    save_screenshot("dashboard.png", &browser.screenshot().await.unwrap());
 
     // Close the peer from its button: the client sees the operator's close.
     let button = browser
@@ -224,4 +232,143 @@ async fn dashboard_shows_live_numbers_and_closes_a_peer() {
     )
     .await;
     browser.close().await.unwrap();
+}
+
+/// `zs nat server --admin` with one mapping: the agents connect to the first address, users
+/// to the second; the dashboard's address third.
+fn nat_server(dir: &std::path::Path) -> (Killed, String, String, String, String) {
+    let config = dir.join("server.toml");
+    let (agents, public) = (free_port(), free_port());
+    std::fs::write(
+        &config,
+        format!(
+            "[nat.server]\nlisten = \"127.0.0.1:{agents}\"\n\
+             [nat.server.mappings.web]\npublic = \"127.0.0.1:{public}\"\ntoken = \"change-me\"\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zs"))
+        .args(["nat", "server", "--config"])
+        .arg(&config)
+        .arg("--key")
+        .arg(dir.join("server.key"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("zs nat server starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let child = Killed(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut admin, mut fingerprint) = (None, None);
+    for line in lines.by_ref() {
+        let line = line.expect("zs nat server prints");
+        if let Some(rest) = line.strip_prefix("zs: dashboard http://") {
+            admin = rest.split('/').next().map(str::to_owned);
+        }
+        if let Some(pin) = line.strip_prefix("zs nat: fingerprint ") {
+            fingerprint = Some(pin.to_owned());
+        }
+        if admin.is_some() && fingerprint.is_some() {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    (
+        child,
+        format!("127.0.0.1:{agents}"),
+        format!("127.0.0.1:{public}"),
+        admin.expect("the dashboard's address"),
+        fingerprint.expect("the fingerprint"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_dashboard_shows_mappings_and_disables_one() {
+    let Some(chromedriver) = find_chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, agents, public, admin, pin) = nat_server(dir.path());
+    let service = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = service.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = service.accept().await {
+            use tokio::io::AsyncWriteExt;
+            let _ = socket.write_all(b"hello\n").await;
+        }
+    });
+    let mut config = zs_nat::AgentConfig::new(agents);
+    config.name = "office".into();
+    config.pin = Some(pin);
+    config.mappings.insert(
+        "web".into(),
+        zs_nat::AgentMapping::local(local.to_string(), "change-me"),
+    );
+    let agent = zs_nat::NatAgent::new(config).start().await.unwrap();
+    agent.wait_settled().await;
+    let read_public = || async {
+        use tokio::io::AsyncReadExt;
+        let mut socket = tokio::net::TcpStream::connect(public.as_str())
+            .await
+            .unwrap();
+        let mut greeting = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut greeting)).await;
+        greeting
+    };
+    assert_eq!(read_public().await, b"hello\n");
+
+    let (_driver, browser) = browser(chromedriver).await;
+    browser.goto(&format!("http://{admin}/")).await.unwrap();
+    let text = |selector: &'static str| text(&browser, selector);
+    until("the status", || text("#status"), |status| status == "live").await;
+    until(
+        "the mapping",
+        || text("#mappings-table tbody"),
+        |rows| rows.contains("web"),
+    )
+    .await;
+    until(
+        "the agent",
+        || text("#agents-table tbody"),
+        |rows| rows.contains("office"),
+    )
+    .await;
+    save_screenshot("dashboard-nat.png", &browser.screenshot().await.unwrap());
+
+    browser
+        .find(Locator::Css("button.toggle-mapping[data-mapping='web']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        "the mapping's button",
+        || text("button.toggle-mapping[data-mapping='web']"),
+        |label| label == "Enable",
+    )
+    .await;
+    assert_eq!(
+        read_public().await,
+        b"",
+        "a disabled mapping closes at once"
+    );
+    browser
+        .find(Locator::Css("button.toggle-mapping[data-mapping='web']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        "the mapping's button",
+        || text("button.toggle-mapping[data-mapping='web']"),
+        |label| label == "Disable",
+    )
+    .await;
+    assert_eq!(read_public().await, b"hello\n");
+    browser.close().await.unwrap();
+    agent.shutdown().await.unwrap();
 }
