@@ -147,7 +147,26 @@ impl<S: Send + Sync + 'static> Part for ServerPart<S> {
             .iter()
             .map(|(k, transfer)| (kind(*k), transfer.bytes))
             .collect();
-        out.counters("zs_transfer_bytes", "Bulk transfer payload bytes.", &bytes)
+        out.counters("zs_transfer_bytes", "Bulk transfer payload bytes.", &bytes)?;
+        out.gauge(
+            "zs_custom_connections",
+            "Custom-protocol connections open.",
+            gauge(metrics.custom_connections),
+        )?;
+        out.counters(
+            "zs_custom_messages",
+            "Custom-protocol messages, in = decoded, out = written.",
+            &[
+                (
+                    vec![("direction", "in".to_owned())],
+                    metrics.custom_messages_in,
+                ),
+                (
+                    vec![("direction", "out".to_owned())],
+                    metrics.custom_messages_out,
+                ),
+            ],
+        )
     }
 
     fn overview(&self) -> Option<Overview> {

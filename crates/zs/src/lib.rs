@@ -53,6 +53,7 @@
 //! ```
 
 pub mod config;
+pub mod custom;
 pub mod dispatch;
 mod driver;
 pub mod endpoint;

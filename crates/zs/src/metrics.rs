@@ -239,6 +239,10 @@ pub(crate) struct ServerCounters {
     closed_bytes_in: AtomicU64,
     closed_bytes_out: AtomicU64,
     closed_calls: AtomicU64,
+    /// Custom-protocol connections: open now, messages each way.
+    custom_open: AtomicU64,
+    custom_in: AtomicU64,
+    custom_out: AtomicU64,
 }
 
 impl ServerCounters {
@@ -248,6 +252,22 @@ impl ServerCounters {
 
     pub(crate) fn refused(&self, reason: RefuseReason) {
         self.refused[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn custom_opened(&self) {
+        self.custom_open.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn custom_closed(&self) {
+        self.custom_open.fetch_sub(1, Relaxed);
+    }
+
+    pub(crate) fn custom_message_in(&self) {
+        self.custom_in.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn custom_message_out(&self) {
+        self.custom_out.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn handshake_done(&self) {
@@ -299,6 +319,9 @@ impl ServerCounters {
             bytes_out: self.closed_bytes_out.load(Relaxed),
             calls: self.closed_calls.load(Relaxed),
             stable_sessions: stable_sessions as u64,
+            custom_connections: self.custom_open.load(Relaxed),
+            custom_messages_in: self.custom_in.load(Relaxed),
+            custom_messages_out: self.custom_out.load(Relaxed),
             stable_resumes: self.stable_resumes.load(Relaxed),
             stable_resume_seconds: self.stable_resume.snapshot(),
             transfers: [TransferKind::BigStream, TransferKind::CompleteBuffer].map(|kind| {
@@ -371,6 +394,12 @@ pub struct ServerMetrics {
     pub stable_resume_seconds: Histogram,
     /// Bulk transfers per kind.
     pub transfers: [(TransferKind, TransferMetrics); 2],
+    /// Custom-protocol connections open now ([`crate::custom`]).
+    pub custom_connections: u64,
+    /// Custom-protocol messages decoded.
+    pub custom_messages_in: u64,
+    /// Custom-protocol messages encoded and written.
+    pub custom_messages_out: u64,
 }
 
 impl ServerMetrics {

@@ -183,6 +183,30 @@ impl<S: Send + Sync + 'static> ServerRef<S> {
         self.shared.registry.stats()
     }
 
+    /// The connections of the custom protocol ([`Server::serve_custom`](crate::Server::serve_custom))
+    /// whose messages are `Out`.
+    pub fn custom_peers<Out: Send + 'static>(&self) -> Vec<crate::custom::CustomPeer<Out>> {
+        self.shared
+            .custom_peers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .filter_map(|peer| {
+                peer.downcast_ref::<crate::custom::CustomPeer<Out>>()
+                    .cloned()
+            })
+            .collect()
+    }
+
+    /// Queues `message` to every custom-protocol connection (ZServer4D's broadcast to all
+    /// `cpCustom` IOs); a connection whose queue is full misses it. Returns how many got it.
+    pub fn broadcast_custom<Out: Clone + Send + 'static>(&self, message: &Out) -> usize {
+        self.custom_peers::<Out>()
+            .iter()
+            .filter(|peer| peer.try_send(message.clone()).is_ok())
+            .count()
+    }
+
     /// The server's counters: connections, refusals, handshakes, bytes, calls, StableIO,
     /// transfers (what the admin API and `/metrics` report).
     pub fn metrics(&self) -> crate::metrics::ServerMetrics {

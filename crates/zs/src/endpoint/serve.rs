@@ -81,10 +81,40 @@ async fn serve_connection<S: Send + Sync + 'static>(
     shared: Arc<Shared<S>>,
     permit: Option<OwnedSemaphorePermit>,
 ) {
+    if let Some(custom) = &shared.custom
+        && (custom.exclusive() || !crate::custom::detect(&stream, custom.detect_timeout()).await)
+    {
+        serve_custom(custom.clone(), stream, remote_addr, &shared, permit).await;
+        return;
+    }
     // Small frames must not wait for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
     let local_addr = stream.local_addr().unwrap_or(remote_addr);
     serve_stream(stream, remote_addr, local_addr, shared, permit).await;
+}
+
+/// Serves a connection of the custom protocol, in a connection slot like any other.
+async fn serve_custom<S: Send + Sync + 'static>(
+    custom: Arc<dyn crate::custom::CustomServe>,
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+    shared: &Arc<Shared<S>>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    // A foreign protocol cannot be told why; a full server just closes.
+    let Some(permit) = permit else {
+        shared.counters.refused(Refused::Full);
+        return;
+    };
+    let env = crate::custom::CustomEnv {
+        peers: shared.custom_peers.clone(),
+        counters: shared.counters.clone(),
+        drain: shared.drain.clone(),
+        abort: shared.abort.clone(),
+        idle_timeout: shared.config.session.idle_timeout,
+    };
+    custom.serve(stream, remote_addr, env).await;
+    drop(permit);
 }
 
 /// Serves one connection over any byte stream: handshake, then the driver.

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use zs_wire::handshake::{Fingerprint, StaticKeypair};
 
 use crate::Config;
+use crate::custom::{CustomPeers, CustomProtocol, CustomServe};
 use crate::dispatch::context::AppState;
 use crate::dispatch::registry::Commands;
 use crate::dispatch::service::{Namespace, Service};
@@ -20,6 +21,7 @@ use crate::endpoint::handle::ServerHandle;
 use crate::endpoint::peer::Peer;
 use crate::error::DisconnectReason;
 use crate::transport::stable;
+use tokio_util::codec::{Decoder, Encoder};
 
 type ConnectedHook<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
 type DisconnectedHook<S> = Arc<dyn Fn(&Peer<S>, &DisconnectReason) + Send + Sync>;
@@ -48,6 +50,7 @@ pub struct Server<S = ()> {
     on_connected: Option<ConnectedHook<S>>,
     on_disconnected: Option<DisconnectedHook<S>>,
     app: AppState,
+    custom: Option<Arc<dyn CustomServe>>,
 }
 
 impl Server<()> {
@@ -83,6 +86,7 @@ impl<S: Send + Sync + 'static> Server<S> {
             on_connected: None,
             on_disconnected: None,
             app: AppState::default(),
+            custom: None,
         })
     }
 
@@ -145,6 +149,23 @@ impl<S: Send + Sync + 'static> Server<S> {
         self
     }
 
+    /// Serves a foreign byte protocol on this port too (ZServer4D `cpCustom`): a codec and
+    /// a handler, with this server's connection limit, idle timeout, shutdown and
+    /// statistics. Beside the zs protocol unless the protocol is
+    /// [`exclusive`](crate::custom::CustomProtocol::exclusive); see [`crate::custom`]. A
+    /// second call replaces the first.
+    pub fn serve_custom<C, Out>(&mut self, protocol: CustomProtocol<C, Out>) -> &mut Self
+    where
+        C: Decoder + Encoder<Out> + Send + 'static,
+        C::Item: Send + 'static,
+        Out: Send + Sync + 'static,
+        <C as Decoder>::Error: std::fmt::Display + Send,
+        <C as Encoder<Out>>::Error: std::fmt::Display + Send,
+    {
+        self.custom = Some(Arc::new(protocol));
+        self
+    }
+
     /// Starts serving in the background and returns a handle to control the server.
     pub fn spawn(self) -> ServerHandle<S> {
         let local_addr = self
@@ -172,6 +193,8 @@ impl<S: Send + Sync + 'static> Server<S> {
             stable_sessions,
             app: Arc::new(self.app),
             counters: Arc::default(),
+            custom: self.custom,
+            custom_peers: CustomPeers::default(),
         });
         let accept = tokio::spawn(super::serve::accept_loop(self.listener, shared.clone()));
         ServerHandle::new(shared, accept)
@@ -210,4 +233,7 @@ pub(crate) struct Shared<S> {
     pub(crate) app: Arc<AppState>,
     /// Connection, handshake and transfer counters (the admin API's).
     pub(crate) counters: Arc<crate::metrics::ServerCounters>,
+    /// The custom protocol served beside (or instead of) the zs protocol, and its connections.
+    pub(crate) custom: Option<Arc<dyn CustomServe>>,
+    pub(crate) custom_peers: CustomPeers,
 }

@@ -17,6 +17,7 @@
 mod bad_input;
 mod batch;
 mod common;
+mod custom;
 mod entry_pool;
 mod files;
 mod handler_control;
