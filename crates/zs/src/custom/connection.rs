@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use zs_wire::handshake::HELLO_MAGIC;
 
-use super::{CustomEnv, CustomPeer, Handler, HandlerResult, Hook};
+use super::{BoxedIo, CustomEnv, CustomPeer, Handler, HandlerResult, Hook};
 
 /// Messages written before a flush: one syscall carries many small replies.
 const WRITE_BATCH: usize = 64;
@@ -57,10 +57,93 @@ pub(crate) async fn detect(stream: &TcpStream, limit: Duration) -> bool {
     }
 }
 
+/// Whether a byte stream (a StableIO session) speaks the zs protocol: its first bytes are
+/// the session preamble's `magic`. Reads up to `magic.len()` bytes within `limit` and hands
+/// them back in front of the stream.
+pub(crate) async fn detect_stream<IO>(
+    mut stream: IO,
+    magic: &[u8],
+    limit: Duration,
+) -> (bool, Prefixed<IO>)
+where
+    IO: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut first = vec![0u8; magic.len()];
+    let mut seen = 0;
+    let deadline = Instant::now() + limit;
+    while seen < first.len() {
+        match tokio::time::timeout_at(deadline, stream.read(&mut first[seen..])).await {
+            Ok(Ok(read)) if read > 0 => {
+                seen += read;
+                if first[..seen] != magic[..seen] {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    first.truncate(seen);
+    let is_zs = first == magic;
+    (
+        is_zs,
+        Prefixed {
+            prefix: bytes::Bytes::from(first),
+            inner: stream,
+        },
+    )
+}
+
+/// A stream whose first bytes were read already: they come first again.
+pub(crate) struct Prefixed<IO> {
+    prefix: bytes::Bytes,
+    inner: IO,
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let take = self.prefix.len().min(buf.remaining());
+            let chunk = self.prefix.split_to(take);
+            buf.put_slice(&chunk);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Prefixed<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Serves one connection until the peer leaves, the handler fails, the codec rejects input,
 /// the connection is idle too long, or the server shuts down.
 pub(super) async fn run<C, Out>(
-    stream: TcpStream,
+    stream: BoxedIo,
     peer: CustomPeer<Out>,
     parts: Parts<C, Out>,
     env: CustomEnv,
@@ -71,7 +154,6 @@ pub(super) async fn run<C, Out>(
     <C as Decoder>::Error: std::fmt::Display + Send,
     <C as Encoder<Out>>::Error: std::fmt::Display + Send,
 {
-    let _ = stream.set_nodelay(true);
     let Parts {
         reader_codec,
         writer_codec,
@@ -79,7 +161,7 @@ pub(super) async fn run<C, Out>(
         on_connect,
         mut queue,
     } = parts;
-    let (reader, writer) = stream.into_split();
+    let (reader, writer) = tokio::io::split(stream);
     let mut reader = FramedRead::new(reader, reader_codec);
     let mut writer = FramedWrite::new(writer, writer_codec);
     let id = peer.id();
@@ -160,7 +242,7 @@ pub(super) async fn run<C, Out>(
 
 /// Writes `first` and whatever else is queued (up to a batch), then flushes.
 async fn write_batch<C, Out>(
-    writer: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, C>,
+    writer: &mut FramedWrite<tokio::io::WriteHalf<BoxedIo>, C>,
     queue: &mut mpsc::Receiver<Out>,
     first: Out,
     env: &CustomEnv,

@@ -11,6 +11,13 @@
 //! ([`CustomProtocol::exclusive`]). Input the codec rejects, and a handler's error, close
 //! that connection only.
 //!
+//! **StableIO underneath**: a client built on zserver can carry the custom protocol over a
+//! StableIO session instead of one TCP connection —
+//! [`ClientBuilder::connect_stable_stream`](crate::ClientBuilder::connect_stable_stream)
+//! gives the raw byte stream, which survives dropped connections with nothing lost or
+//! repeated; the server serves such a session with its custom protocol (a session that does
+//! not start with the zs preamble is taken for it).
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use tokio_util::codec::LinesCodec;
@@ -39,14 +46,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::ServerCounters;
 
-pub(crate) use connection::detect;
+pub(crate) use connection::{detect, detect_stream};
+
+/// Any byte stream a custom connection runs over: TCP, or a StableIO session.
+pub(crate) type BoxedIo = Box<dyn Io>;
+
+/// `AsyncRead + AsyncWrite`, as one trait object.
+pub(crate) trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Io for T {}
 
 /// What a handler returns: an error closes its connection (and is logged).
 pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -227,7 +241,7 @@ pub(crate) trait CustomServe: Send + Sync {
     fn detect_timeout(&self) -> Duration;
     fn serve(
         &self,
-        stream: TcpStream,
+        stream: BoxedIo,
         remote_addr: SocketAddr,
         env: CustomEnv,
     ) -> BoxFuture<'static, ()>;
@@ -251,7 +265,7 @@ where
 
     fn serve(
         &self,
-        stream: TcpStream,
+        stream: BoxedIo,
         remote_addr: SocketAddr,
         env: CustomEnv,
     ) -> BoxFuture<'static, ()> {

@@ -213,6 +213,28 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         self.connect_pool(addresses).await
     }
 
+    /// A raw StableIO byte stream to `addr`, without the zs protocol on it: for a custom
+    /// protocol ([`crate::custom`]) that should survive dropped connections. The server
+    /// serves it with its custom protocol (a stream that does not start with the zs
+    /// preamble is taken for it). Pin, token, suites and StableIO settings come from this
+    /// builder's configuration; handlers registered on the builder are not used.
+    pub async fn connect_stable_stream(
+        self,
+        addr: impl ToSocketAddrs,
+    ) -> Result<crate::transport::StableStream, ConnectError> {
+        let addresses: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
+        let (stream, _first) = crate::transport::stable::connect(
+            addresses.into(),
+            self.config.security.clone(),
+            self.config.connect_timeout,
+            self.config.connection_attempt_delay,
+            self.config.stable.clone(),
+            self.config.stable_link_timeout,
+        )
+        .await?;
+        Ok(stream)
+    }
+
     /// Connects with StableIO through an entry pool (ZServer4D's "IP pools and entry
     /// networks"): several addresses that reach the same server — its interfaces on
     /// separate networks, or relays in front of it. The pool is asked again before every

@@ -106,6 +106,19 @@ async fn serve_custom<S: Send + Sync + 'static>(
         shared.counters.refused(Refused::Full);
         return;
     };
+    // Small messages must not wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    serve_custom_io(custom, Box::new(stream), remote_addr, shared, permit).await;
+}
+
+/// Serves a custom-protocol connection over any byte stream (TCP, a StableIO session).
+async fn serve_custom_io<S: Send + Sync + 'static>(
+    custom: Arc<dyn crate::custom::CustomServe>,
+    stream: crate::custom::BoxedIo,
+    remote_addr: SocketAddr,
+    shared: &Arc<Shared<S>>,
+    permit: OwnedSemaphorePermit,
+) {
     let env = crate::custom::CustomEnv {
         peers: shared.custom_peers.clone(),
         counters: shared.counters.clone(),
@@ -312,16 +325,42 @@ async fn serve_stable_link<S, IO>(
             // link is down: StableIO's give-up time does that.
             let mut session_config = config.clone();
             session_config.session.idle_timeout = None;
-            serve_secured(
+            let Some(custom) = shared.custom.clone() else {
+                let parts = (remote_addr, local_addr);
+                serve_secured(
+                    stream,
+                    info,
+                    parts.0,
+                    parts.1,
+                    shared,
+                    permit,
+                    Some(session_config),
+                )
+                .await;
+                return;
+            };
+            // A server with a custom protocol serves raw StableIO streams with it
+            // (`ClientBuilder::connect_stable_stream`); a zs client starts with the preamble.
+            let (is_zs, stream) = crate::custom::detect_stream(
                 stream,
-                info,
-                remote_addr,
-                local_addr,
-                shared,
-                permit,
-                Some(session_config),
+                &zs_wire::session::PREAMBLE_MAGIC,
+                custom.detect_timeout(),
             )
             .await;
+            if is_zs && !custom.exclusive() {
+                serve_secured(
+                    stream,
+                    info,
+                    remote_addr,
+                    local_addr,
+                    shared,
+                    permit,
+                    Some(session_config),
+                )
+                .await;
+            } else {
+                serve_custom_io(custom, Box::new(stream), remote_addr, &shared, permit).await;
+            }
         }
         LinkRequest::Resume {
             session_id,

@@ -22,4 +22,5 @@ pub use security::{
     DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REKEY_AFTER, DEFAULT_REKEY_AFTER_BYTES, Security,
     SecurityError,
 };
+pub use stable::StableStream;
 pub use zs_wire::stable::StableConfig;

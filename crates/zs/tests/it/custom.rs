@@ -241,3 +241,59 @@ async fn shutdown_writes_what_is_queued_then_closes() {
     assert_eq!(client.receive().await, None);
     assert!(peer.is_closed());
 }
+
+#[tokio::test]
+async fn a_custom_protocol_over_stable_io_survives_cuts() {
+    let server = serve(|server| {
+        server.serve_custom(line_echo());
+    })
+    .await;
+    let cutter = super::common::cutter::start(server.local_addr(), 1 << 40, 1 << 41).await;
+    let stream = zs::Client::builder()
+        .connect_stable_stream(cutter.addr)
+        .await
+        .unwrap();
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::new(reader);
+    let mut next = 0;
+    for round in 0..4 {
+        // Lines in flight both ways when the link is cut.
+        for i in next..next + 50 {
+            writer
+                .write_all(format!("PING {i}\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        if round > 0 {
+            cutter.cut_all();
+        }
+        for i in next..next + 50 {
+            let mut line = String::new();
+            tokio::time::timeout(Duration::from_secs(20), reader.read_line(&mut line))
+                .await
+                .expect("a reply in time")
+                .unwrap();
+            assert_eq!(
+                line.trim_end(),
+                format!("PONG {i}"),
+                "every reply once, in order"
+            );
+        }
+        next += 50;
+    }
+    assert!(
+        cutter.cuts.load(std::sync::atomic::Ordering::Relaxed) >= 3,
+        "the proxy cut the links"
+    );
+    assert_eq!(
+        server.custom_peers::<String>().len(),
+        1,
+        "one session all along"
+    );
+    // The same server still serves zs clients over StableIO.
+    let zs_client = zs::Client::builder()
+        .connect_stable(server.local_addr())
+        .await
+        .unwrap();
+    assert_eq!(zs_client.call_console("echo", "zs").await.unwrap(), "zs");
+}

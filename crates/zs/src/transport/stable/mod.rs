@@ -28,7 +28,7 @@ mod stream;
 pub(crate) use budget::MemoryBudget;
 pub(crate) use client::connect;
 pub(crate) use server::{IncomingLink, Sessions, read_link_request, refuse_link, serve};
-pub(crate) use stream::StableStream;
+pub use stream::StableStream;
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -11,8 +11,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 // The shared session state (`Inner`, `Shared`) and link types live in the parent.
 use super::*;
 
-/// The application's end of a StableIO session: a byte stream that outlives its links.
-pub(crate) struct StableStream {
+/// The application's end of a StableIO session: a byte stream that outlives its links
+/// ([`ClientBuilder::connect_stable_stream`](crate::ClientBuilder::connect_stable_stream)).
+/// Bytes written are delivered once and in order across dropped connections.
+pub struct StableStream {
     pub(super) shared: Arc<Shared>,
     pub(super) pending: BytesMut,
 }
