@@ -1,5 +1,6 @@
 //! `zs-bench crypto`: record-layer throughput of every cipher suite, sealing and opening on
-//! one thread.
+//! one thread; for the suites OpenSSL has (AES-GCM, ChaCha20-Poly1305), `openssl speed -evp`
+//! on the same record size right after, and the ratio (issue 18: ≥ 0.9 of OpenSSL).
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,25 @@ pub struct CryptoArgs {
     /// Only these suites (comma-separated); default all.
     #[arg(long, value_delimiter = ',')]
     pub suite: Vec<String>,
+    /// Skip the `openssl speed` comparison (run when `openssl` is on the PATH).
+    #[arg(long)]
+    pub no_openssl: bool,
+}
+
+/// `openssl speed -evp` for `cipher` on `record`-byte buffers: bytes per second sealed
+/// (`-mr` prints `+F:<n>:<name>:<bytes per second>`).
+fn openssl_speed(cipher: &str, record: usize, seconds: f64) -> anyhow::Result<f64> {
+    let output = std::process::Command::new("openssl")
+        .args(["speed", "-mr", "-evp", cipher, "-bytes"])
+        .arg(record.to_string())
+        .arg("-seconds")
+        .arg(seconds.ceil().max(1.0).to_string())
+        .output()
+        .context("cannot run openssl speed")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix("+F:")?.rsplit(':').next()?.parse().ok())
+        .with_context(|| format!("no +F line from openssl speed -evp {cipher}: {text}"))
 }
 
 /// Seals and opens records of every suite for a fixed time on this thread; prints MB/s.
@@ -38,6 +58,7 @@ pub fn run(args: &CryptoArgs) -> anyhow::Result<()> {
         args.record,
         duration.as_secs_f64()
     );
+    let openssl = !args.no_openssl && crate::process::find_in_path("openssl").is_some();
     let plaintext = vec![0x5au8; args.record];
     let secret = [7u8; 32];
     for suite in suites {
@@ -76,12 +97,28 @@ pub fn run(args: &CryptoArgs) -> anyhow::Result<()> {
             opened += output.len() as u64;
         }
         let open_rate = opened as f64 / started.elapsed().as_secs_f64() / 1e6;
-        println!(
-            "crypto: {:<18} seal {:>8.0} MB/s, open {:>8.0} MB/s",
-            suite.name(),
-            seal_rate,
-            open_rate
-        );
+        let peer = match suite {
+            Suite::Aes128Gcm | Suite::Aes256Gcm | Suite::ChaCha20Poly1305 if openssl => {
+                Some(openssl_speed(suite.name(), args.record, args.seconds)? / 1e6)
+            }
+            _ => None,
+        };
+        match peer {
+            Some(peer) => println!(
+                "crypto: {:<18} seal {:>8.0} MB/s, open {:>8.0} MB/s; openssl seal {:>8.0} MB/s, seal/openssl {:.2}",
+                suite.name(),
+                seal_rate,
+                open_rate,
+                peer,
+                seal_rate / peer
+            ),
+            None => println!(
+                "crypto: {:<18} seal {:>8.0} MB/s, open {:>8.0} MB/s",
+                suite.name(),
+                seal_rate,
+                open_rate
+            ),
+        }
     }
     Ok(())
 }

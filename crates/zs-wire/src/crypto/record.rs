@@ -332,7 +332,8 @@ impl Opener {
     ///
     /// A header is checked as soon as its 5 bytes are there, before any of its body is
     /// buffered. On error, the records before the bad one have been opened and appended; the
-    /// bad one stays at the front of `input`. Errors are final: every later call returns the
+    /// bad one stays at the front of `input` (its header intact; a body that failed
+    /// authentication may have been overwritten in place). Errors are final: every later call returns the
     /// same error, and the connection must be closed.
     pub fn open(
         &mut self,

@@ -25,28 +25,30 @@ use futures_util::future::BoxFuture;
 use futures_util::future::{AbortHandle, Aborted, abortable};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
-use zs_wire::frame::{CloseCode, Payload, RequestId, StreamMode};
+use zs_wire::frame::{CloseCode, Payload, RequestId};
 use zs_wire::session::{Event, SendError as SessionSendError, Session};
 use zs_wire::status::StatusCode;
 
 use crate::Config;
 use crate::dispatch::Status;
 use crate::dispatch::context::{Context, HandlerEnv};
-use crate::dispatch::registry::{Commands, Handler};
+use crate::dispatch::registry::Commands;
 use crate::endpoint::peer::{Command, CommandReceiver, Peer};
 use crate::error::{BadReply, CallError, DisconnectReason, Lost};
-use crate::metrics::{ServerCounters, TransferGuard, TransferKind};
+use crate::metrics::ServerCounters;
 use crate::transport::read_buf::ReadBuffer;
 
 mod handler;
+mod transfer;
 
-use handler::{run_handler, run_transfer};
+use handler::run_handler;
+use transfer::{Inbound, Outbound, transfer_kind};
 
 /// Stop taking new commands from handles while this much output is unsent: the socket is
 /// the bottleneck, and queuing more would only grow memory.
@@ -108,18 +110,6 @@ struct Driver<S> {
     metrics: bool,
     /// The server's counters (transfers); `None` on a client.
     counters: Option<Arc<ServerCounters>>,
-}
-
-/// One of our transfers still sending.
-struct Outbound {
-    window: Arc<tokio::sync::Semaphore>,
-    _counted: Option<TransferGuard>,
-}
-
-/// One of the peer's transfers still arriving.
-struct Inbound {
-    chunks: mpsc::UnboundedSender<crate::transfer::large::Inbound>,
-    counted: Option<TransferGuard>,
 }
 
 /// Runs one connection to its end and returns why it ended.
@@ -325,13 +315,6 @@ where
         let _ = sender.send(Err(reason.clone()));
     }
     reason
-}
-
-fn transfer_kind(mode: StreamMode) -> TransferKind {
-    match mode {
-        StreamMode::Complete => TransferKind::CompleteBuffer,
-        StreamMode::Chunks => TransferKind::BigStream,
-    }
 }
 
 /// Drops the session's output buffer once everything in it is written.
@@ -712,80 +695,5 @@ impl<S: Send + Sync + 'static> Driver<S> {
             // Nobody waits for a one-way message: run it beside the connection.
             self.tasks.spawn(job);
         }
-    }
-}
-
-impl<S: Send + Sync + 'static> Driver<S> {
-    /// Starts the handler of an inbound transfer (BigStream or CompleteBuffer).
-    fn dispatch_transfer(&mut self, id: RequestId, name: &str, info: zs_wire::frame::StreamInfo) {
-        let refuse = |driver: &mut Self, code: StatusCode, message: String| {
-            driver.session.send_error(id, code, &message, &[]);
-        };
-        let Some(entry) = self.registry.get(name).cloned() else {
-            return refuse(
-                self,
-                StatusCode::UNIMPLEMENTED,
-                format!("no command named {name:?}"),
-            );
-        };
-        let wants_complete = matches!(entry.handler, Handler::CompleteBuffer(_));
-        let is_transfer = matches!(
-            entry.handler,
-            Handler::BigStream(_) | Handler::CompleteBuffer(_)
-        );
-        if !is_transfer || wants_complete != (info.mode == StreamMode::Complete) {
-            let message = format!("{name:?} is a {} command", entry.handler.kind_name());
-            return refuse(self, StatusCode::UNIMPLEMENTED, message);
-        }
-        if let Some(requirement) = &entry.requirement
-            && let Err(status) = requirement.check_peer(&self.peer, name)
-        {
-            self.send_status(id, &status);
-            return;
-        }
-        if wants_complete {
-            let announced = info.total.unwrap_or(u64::MAX).max(info.original_len);
-            if announced > self.max_complete_buffer {
-                // Refused before a byte is buffered; chunks already sent are dropped.
-                let message = format!(
-                    "complete buffer of {announced} bytes exceeds the limit of {} bytes",
-                    self.max_complete_buffer
-                );
-                return refuse(self, StatusCode::RESOURCE_EXHAUSTED, message);
-            }
-        }
-        let (chunks, receiver) = mpsc::unbounded_channel();
-        let counted = self
-            .counters
-            .as_ref()
-            .map(|counters| counters.transfer(transfer_kind(info.mode)));
-        self.inbound.insert(id.0, Inbound { chunks, counted });
-        let stream =
-            crate::transfer::large::BigStream::new(id, info, receiver, self.peer.command_sender());
-        let context = Context {
-            peer: self.peer.clone(),
-            command: entry.name.clone(),
-            request_id: Some(id),
-            env: self.env.clone(),
-        };
-        let span = tracing::debug_span!("transfer", command = name);
-        let metrics = self.count_call();
-        let run = async move {
-            let started = Instant::now();
-            let outcome = run_transfer(&entry.handler, context, stream).await;
-            let bytes_out = outcome.as_ref().map_or(0, Bytes::len);
-            let bytes_in = usize::try_from(info.total.unwrap_or(0)).unwrap_or(usize::MAX);
-            if metrics {
-                let error = outcome.as_ref().err().map(Status::code);
-                entry
-                    .counters
-                    .record(bytes_in, bytes_out, started.elapsed(), error);
-            }
-            Some(HandlerReply { id, outcome })
-        }
-        .instrument(span);
-        // Transfers run concurrently even on an ordered connection: their chunks arrive
-        // over time and must not wait behind other requests.
-        self.running.push(Box::pin(run));
     }
 }

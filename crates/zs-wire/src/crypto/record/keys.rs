@@ -5,7 +5,6 @@ use core::fmt;
 
 use aes_gcm::AesGcm;
 use aes_gcm::aead::{AeadCore, AeadInOut, KeyInit};
-use chacha20poly1305::ChaCha20Poly1305;
 use cipher::consts::{U12, U16};
 use cipher::{BlockCipherEncrypt, BlockSizeUser};
 use hkdf::Hkdf;
@@ -13,7 +12,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::{NONCE_LEN, RecordError, SECRET_LEN, Suite, TAG_LEN};
-use crate::crypto::{Aes128, Aes256, Mars256, Rc6_256, Serpent, Twofish256};
+use crate::crypto::{Mars256, Rc6_256, Serpent, Twofish256};
 
 /// HKDF info prefix of the AEAD key; the suite's name follows it.
 const KEY_LABEL: &[u8] = b"zs record key ";
@@ -65,6 +64,52 @@ where
     }
 }
 
+/// AES-GCM and ChaCha20-Poly1305 from aws-lc (BoringSSL's assembly, as OpenSSL has it):
+/// the RustCrypto crates reached about two thirds of `openssl speed` on the same core
+/// (issue 18; `zs-bench crypto` measures both). The finalists only RustCrypto and this
+/// project implement stay on `gcm` below.
+struct AwsLc(aws_lc_rs::aead::LessSafeKey);
+
+impl AwsLc {
+    fn keyed(
+        algorithm: &'static aws_lc_rs::aead::Algorithm,
+        key: &[u8],
+    ) -> Option<Box<dyn RecordAead>> {
+        let key = aws_lc_rs::aead::UnboundKey::new(algorithm, key).ok()?;
+        Some(Box::new(Self(aws_lc_rs::aead::LessSafeKey::new(key))))
+    }
+}
+
+impl RecordAead for AwsLc {
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buffer: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], aes_gcm::Error> {
+        let nonce = aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(nonce, aws_lc_rs::aead::Aad::from(aad), buffer)
+            .map_err(|_| aes_gcm::Error)?;
+        tag.as_ref().try_into().map_err(|_| aes_gcm::Error)
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<(), aes_gcm::Error> {
+        let nonce = aws_lc_rs::aead::Nonce::assume_unique_for_key(*nonce);
+        self.0
+            .open_in_place_separate_tag(nonce, aws_lc_rs::aead::Aad::from(aad), tag, buffer)
+            .map(|_| ())
+            .map_err(|_| aes_gcm::Error)
+    }
+}
+
 /// GCM over the block cipher `C`, keyed with `key`.
 fn gcm<C>(key: &[u8]) -> Option<Box<dyn RecordAead>>
 where
@@ -100,11 +145,9 @@ fn make_aead(
     let key = &mut key[..suite.key_len()];
     expand(suite, secret, &[KEY_LABEL, suite.name().as_bytes()], key)?;
     let aead = match suite {
-        Suite::Aes128Gcm => gcm::<Aes128>(key),
-        Suite::Aes256Gcm => gcm::<Aes256>(key),
-        Suite::ChaCha20Poly1305 => ChaCha20Poly1305::new_from_slice(key)
-            .ok()
-            .map(|aead| Box::new(aead) as Box<dyn RecordAead>),
+        Suite::Aes128Gcm => AwsLc::keyed(&aws_lc_rs::aead::AES_128_GCM, key),
+        Suite::Aes256Gcm => AwsLc::keyed(&aws_lc_rs::aead::AES_256_GCM, key),
+        Suite::ChaCha20Poly1305 => AwsLc::keyed(&aws_lc_rs::aead::CHACHA20_POLY1305, key),
         Suite::Rc6Gcm => gcm::<Rc6_256>(key),
         Suite::TwofishGcm => gcm::<Twofish256>(key),
         Suite::SerpentGcm => gcm::<Serpent>(key),

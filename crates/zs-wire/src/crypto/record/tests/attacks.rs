@@ -52,7 +52,10 @@ fn replayed_record_fails() {
             }
         );
         assert_eq!(&opened[..], b"pay me once");
-        assert_eq!(&input[..], &wire[..], "the bad record stays in the input");
+        // The bad record stays in the input: its header as it was; its body may have been
+        // overwritten by the failed decryption (aws-lc does that).
+        assert_eq!(input.len(), wire.len(), "the bad record stays in the input");
+        assert_eq!(&input[..HEADER_LEN], &wire[..HEADER_LEN]);
 
         // Also across a key update: an old record under the new key.
         let (mut sealer, mut opener) = pair(suite, 0);
