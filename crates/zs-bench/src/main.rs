@@ -29,6 +29,7 @@ mod mux;
 mod nat;
 mod process;
 mod rpc;
+mod rpc_tarpc;
 mod serve_child;
 mod soak;
 mod stream;

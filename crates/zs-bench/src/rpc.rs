@@ -1,6 +1,6 @@
 //! `zs-bench rpc`: request rate and latency of `echo` calls on a server embedded in this
-//! process, against a raw TCP echo baseline with the same connections, requests in flight
-//! and payload, in interleaved rounds.
+//! process, against a raw TCP echo baseline and tarpc (`rpc_tarpc.rs`) with the same
+//! connections, requests in flight and payload, in interleaved rounds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +24,10 @@ pub struct RpcArgs {
     /// print the ratio.
     #[arg(long, default_value_t = true, action = ArgAction::Set)]
     pub baseline: bool,
+    /// Also run tarpc (bincode over TCP, unencrypted) with the same load and print
+    /// zserver/tarpc.
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    pub tarpc: bool,
     /// Rounds, each zserver then the baseline; medians are reported.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
@@ -48,6 +52,7 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<()> {
     );
     let mut rpc_rates = Vec::new();
     let mut baseline_rates = Vec::new();
+    let mut tarpc_rates = Vec::new();
     let mut last = None;
     for round in 1..=args.rounds {
         let label = |what: &str| {
@@ -64,6 +69,11 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<()> {
             let baseline = raw_echo(&args.load).await?;
             baseline.print(&label("baseline (raw TCP echo)"));
             baseline_rates.push(baseline.rate());
+        }
+        if args.tarpc {
+            let tarpc = crate::rpc_tarpc::measure(&args.load).await?;
+            tarpc.print(&label("tarpc"));
+            tarpc_rates.push(tarpc.rate());
         }
         last = Some(rpc);
     }
@@ -86,6 +96,18 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<()> {
         latency.value_at_quantile(0.99),
         if args.rounds > 1 { " (medians)" } else { "" },
     );
+    if !tarpc_rates.is_empty() {
+        let tarpc = crate::median(&tarpc_rates);
+        println!(
+            "tarpc: {tarpc:.0} req/s; zserver/tarpc {:.2}, tarpc/raw {}",
+            rpc_rate / tarpc,
+            if baseline_rates.is_empty() {
+                "n/a".to_owned()
+            } else {
+                format!("{:.2}", tarpc / crate::median(&baseline_rates))
+            }
+        );
+    }
     Ok(())
 }
 
