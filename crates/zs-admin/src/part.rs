@@ -137,12 +137,7 @@ impl<'a, 'b> MetricsOut<'a, 'b> {
             .encode_descriptor(name, help, None, MetricType::Histogram)?;
         for (labels, histogram) in series {
             // The encoder adds the counts up itself: it wants each bucket's own.
-            let buckets: Vec<(f64, u64)> = zs::metrics::LATENCY_BUCKETS
-                .iter()
-                .copied()
-                .chain([f64::INFINITY])
-                .zip(histogram.counts.iter().copied())
-                .collect();
+            let buckets: Vec<(f64, u64)> = histogram.buckets().collect();
             metric.encode_family(labels)?.encode_histogram(
                 histogram.sum_seconds,
                 histogram.count(),

@@ -170,29 +170,12 @@ impl<S: Send + Sync + 'static> Part for ServerPart<S> {
     }
 
     fn overview(&self) -> Option<Overview> {
-        let metrics = self.server.metrics();
-        let call_errors = self
-            .server
-            .stats()
-            .iter()
-            .map(|command| command.errors)
-            .sum();
-        Some(Overview {
-            connections_open: metrics.connections_open,
-            connections_accepted: metrics.accepted,
-            connections_refused: metrics.refused_total(),
-            calls: metrics.calls,
-            call_errors,
-            bytes_in: metrics.bytes_in,
-            bytes_out: metrics.bytes_out,
-            handshake_failures: metrics.handshake_failures(),
-            stable_sessions: metrics.stable_sessions,
-        })
+        Some(overview(&self.server.metrics(), &self.server.stats()))
     }
 
     fn state(&self, state: &mut State) {
-        state.overview = self.overview();
         let commands = self.server.stats();
+        state.overview = Some(overview(&self.server.metrics(), &commands));
         let mut peers: Vec<PeerRow> = self
             .server
             .peers()
@@ -239,6 +222,21 @@ impl<S: Send + Sync + 'static> Part for ServerPart<S> {
         tracing::info!(peer = id, address = %peer.remote_addr(), "peer closed by the operator");
         tokio::spawn(async move { peer.close("closed by the server's operator").await });
         Some(Ok(()))
+    }
+}
+
+/// The dashboard's totals from a server's counters and its commands' statistics.
+fn overview(metrics: &zs::metrics::ServerMetrics, commands: &[zs::CommandStats]) -> Overview {
+    Overview {
+        connections_open: metrics.connections_open,
+        connections_accepted: metrics.accepted,
+        connections_refused: metrics.refused_total(),
+        calls: metrics.calls,
+        call_errors: commands.iter().map(|command| command.errors).sum(),
+        bytes_in: metrics.bytes_in,
+        bytes_out: metrics.bytes_out,
+        handshake_failures: metrics.handshake_failures(),
+        stable_sessions: metrics.stable_sessions,
     }
 }
 

@@ -92,13 +92,18 @@ impl Histogram {
         self.counts.iter().sum()
     }
 
+    /// `(upper bound, observations in that bucket alone)`; the last bound is
+    /// `f64::INFINITY`.
+    pub fn buckets(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
+        bounds.zip(self.counts.iter().copied())
+    }
+
     /// `(upper bound, observations at or under it)` per bucket, as Prometheus wants them;
     /// the last bound is `f64::INFINITY`.
     pub fn cumulative(&self) -> Vec<(f64, u64)> {
-        let bounds = LATENCY_BUCKETS.iter().copied().chain([f64::INFINITY]);
         let mut total = 0;
-        bounds
-            .zip(&self.counts)
+        self.buckets()
             .map(|(bound, count)| {
                 total += count;
                 (bound, total)

@@ -146,6 +146,16 @@ async fn text(browser: &fantoccini::Client, selector: &str) -> String {
     }
 }
 
+async fn click(browser: &fantoccini::Client, selector: &str) {
+    browser
+        .find(Locator::Css(selector))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 fn save_screenshot(name: &str, shot: &[u8]) {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, shot).unwrap();
@@ -210,11 +220,7 @@ async fn dashboard_shows_live_numbers_and_closes_a_peer() {
     save_screenshot("dashboard.png", &browser.screenshot().await.unwrap());
 
     // Close the peer from its button: the client sees the operator's close.
-    let button = browser
-        .find(Locator::Css("#peers-table button.close-peer"))
-        .await
-        .unwrap();
-    button.click().await.unwrap();
+    click(&browser, "#peers-table button.close-peer").await;
     let reason = tokio::time::timeout(Duration::from_secs(10), client.peer().closed())
         .await
         .expect("the peer is closed");
@@ -337,16 +343,12 @@ async fn nat_dashboard_shows_mappings_and_disables_one() {
     .await;
     save_screenshot("dashboard-nat.png", &browser.screenshot().await.unwrap());
 
-    browser
-        .find(Locator::Css("button.toggle-mapping[data-mapping='web']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // The mapping's button says what a click does next.
+    let toggle = "button.toggle-mapping[data-mapping='web']";
+    click(&browser, toggle).await;
     until(
         "the mapping's button",
-        || text("button.toggle-mapping[data-mapping='web']"),
+        || text(toggle),
         |label| label == "Enable",
     )
     .await;
@@ -355,16 +357,10 @@ async fn nat_dashboard_shows_mappings_and_disables_one() {
         b"",
         "a disabled mapping closes at once"
     );
-    browser
-        .find(Locator::Css("button.toggle-mapping[data-mapping='web']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, toggle).await;
     until(
         "the mapping's button",
-        || text("button.toggle-mapping[data-mapping='web']"),
+        || text(toggle),
         |label| label == "Disable",
     )
     .await;

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use zs_wire::handshake::HELLO_MAGIC;
 
-use super::{BoxedIo, CustomEnv, CustomPeer, Handler, HandlerResult, Hook};
+use super::{BoxedIo, CustomCodec, CustomEnv, CustomPeer, Handler, HandlerResult, Hook};
 
 /// Messages written before a flush: one syscall carries many small replies.
 const WRITE_BATCH: usize = 64;
@@ -100,6 +100,16 @@ pub(crate) struct Prefixed<IO> {
     inner: IO,
 }
 
+impl<IO> Prefixed<IO> {
+    /// `inner` with nothing read ahead.
+    pub(crate) fn new(inner: IO) -> Self {
+        Self {
+            prefix: bytes::Bytes::new(),
+            inner,
+        }
+    }
+}
+
 impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Prefixed<IO> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
@@ -148,11 +158,8 @@ pub(super) async fn run<C, Out>(
     parts: Parts<C, Out>,
     env: CustomEnv,
 ) where
-    C: Decoder + Encoder<Out> + Send + 'static,
-    C::Item: Send + 'static,
+    C: CustomCodec<Out>,
     Out: Send + Sync + 'static,
-    <C as Decoder>::Error: std::fmt::Display + Send,
-    <C as Encoder<Out>>::Error: std::fmt::Display + Send,
 {
     let Parts {
         reader_codec,
@@ -222,12 +229,13 @@ pub(super) async fn run<C, Out>(
     let _ = tokio::time::timeout(FINAL_FLUSH, async {
         queue.close();
         while let Some(message) = queue.recv().await {
-            if writer.feed(message).await.is_err() {
+            if write_batch(&mut writer, &mut queue, message, &env)
+                .await
+                .is_err()
+            {
                 return;
             }
-            env.counters.custom_message_out();
         }
-        let _ = writer.flush().await;
         let _ = writer.close().await;
     })
     .await;

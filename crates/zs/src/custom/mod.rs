@@ -52,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::ServerCounters;
 
-pub(crate) use connection::{detect, detect_stream};
+pub(crate) use connection::{Prefixed, detect, detect_stream};
 
 /// Any byte stream a custom connection runs over: TCP, or a StableIO session.
 pub(crate) type BoxedIo = Box<dyn Io>;
@@ -74,6 +74,24 @@ pub const DEFAULT_SEND_QUEUE: usize = 256;
 type Handler<Item, Out> =
     Arc<dyn Fn(CustomPeer<Out>, Item) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
 type Hook<Out> = Arc<dyn Fn(CustomPeer<Out>) -> BoxFuture<'static, HandlerResult> + Send + Sync>;
+
+/// What a custom protocol's codec must be: a `tokio_util` decoder of messages that can
+/// cross threads and an encoder of `Out`, whose errors can be logged. Every such codec is one.
+pub trait CustomCodec<Out>:
+    Decoder<Item: Send + 'static, Error: std::fmt::Display + Send>
+    + Encoder<Out, Error: std::fmt::Display + Send>
+    + Send
+    + 'static
+{
+}
+
+impl<C, Out> CustomCodec<Out> for C where
+    C: Decoder<Item: Send + 'static, Error: std::fmt::Display + Send>
+        + Encoder<Out, Error: std::fmt::Display + Send>
+        + Send
+        + 'static
+{
+}
 
 /// A foreign protocol for [`Server::serve_custom`](crate::Server::serve_custom): a codec
 /// and a handler (ZServer4D `cpCustom` with `OnReceiveBuffer`).
@@ -98,8 +116,7 @@ impl<C: Decoder, Out> std::fmt::Debug for CustomProtocol<C, Out> {
 
 impl<C, Out> CustomProtocol<C, Out>
 where
-    C: Decoder + Encoder<Out> + Send + 'static,
-    C::Item: Send + 'static,
+    C: CustomCodec<Out>,
     Out: Send + 'static,
 {
     /// A protocol whose connections use a codec from `make_codec` (one for reading and one
@@ -249,11 +266,8 @@ pub(crate) trait CustomServe: Send + Sync {
 
 impl<C, Out> CustomServe for CustomProtocol<C, Out>
 where
-    C: Decoder + Encoder<Out> + Send + 'static,
-    C::Item: Send + 'static,
+    C: CustomCodec<Out>,
     Out: Send + Sync + 'static,
-    <C as Decoder>::Error: std::fmt::Display + Send,
-    <C as Encoder<Out>>::Error: std::fmt::Display + Send,
 {
     fn exclusive(&self) -> bool {
         self.exclusive

@@ -223,16 +223,30 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         addr: impl ToSocketAddrs,
     ) -> Result<crate::transport::StableStream, ConnectError> {
         let addresses: Vec<_> = tokio::net::lookup_host(addr).await?.collect();
-        let (stream, _first) = crate::transport::stable::connect(
-            addresses.into(),
+        let (stream, _first) = self.stable_session(addresses.into()).await?;
+        Ok(stream)
+    }
+
+    /// A StableIO session through `entries`, with this builder's security and timing.
+    async fn stable_session(
+        &self,
+        entries: crate::Entries,
+    ) -> Result<
+        (
+            crate::transport::StableStream,
+            crate::transport::stable::EncryptedInfo,
+        ),
+        ConnectError,
+    > {
+        crate::transport::stable::connect(
+            entries,
             self.config.security.clone(),
             self.config.connect_timeout,
             self.config.connection_attempt_delay,
             self.config.stable.clone(),
             self.config.stable_link_timeout,
         )
-        .await?;
-        Ok(stream)
+        .await
     }
 
     /// Connects with StableIO through an entry pool (ZServer4D's "IP pools and entry
@@ -266,15 +280,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
         mut self,
         entries: impl Into<crate::Entries>,
     ) -> Result<Client<S>, ConnectError> {
-        let (stream, first) = crate::transport::stable::connect(
-            entries.into(),
-            self.config.security.clone(),
-            self.config.connect_timeout,
-            self.config.connection_attempt_delay,
-            self.config.stable.clone(),
-            self.config.stable_link_timeout,
-        )
-        .await?;
+        let (stream, first) = self.stable_session(entries.into()).await?;
         // The session outlives links: StableIO's give-up time, not the idle timer, ends it.
         self.config.session.idle_timeout = None;
         let info = SecurityInfo {

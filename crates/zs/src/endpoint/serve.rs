@@ -325,42 +325,33 @@ async fn serve_stable_link<S, IO>(
             // link is down: StableIO's give-up time does that.
             let mut session_config = config.clone();
             session_config.session.idle_timeout = None;
-            let Some(custom) = shared.custom.clone() else {
-                let parts = (remote_addr, local_addr);
-                serve_secured(
-                    stream,
-                    info,
-                    parts.0,
-                    parts.1,
-                    shared,
-                    permit,
-                    Some(session_config),
-                )
-                .await;
-                return;
-            };
             // A server with a custom protocol serves raw StableIO streams with it
             // (`ClientBuilder::connect_stable_stream`); a zs client starts with the preamble.
-            let (is_zs, stream) = crate::custom::detect_stream(
+            let (is_zs, stream) = match &shared.custom {
+                Some(custom) => {
+                    crate::custom::detect_stream(
+                        stream,
+                        &zs_wire::session::PREAMBLE_MAGIC,
+                        custom.detect_timeout(),
+                    )
+                    .await
+                }
+                None => (true, crate::custom::Prefixed::new(stream)),
+            };
+            if let Some(custom) = shared.custom.clone().filter(|c| !is_zs || c.exclusive()) {
+                serve_custom_io(custom, Box::new(stream), remote_addr, &shared, permit).await;
+                return;
+            }
+            serve_secured(
                 stream,
-                &zs_wire::session::PREAMBLE_MAGIC,
-                custom.detect_timeout(),
+                info,
+                remote_addr,
+                local_addr,
+                shared,
+                permit,
+                Some(session_config),
             )
             .await;
-            if is_zs && !custom.exclusive() {
-                serve_secured(
-                    stream,
-                    info,
-                    remote_addr,
-                    local_addr,
-                    shared,
-                    permit,
-                    Some(session_config),
-                )
-                .await;
-            } else {
-                serve_custom_io(custom, Box::new(stream), remote_addr, &shared, permit).await;
-            }
         }
         LinkRequest::Resume {
             session_id,

@@ -21,7 +21,6 @@ use crate::endpoint::handle::ServerHandle;
 use crate::endpoint::peer::Peer;
 use crate::error::DisconnectReason;
 use crate::transport::stable;
-use tokio_util::codec::{Decoder, Encoder};
 
 type ConnectedHook<S> = Arc<dyn Fn(&Peer<S>) + Send + Sync>;
 type DisconnectedHook<S> = Arc<dyn Fn(&Peer<S>, &DisconnectReason) + Send + Sync>;
@@ -156,11 +155,8 @@ impl<S: Send + Sync + 'static> Server<S> {
     /// second call replaces the first.
     pub fn serve_custom<C, Out>(&mut self, protocol: CustomProtocol<C, Out>) -> &mut Self
     where
-        C: Decoder + Encoder<Out> + Send + 'static,
-        C::Item: Send + 'static,
+        C: crate::custom::CustomCodec<Out>,
         Out: Send + Sync + 'static,
-        <C as Decoder>::Error: std::fmt::Display + Send,
-        <C as Encoder<Out>>::Error: std::fmt::Display + Send,
     {
         self.custom = Some(Arc::new(protocol));
         self

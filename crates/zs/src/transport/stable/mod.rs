@@ -26,7 +26,7 @@ mod server;
 mod stream;
 
 pub(crate) use budget::MemoryBudget;
-pub(crate) use client::connect;
+pub(crate) use client::{EncryptedInfo, connect};
 pub(crate) use server::{IncomingLink, Sessions, read_link_request, refuse_link, serve};
 pub use stream::StableStream;
 
