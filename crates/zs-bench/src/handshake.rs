@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
 
 use crate::load::{Measurement, micros, new_histogram, run_window};
 
@@ -133,32 +133,7 @@ async fn tls_server() -> anyhow::Result<(
     TlsConnector,
     tokio::task::JoinHandle<()>,
 )> {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-        .context("cannot make a self-signed certificate")?;
-    let cert: CertificateDer<'static> = certified.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let provider = Arc::new(rustls::crypto::CryptoProvider {
-        cipher_suites: vec![rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256],
-        kx_groups: vec![rustls::crypto::ring::kx_group::X25519],
-        ..rustls::crypto::ring::default_provider()
-    });
-    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)?;
-    server.send_tls13_tickets = 0;
-    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert)?;
-    let mut client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client.resumption = rustls::client::Resumption::disabled();
-
-    let acceptor = TlsAcceptor::from(Arc::new(server));
+    let (acceptor, connector) = crate::tls::configs(crate::tls::Provider::Ring)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -180,7 +155,7 @@ async fn tls_server() -> anyhow::Result<(
             });
         }
     });
-    Ok((addr, TlsConnector::from(Arc::new(client)), task))
+    Ok((addr, connector, task))
 }
 
 async fn measure_tls(

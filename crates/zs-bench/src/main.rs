@@ -33,6 +33,7 @@ mod rpc_tarpc;
 mod serve_child;
 mod soak;
 mod stream;
+mod tls;
 
 use clap::{Parser, Subcommand};
 

@@ -1,6 +1,8 @@
 //! `zs-bench stream`: BigStream throughput over one connection to a server embedded in this
-//! process, small-call latency on that same connection while the transfer runs, and a raw
-//! TCP loopback transfer of the same size as the baseline, in interleaved rounds.
+//! process, small-call latency on that same connection while the transfer runs, a raw TCP
+//! loopback transfer of the same size as the baseline and, as the peer, the same bytes over
+//! tokio-rustls (TLS 1.3, AES-128-GCM, aws-lc-rs: rustls's default provider), in interleaved
+//! rounds.
 
 use std::time::{Duration, Instant};
 
@@ -22,9 +24,13 @@ const RAW_BUFFER: usize = 64 * 1024;
 pub struct StreamArgs {
     #[command(flatten)]
     pub load: StreamLoad,
-    /// Rounds, each the BigStream then the baseline; medians are reported.
+    /// Rounds, each the BigStream, the baseline, then rustls; medians are reported.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,
+    /// Also move the same bytes over tokio-rustls (TLS 1.3, AES-128-GCM, aws-lc-rs) and print
+    /// zserver/rustls.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub rustls: bool,
 }
 
 /// Runs `zs-bench stream`.
@@ -47,8 +53,14 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         args.rounds,
     );
     let pattern = make_pattern();
+    let tls = if args.rustls {
+        Some(crate::tls::configs(crate::tls::Provider::AwsLc)?)
+    } else {
+        None
+    };
     let mut stream_rates = Vec::new();
     let mut baseline_rates = Vec::new();
+    let mut rustls_rates = Vec::new();
     for round in 1..=args.rounds {
         if args.rounds > 1 {
             println!("round {round}:");
@@ -66,6 +78,16 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
             baseline_elapsed.as_secs_f64(),
         );
         baseline_rates.push(baseline_rate);
+        if let Some((acceptor, connector)) = &tls {
+            let elapsed = rustls_transfer(size, &pattern, acceptor, connector).await?;
+            let rustls_rate = rate(size, elapsed);
+            println!(
+                "rustls (TLS 1.3, AES-128-GCM, {}): {size} bytes in {:.2} s = {rustls_rate:.0} MB/s",
+                crate::tls::Provider::AwsLc.name(),
+                elapsed.as_secs_f64(),
+            );
+            rustls_rates.push(rustls_rate);
+        }
         stream.print_echo();
     }
     server.shutdown().await;
@@ -76,6 +98,82 @@ pub async fn run(args: StreamArgs) -> anyhow::Result<()> {
         stream_rate / baseline_rate,
         if args.rounds > 1 { " (medians)" } else { "" },
     );
+    if !rustls_rates.is_empty() {
+        let rustls_rate = crate::median(&rustls_rates);
+        println!(
+            "rustls: {rustls_rate:.0} MB/s, stream/rustls {:.2}, rustls/baseline {:.2}",
+            stream_rate / rustls_rate,
+            rustls_rate / baseline_rate,
+        );
+    }
+    Ok(())
+}
+
+/// Sends `size` bytes of the pattern over one TLS connection in `RAW_BUFFER` writes (rustls
+/// cuts them into 16 KiB records) to a receiver that reads and discards; as
+/// [`raw_transfer`], the time runs from the first write (after the handshake) until the
+/// receiver has read the last byte.
+async fn rustls_transfer(
+    size: u64,
+    pattern: &Bytes,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    connector: &tokio_rustls::TlsConnector,
+) -> anyhow::Result<Duration> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let acceptor = acceptor.clone();
+    let receiver = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        let mut stream = acceptor.accept(stream).await?;
+        let mut buffer = vec![0u8; RAW_BUFFER];
+        let mut received = 0u64;
+        loop {
+            let read = stream.read(&mut buffer).await?;
+            if read == 0 {
+                return Ok::<_, std::io::Error>((received, Instant::now()));
+            }
+            received += read as u64;
+        }
+    });
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from("localhost")?;
+    let mut stream = connector
+        .connect(name, stream)
+        .await
+        .context("TLS handshake failed")?;
+    let started = Instant::now();
+    send_pattern(&mut stream, size, pattern).await?;
+    stream.shutdown().await?;
+    let (received, finished) = receiver
+        .await
+        .context("rustls receiver failed")?
+        .context("rustls receiver")?;
+    anyhow::ensure!(
+        received == size,
+        "rustls receiver got {received} of {size} bytes"
+    );
+    Ok(finished.duration_since(started))
+}
+
+/// Writes `size` bytes of the repeating pattern in `RAW_BUFFER` writes.
+async fn send_pattern<W: tokio::io::AsyncWrite + Unpin>(
+    stream: &mut W,
+    size: u64,
+    pattern: &Bytes,
+) -> std::io::Result<()> {
+    let mut sent = 0u64;
+    let mut position = 0usize;
+    while sent < size {
+        let len = usize::try_from(size - sent)
+            .unwrap_or(usize::MAX)
+            .min(RAW_BUFFER)
+            .min(pattern.len() - position);
+        stream.write_all(&pattern[position..position + len]).await?;
+        position = (position + len) % pattern.len();
+        sent += len as u64;
+    }
     Ok(())
 }
 
@@ -100,17 +198,7 @@ async fn raw_transfer(size: u64, pattern: &Bytes) -> anyhow::Result<Duration> {
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let started = Instant::now();
-    let mut sent = 0u64;
-    let mut position = 0usize;
-    while sent < size {
-        let len = usize::try_from(size - sent)
-            .unwrap_or(usize::MAX)
-            .min(RAW_BUFFER)
-            .min(pattern.len() - position);
-        stream.write_all(&pattern[position..position + len]).await?;
-        position = (position + len) % pattern.len();
-        sent += len as u64;
-    }
+    send_pattern(&mut stream, size, pattern).await?;
     stream.shutdown().await?;
     let (received, finished) = receiver
         .await
