@@ -90,6 +90,8 @@
 //! assert!(wire.is_empty());
 //! ```
 
+use std::ops::Deref;
+
 use bytes::{Buf, BytesMut};
 
 use crate::codec::Reader;
@@ -237,53 +239,81 @@ impl Sealer {
     ///
     /// On error, the records appended before it are complete and valid; the connection must
     /// be closed all the same.
-    pub fn seal(&mut self, mut plaintext: &[u8], out: &mut BytesMut) -> Result<(), RecordError> {
-        if plaintext.is_empty() {
-            return Ok(());
+    pub fn seal(&mut self, plaintext: &[u8], out: &mut BytesMut) -> Result<(), RecordError> {
+        self.seal_vectored(&[plaintext], usize::MAX, out)
+            .map(|_| ())
+    }
+
+    /// [`seal`](Self::seal) for plaintext in pieces: seals up to `max` bytes of `parts`, in
+    /// order, as if they were one buffer, and returns how many it sealed. Records are filled
+    /// across piece boundaries, so a frame header and the chunk after it share a record; this
+    /// copy into `out` is the only one the plaintext goes through.
+    pub fn seal_vectored<B: Deref<Target = [u8]>>(
+        &mut self,
+        parts: &[B],
+        max: usize,
+        out: &mut BytesMut,
+    ) -> Result<usize, RecordError> {
+        let total = parts.iter().map(|part| part.len()).sum::<usize>().min(max);
+        if total == 0 {
+            return Ok(0);
         }
-        let records = plaintext.len().div_ceil(MAX_RECORD_PLAINTEXT);
-        out.reserve(plaintext.len() + records * (HEADER_LEN + self.keys.suite.tag_len()));
-        while !plaintext.is_empty() {
-            let mut take = plaintext.len().min(MAX_RECORD_PLAINTEXT);
+        let records = total.div_ceil(MAX_RECORD_PLAINTEXT);
+        out.reserve(total + records * (HEADER_LEN + self.keys.suite.tag_len()));
+        let mut gather = Gather {
+            parts,
+            index: 0,
+            offset: 0,
+        };
+        let mut remaining = total;
+        while remaining > 0 {
+            let mut take = remaining.min(MAX_RECORD_PLAINTEXT);
             if self.rekey_after_bytes != 0 {
                 let budget = self.rekey_after_bytes.saturating_sub(self.sealed_under_key);
                 take = take
                     .min(usize::try_from(budget).unwrap_or(usize::MAX))
                     .max(1);
             }
-            let (chunk, rest) = plaintext.split_at(take);
-            self.write_record(RECORD_TYPE_DATA, chunk, out)?;
-            self.sealed_under_key += chunk.len() as u64;
+            self.write_record(RECORD_TYPE_DATA, take, &mut gather, out)?;
+            self.sealed_under_key += take as u64;
             if self.rekey_after_bytes != 0 && self.sealed_under_key >= self.rekey_after_bytes {
                 self.force_key_update(out)?;
             }
-            plaintext = rest;
+            remaining -= take;
         }
-        Ok(())
+        Ok(total)
     }
 
     /// Appends a key-update record to `out`, sealed under the current key, and switches to
     /// the next key for every record after it.
     pub fn force_key_update(&mut self, out: &mut BytesMut) -> Result<(), RecordError> {
-        self.write_record(RECORD_TYPE_KEY_UPDATE, &[], out)?;
+        let none: [&[u8]; 0] = [];
+        let mut gather = Gather {
+            parts: &none,
+            index: 0,
+            offset: 0,
+        };
+        self.write_record(RECORD_TYPE_KEY_UPDATE, 0, &mut gather, out)?;
         self.keys.update()?;
         self.sealed_under_key = 0;
         Ok(())
     }
 
-    /// Appends one record carrying `chunk` (at most [`MAX_RECORD_PLAINTEXT`] bytes).
-    fn write_record(
+    /// Appends one record carrying the next `len` bytes of `plaintext` (at most
+    /// [`MAX_RECORD_PLAINTEXT`]).
+    fn write_record<B: Deref<Target = [u8]>>(
         &mut self,
         record_type: u8,
-        chunk: &[u8],
+        len: usize,
+        plaintext: &mut Gather<'_, B>,
         out: &mut BytesMut,
     ) -> Result<(), RecordError> {
         let counter = self.keys.current_counter()?;
-        let header = header(record_type, chunk.len() + self.keys.suite.tag_len());
+        let header = header(record_type, len + self.keys.suite.tag_len());
         let start = out.len();
-        out.reserve(HEADER_LEN + chunk.len() + self.keys.suite.tag_len());
+        out.reserve(HEADER_LEN + len + self.keys.suite.tag_len());
         out.extend_from_slice(&header);
-        out.extend_from_slice(chunk);
+        plaintext.copy_into(len, out);
         // The nonce is spent from here on, whatever happens.
         self.keys.counter = counter + 1;
         if let Some(aead) = &self.keys.aead {
@@ -297,6 +327,35 @@ impl Sealer {
             }
         }
         Ok(())
+    }
+}
+
+/// A read position in plaintext given as pieces.
+struct Gather<'a, B> {
+    parts: &'a [B],
+    /// The piece being read.
+    index: usize,
+    /// Bytes of that piece already taken.
+    offset: usize,
+}
+
+impl<B: Deref<Target = [u8]>> Gather<'_, B> {
+    /// Appends the next `len` bytes to `out` (callers never ask for more than there is).
+    fn copy_into(&mut self, mut len: usize, out: &mut BytesMut) {
+        while len > 0 {
+            let Some(part) = self.parts.get(self.index) else {
+                return;
+            };
+            let rest = &part[self.offset..];
+            let step = rest.len().min(len);
+            out.extend_from_slice(&rest[..step]);
+            len -= step;
+            self.offset += step;
+            if self.offset == part.len() {
+                self.index += 1;
+                self.offset = 0;
+            }
+        }
     }
 }
 
@@ -355,6 +414,30 @@ impl Opener {
         input: &mut BytesMut,
         plaintext: &mut BytesMut,
     ) -> Result<(), RecordError> {
+        while let Some(text) = self.open_next(input)? {
+            plaintext.extend_from_slice(&text);
+        }
+        Ok(())
+    }
+
+    /// Takes the first complete data record off the front of `input` and returns its
+    /// plaintext, opened in place: the returned buffer is the record's own bytes split off
+    /// `input` (no copy), so a reader can hand them on with the one copy it has to make.
+    /// Key-update records before it are taken and applied. `Ok(None)`: no complete data
+    /// record yet (room is reserved in `input` for the rest of the next one). Checks and
+    /// errors as [`open`](Self::open), and they are final here too.
+    pub fn open_record(&mut self, input: &mut BytesMut) -> Result<Option<BytesMut>, RecordError> {
+        if let Some(error) = &self.failed {
+            return Err(error.clone());
+        }
+        let result = self.open_next(input);
+        if let Err(error) = &result {
+            self.failed = Some(error.clone());
+        }
+        result
+    }
+
+    fn open_next(&mut self, input: &mut BytesMut) -> Result<Option<BytesMut>, RecordError> {
         let tag_len = self.keys.suite.tag_len();
         loop {
             let mut reader = Reader::new(input);
@@ -365,7 +448,7 @@ impl Opener {
                 reader.read_u32(),
             ) else {
                 input.reserve(HEADER_LEN - input.len());
-                return Ok(());
+                return Ok(None);
             };
             let body_len = len as usize;
             if record_type != RECORD_TYPE_DATA && record_type != RECORD_TYPE_KEY_UPDATE {
@@ -393,7 +476,7 @@ impl Opener {
             let total = HEADER_LEN + body_len;
             if input.len() < total {
                 input.reserve(total - input.len());
-                return Ok(());
+                return Ok(None);
             }
             let counter = self.keys.current_counter()?;
 
@@ -408,14 +491,16 @@ impl Opener {
                         key_updates: self.keys.key_updates,
                     })?;
             }
-            if record_type == RECORD_TYPE_DATA {
-                plaintext.extend_from_slice(text);
-            }
             self.keys.counter = counter + 1;
-            input.advance(total);
             if record_type == RECORD_TYPE_KEY_UPDATE {
+                input.advance(total);
                 self.keys.update()?;
+                continue;
             }
+            let mut record = input.split_to(total);
+            record.advance(HEADER_LEN);
+            record.truncate(text_len);
+            return Ok(Some(record));
         }
     }
 }

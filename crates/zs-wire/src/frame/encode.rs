@@ -197,6 +197,19 @@ pub fn encode_stream_data(
     Ok(())
 }
 
+/// Appends only the header of a `len`-byte chunk of transfer `id`; the caller sends the
+/// chunk's bytes right after it (a runtime that queues the chunk without copying it).
+pub fn encode_stream_data_header(
+    out: &mut BytesMut,
+    id: RequestId,
+    len: usize,
+    max_frame_size: u32,
+) -> Result<(), EncodeError> {
+    check_len(len, max_frame_size)?;
+    put_header(out, FrameKind::StreamData, len, id.0);
+    Ok(())
+}
+
 /// Appends the end of transfer `id`.
 pub fn encode_stream_end(out: &mut BytesMut, id: RequestId) {
     put_header(out, FrameKind::StreamEnd, 0, id.0);

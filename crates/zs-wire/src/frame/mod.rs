@@ -19,7 +19,7 @@ pub use decode::FrameDecoder;
 pub use encode::{
     EncodeError, MAX_MESSAGE_LEN, encode_cancel, encode_close, encode_command, encode_error_reply,
     encode_ping, encode_pong, encode_reply, encode_stream_credit, encode_stream_data,
-    encode_stream_end, encode_stream_open,
+    encode_stream_data_header, encode_stream_end, encode_stream_open,
 };
 
 /// Size of the fixed frame header.

@@ -3,6 +3,8 @@
 use super::{
     CloseReason, Event, INITIAL_STREAM_WINDOW, SendError, Session, State, StreamSendError,
 };
+use bytes::Bytes;
+
 use crate::frame::{self, CloseCode, Payload, RequestId, StatusCode, StreamInfo};
 
 impl<T> Session<T> {
@@ -152,24 +154,53 @@ impl<T> Session<T> {
     /// Sends a chunk of outbound transfer `id`. Refused when the transfer is over (answered,
     /// cancelled) or the chunk exceeds the credit the peer granted.
     pub fn send_stream_data(&mut self, id: RequestId, chunk: &[u8]) -> Result<(), StreamSendError> {
+        let limit = self.stream_send_limit(id, chunk.len())?;
+        frame::encode_stream_data(&mut self.transmit, id, chunk, limit)
+            .map_err(StreamSendError::Encode)?;
+        self.spend_stream_credit(id, chunk.len());
+        Ok(())
+    }
+
+    /// [`Self::send_stream_data`] for a chunk the caller already holds as `Bytes`: a chunk
+    /// of at least [`SEGMENT_MIN`](super::SEGMENT_MIN) bytes is queued as it is, not copied.
+    pub fn send_stream_bytes(
+        &mut self,
+        id: RequestId,
+        chunk: Bytes,
+    ) -> Result<(), StreamSendError> {
+        if chunk.len() < super::SEGMENT_MIN {
+            return self.send_stream_data(id, &chunk);
+        }
+        let limit = self.stream_send_limit(id, chunk.len())?;
+        frame::encode_stream_data_header(&mut self.transmit, id, chunk.len(), limit)
+            .map_err(StreamSendError::Encode)?;
+        self.spend_stream_credit(id, chunk.len());
+        self.queue_segment(chunk);
+        Ok(())
+    }
+
+    /// Checks that a `len`-byte chunk of transfer `id` may be sent now; returns the frame
+    /// size limit to encode it under.
+    fn stream_send_limit(&self, id: RequestId, len: usize) -> Result<u32, StreamSendError> {
         if self.state == State::Finished {
             return Err(StreamSendError::Closed);
         }
-        let limit = self.send_limit();
-        let Some(credit) = self.outbound_credit.get_mut(&id.0) else {
+        let Some(&credit) = self.outbound_credit.get(&id.0) else {
             return Err(StreamSendError::NotSending);
         };
-        let len = chunk.len() as u64;
-        if len > *credit {
+        if len as u64 > credit {
             return Err(StreamSendError::NoCredit {
-                needed: len,
-                available: *credit,
+                needed: len as u64,
+                available: credit,
             });
         }
-        frame::encode_stream_data(&mut self.transmit, id, chunk, limit)
-            .map_err(StreamSendError::Encode)?;
-        *credit -= len;
-        Ok(())
+        Ok(self.send_limit())
+    }
+
+    fn spend_stream_credit(&mut self, id: RequestId, len: usize) {
+        if let Some(credit) = self.outbound_credit.get_mut(&id.0) {
+            *credit -= len as u64;
+        }
     }
 
     /// Ends outbound transfer `id`: no more chunks. Its reply arrives as usual.

@@ -11,8 +11,10 @@
 //! 2. **commands**: [`Session::send_request`], [`Session::send_direct`], [`Session::send_reply`],
 //!    [`Session::cancel_request`], [`Session::close`], [`Session::close_after_drain`];
 //! 3. **events**: drain [`Session::poll_event`] after each input;
-//! 4. **output**: write [`Session::transmit_buffer`] to the socket (and `advance` it by what
-//!    was written); stop when [`Session::is_finished`] and the buffer is empty.
+//! 4. **output**: write [`Session::transmit_vectored`] (or [`Session::transmit_pending`]) to
+//!    the socket and [`Session::advance_transmit`] by what was written; stop when
+//!    [`Session::is_finished`] and nothing is pending. Large transfer chunks are queued as
+//!    their own buffers, not copied (see `output.rs`).
 //!
 //! Time is an argument (`now`); the session never reads a clock.
 //!
@@ -23,7 +25,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::frame::{self, CloseCode, FrameDecoder, RequestId};
 use crate::keepalive::{KeepAlive, KeepAliveAction};
@@ -32,10 +34,12 @@ mod commands;
 mod config;
 mod events;
 mod input;
+mod output;
 mod preamble;
 
 pub use config::SessionConfig;
 pub use events::{CloseReason, Event, ProtocolError, RemoteError, SendError, StreamSendError};
+pub use output::SEGMENT_MIN;
 pub use preamble::{
     FLAG_ORDERED_REQUESTS, MIN_FRAME_SIZE, PREAMBLE_MAGIC, PREAMBLE_SIZE, PROTOCOL_VERSION,
 };
@@ -62,6 +66,11 @@ pub struct Session<T> {
     config: SessionConfig,
     decoder: FrameDecoder,
     state: State,
+    /// Output in order: `queued` first (frozen segments: earlier small frames, and transfer
+    /// chunks queued without a copy), then `transmit`, where frames are encoded.
+    queued: VecDeque<Bytes>,
+    /// Bytes in `queued`.
+    queued_len: usize,
     transmit: BytesMut,
     events: VecDeque<Event<T>>,
     /// Our requests awaiting a reply.
@@ -101,6 +110,8 @@ impl<T> Session<T> {
             decoder: FrameDecoder::new(config.max_frame_size),
             config,
             state: State::AwaitingPreamble,
+            queued: VecDeque::new(),
+            queued_len: 0,
             transmit,
             events: VecDeque::new(),
             in_flight: HashMap::new(),
@@ -116,23 +127,6 @@ impl<T> Session<T> {
             peer_max_frame_size: None,
             peer_wants_order: false,
         }
-    }
-
-    /// The output buffer: bytes waiting to be written to the socket. The runtime may also
-    /// take bytes out of it directly (e.g. `split`) instead of using
-    /// [`Self::transmit_pending`] + [`Self::advance_transmit`].
-    pub fn transmit_buffer(&mut self) -> &mut BytesMut {
-        &mut self.transmit
-    }
-
-    /// Bytes waiting to be written to the socket.
-    pub fn transmit_pending(&self) -> &[u8] {
-        &self.transmit
-    }
-
-    /// Marks `written` bytes of [`Self::transmit_pending`] as sent.
-    pub fn advance_transmit(&mut self, written: usize) {
-        self.transmit.advance(written.min(self.transmit.len()));
     }
 
     /// True when the peer's requests are below the concurrency limit and the session still

@@ -54,6 +54,11 @@ use transfer::{Inbound, Outbound, transfer_kind};
 /// the bottleneck, and queuing more would only grow memory.
 const TRANSMIT_HIGH_WATER: usize = 1024 * 1024;
 
+/// Pieces of output handed to one vectored write: a BigStream's queued chunks (up to the
+/// 1 MiB transmit high-water mark) with their headers between them. Kept small because the
+/// array lives in every connection's task.
+const WRITE_SLICES: usize = 16;
+
 /// A write at least this large means bulk traffic: the output buffer is kept for the next.
 const BULK_WRITE: usize = 64 * 1024;
 
@@ -201,8 +206,18 @@ where
             break;
         }
 
-        let pending = driver.session.transmit_pending();
-        let take_commands = pending.len() < TRANSMIT_HIGH_WATER;
+        // A writer that cannot gather (a virtual stream, StableIO) gets one buffer: queued
+        // transfer chunks are copied behind their headers here, as they used to be on
+        // queuing. TCP and the record layer take the pieces as they are.
+        if !writer.is_write_vectored()
+            && driver.session.transmit_pending().len() < driver.session.transmit_len()
+        {
+            driver.session.transmit_buffer();
+        }
+        let take_commands = driver.session.transmit_len() < TRANSMIT_HIGH_WATER;
+        let mut slices = [std::io::IoSlice::new(&[]); WRITE_SLICES];
+        let used = driver.session.transmit_vectored(&mut slices);
+        let pending = &slices[..used];
         // Biased, in this order: finish handlers, take commands, read, timers, and write
         // last — so a write carries everything that was ready (fewer, larger syscalls), and
         // it still happens as soon as nothing else is (commands pause at the high-water mark,
@@ -227,7 +242,7 @@ where
                 let mut taken = 1;
                 // Batch: take whatever else is queued, up to the high-water mark, so that
                 // one write carries many frames.
-                while driver.session.transmit_pending().len() < TRANSMIT_HIGH_WATER {
+                while driver.session.transmit_len() < TRANSMIT_HIGH_WATER {
                     let Ok(command) = commands.try_recv() else { break };
                     driver.handle_command(*command);
                     taken += 1;
@@ -297,7 +312,7 @@ where
 
     // Best effort: deliver the close frame and any final replies, then end the stream.
     let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, async {
-        writer.write_all(driver.session.transmit_pending()).await?;
+        writer.write_all(driver.session.transmit_buffer()).await?;
         writer.flush().await?;
         writer.shutdown().await
     })
@@ -328,12 +343,12 @@ fn release_transmit<T>(session: &mut Session<T>) {
 /// Writes some of `pending`, or flushes when nothing is pending (`None`).
 async fn write_or_flush<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    pending: &[u8],
+    pending: &[std::io::IoSlice<'_>],
 ) -> std::io::Result<Option<usize>> {
-    if pending.is_empty() {
-        writer.flush().await.map(|()| None)
-    } else {
-        writer.write(pending).await.map(Some)
+    match pending {
+        [] => writer.flush().await.map(|()| None),
+        [one] => writer.write(one).await.map(Some),
+        many => writer.write_vectored(many).await.map(Some),
     }
 }
 
@@ -525,14 +540,15 @@ impl<S: Send + Sync + 'static> Driver<S> {
             },
             Command::StreamData { id, chunk } => {
                 // Refused only when the transfer is over; its reply says why.
-                if let Err(error) = self.session.send_stream_data(id, &chunk) {
+                let len = chunk.len();
+                if let Err(error) = self.session.send_stream_bytes(id, chunk) {
                     tracing::debug!(%error, %id, "transfer chunk dropped");
                 } else if let Some(Outbound {
                     _counted: Some(counted),
                     ..
                 }) = self.outbound.get(&id.0)
                 {
-                    counted.bytes(chunk.len());
+                    counted.bytes(len);
                 }
             }
             Command::StreamEnd { id } => {

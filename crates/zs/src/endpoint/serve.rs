@@ -68,7 +68,7 @@ async fn refuse<W: AsyncWrite + Unpin>(
     let mut session: Session<()> = Session::new(config.session.clone(), std::time::Instant::now());
     session.close(code, reason);
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        stream.write_all(session.transmit_pending()).await?;
+        stream.write_all(session.transmit_buffer()).await?;
         stream.flush().await?;
         stream.shutdown().await
     })

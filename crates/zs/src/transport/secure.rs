@@ -38,7 +38,8 @@ pub(crate) struct SecureStream<IO> {
     opener: Opener,
     /// Ciphertext read but not yet opened (an incomplete record); no memory while idle.
     cipher_in: ReadBuffer,
-    /// Plaintext opened but not yet read by the driver.
+    /// The rest of the record being handed out: opened in place and split off `cipher_in`
+    /// (sharing its allocation until handed out).
     plain_in: BytesMut,
     /// Sealed records not yet written; allocated as records are sealed.
     cipher_out: BytesMut,
@@ -117,6 +118,37 @@ impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
     }
 }
 
+impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
+    /// Seals up to [`WRITE_CHUNK`] bytes of `parts` and starts sending them.
+    fn poll_seal<B: std::ops::Deref<Target = [u8]>>(
+        &mut self,
+        cx: &mut Context<'_>,
+        parts: &[B],
+    ) -> Poll<io::Result<usize>> {
+        if self.cipher_out.len() >= CIPHER_HIGH_WATER {
+            ready!(self.poll_drain(cx))?;
+        }
+        if Instant::now() >= self.next_time_rekey {
+            self.sealer
+                .force_key_update(&mut self.cipher_out)
+                .map_err(violation)?;
+            self.next_time_rekey = Instant::now() + self.rekey_interval;
+        }
+        let len = self
+            .sealer
+            .seal_vectored(parts, WRITE_CHUNK, &mut self.cipher_out)
+            .map_err(violation)?;
+        self.streaming = len == WRITE_CHUNK;
+        self.count_key_updates();
+        // Start sending now; whatever the transport does not take waits for the next write
+        // or flush.
+        if let Poll::Ready(Err(error)) = self.poll_drain(cx) {
+            return Poll::Ready(Err(error));
+        }
+        Poll::Ready(Ok(len))
+    }
+}
+
 impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -124,24 +156,31 @@ impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let mut handed_out = false;
         loop {
             if !this.plain_in.is_empty() {
-                // Opened records are handed on at once; no plaintext buffer is kept.
+                // Opened records are handed on at once: `plain_in` is a record's own bytes,
+                // opened in place in `cipher_in`, so this is the only copy on the way in.
                 hand_out(&mut this.plain_in, buf);
-                return Poll::Ready(Ok(()));
+                handed_out = true;
+                if buf.remaining() == 0 {
+                    return Poll::Ready(Ok(()));
+                }
             }
             if !this.cipher_in.is_empty() {
-                let cipher_in = this.cipher_in.bytes();
-                let before = cipher_in.len();
-                this.opener
-                    .open(cipher_in, &mut this.plain_in)
+                let opened = this
+                    .opener
+                    .open_record(this.cipher_in.bytes())
                     .map_err(violation)?;
-                let progressed = cipher_in.len() != before;
-                this.cipher_in.settle();
                 this.count_key_updates();
-                if !this.plain_in.is_empty() || progressed {
+                if let Some(text) = opened {
+                    this.plain_in = text;
                     continue;
                 }
+                this.cipher_in.settle();
+            }
+            if handed_out {
+                return Poll::Ready(Ok(()));
             }
             if this.eof {
                 if this.cipher_in.is_empty() {
@@ -166,28 +205,22 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SecureStream<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.cipher_out.len() >= CIPHER_HIGH_WATER {
-            ready!(this.poll_drain(cx))?;
-        }
-        if Instant::now() >= this.next_time_rekey {
-            this.sealer
-                .force_key_update(&mut this.cipher_out)
-                .map_err(violation)?;
-            this.next_time_rekey = Instant::now() + this.rekey_interval;
-        }
-        let len = buf.len().min(WRITE_CHUNK);
-        this.streaming = len == WRITE_CHUNK;
-        this.sealer
-            .seal(&buf[..len], &mut this.cipher_out)
-            .map_err(violation)?;
-        this.count_key_updates();
-        // Start sending now; whatever the transport does not take waits for the next write
-        // or flush.
-        if let Poll::Ready(Err(error)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(error));
-        }
-        Poll::Ready(Ok(len))
+        self.get_mut().poll_seal(cx, &[buf])
+    }
+
+    /// Gathers the pieces into records (one copy, the sealing one): a frame header and the
+    /// transfer chunk after it share a record instead of the chunk being copied behind the
+    /// header first.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().poll_seal(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
