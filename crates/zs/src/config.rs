@@ -29,6 +29,7 @@ pub struct Config {
     pub(crate) security: Security,
     pub(crate) max_offload: usize,
     pub(crate) max_complete_buffer: u64,
+    pub(crate) stream_window: u32,
     pub(crate) complete_buffer_compression: zs_wire::frame::Compression,
     pub(crate) stable: zs_wire::stable::StableConfig,
     pub(crate) stable_link_timeout: Duration,
@@ -73,6 +74,7 @@ impl Default for Config {
             security: Security::default(),
             max_offload: cores(),
             max_complete_buffer: crate::transfer::large::DEFAULT_MAX_COMPLETE_BUFFER,
+            stream_window: crate::transfer::large::DEFAULT_STREAM_WINDOW,
             complete_buffer_compression: zs_wire::frame::Compression::None,
             stable: zs_wire::stable::StableConfig::default(),
             stable_link_timeout: DEFAULT_STABLE_LINK_TIMEOUT,
@@ -167,6 +169,18 @@ impl Config {
     /// this side allocate more.
     pub fn max_complete_buffer(&mut self, bytes: u64) -> &mut Self {
         self.max_complete_buffer = bytes;
+        self
+    }
+
+    /// Window of each BigStream/CompleteBuffer this side receives: how many bytes the sender
+    /// may have in flight (default 4 MiB; at least the protocol's initial 1 MiB, at most
+    /// 256 MiB). A receiving handler that stops reading holds at most this much of its
+    /// transfer in memory; a larger window keeps a fast sender from waiting for credit.
+    pub fn stream_window(&mut self, bytes: u32) -> &mut Self {
+        self.stream_window = bytes.clamp(
+            zs_wire::session::INITIAL_STREAM_WINDOW as u32,
+            crate::transfer::large::MAX_STREAM_WINDOW,
+        );
         self
     }
 

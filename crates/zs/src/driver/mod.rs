@@ -110,6 +110,8 @@ struct Driver<S> {
     /// its handler (the future is dropped at its next await).
     abort_handles: std::collections::HashMap<u64, AbortHandle>,
     max_complete_buffer: u64,
+    /// Window of the peer's transfers ([`Config::stream_window`]).
+    stream_window: u32,
     reason: Option<DisconnectReason>,
     /// Whether calls and bytes are counted ([`Config::metrics`]).
     metrics: bool,
@@ -155,6 +157,7 @@ where
         inbound: std::collections::HashMap::new(),
         abort_handles: std::collections::HashMap::new(),
         max_complete_buffer: config.max_complete_buffer,
+        stream_window: config.stream_window,
         reason: None,
         metrics: config.metrics,
         counters,

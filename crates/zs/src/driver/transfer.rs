@@ -87,8 +87,13 @@ impl<S: Send + Sync + 'static> Driver<S> {
             .as_ref()
             .map(|counters| counters.transfer(transfer_kind(info.mode)));
         self.inbound.insert(id.0, Inbound { chunks, counted });
-        let stream =
-            crate::transfer::large::BigStream::new(id, info, receiver, self.peer.command_sender());
+        let stream = crate::transfer::large::BigStream::new(
+            id,
+            info,
+            receiver,
+            self.peer.command_sender(),
+            self.stream_window,
+        );
         let context = Context {
             peer: self.peer.clone(),
             command: entry.name.clone(),

@@ -36,9 +36,13 @@ pub const CHUNK_SIZE: usize = 64 * 1024;
 /// as in ZServer4D.
 pub const DEFAULT_MAX_COMPLETE_BUFFER: u64 = 64 * 1024 * 1024;
 
-/// Grant credit back to the sender once this much has been consumed: a quarter of the
-/// window keeps several chunks in flight without a credit frame per chunk.
-const CREDIT_BATCH: u64 = INITIAL_STREAM_WINDOW / 4;
+/// Default for [`Config::stream_window`](crate::Config::stream_window): 4 MiB. With the
+/// protocol's initial 1 MiB, a BigStream over loopback ran at 0.6–0.7 of a rustls transfer,
+/// the sender waiting for credit; with 4 MiB at 1.0–1.2 (`zs-bench stream`, BENCHMARKS.md).
+pub const DEFAULT_STREAM_WINDOW: u32 = 4 * 1024 * 1024;
+
+/// Largest [`Config::stream_window`](crate::Config::stream_window).
+pub const MAX_STREAM_WINDOW: u32 = 256 * 1024 * 1024;
 
 /// What the driver hands a receiving transfer.
 pub(crate) enum Inbound {
@@ -72,6 +76,9 @@ pub struct BigStream {
     info: StreamInfo,
     completed: u64,
     ungranted: u64,
+    /// Credit goes back to the sender once this much has been consumed: a quarter of the
+    /// window keeps several chunks in flight without a credit frame per chunk.
+    credit_batch: u64,
     finished: bool,
 }
 
@@ -91,7 +98,16 @@ impl BigStream {
         info: StreamInfo,
         chunks: mpsc::UnboundedReceiver<Inbound>,
         commands: CommandSender,
+        window: u32,
     ) -> Self {
+        // The protocol opens every transfer with INITIAL_STREAM_WINDOW; widen it at once.
+        let extra = u64::from(window).saturating_sub(INITIAL_STREAM_WINDOW);
+        if extra > 0 {
+            let _ = commands.send(Box::new(Command::Credit {
+                id,
+                credit: u32::try_from(extra).unwrap_or(u32::MAX),
+            }));
+        }
         Self {
             id,
             chunks,
@@ -99,6 +115,7 @@ impl BigStream {
             info,
             completed: 0,
             ungranted: 0,
+            credit_batch: (u64::from(window) / 4).max(1),
             finished: false,
         }
     }
@@ -127,7 +144,7 @@ impl BigStream {
             Some(Inbound::Chunk(chunk)) => {
                 self.completed += chunk.len() as u64;
                 self.ungranted += chunk.len() as u64;
-                if self.ungranted >= CREDIT_BATCH {
+                if self.ungranted >= self.credit_batch {
                     let credit = u32::try_from(self.ungranted).unwrap_or(u32::MAX);
                     self.ungranted -= u64::from(credit);
                     let _ = self.commands.send(Box::new(Command::Credit {

@@ -5,6 +5,7 @@ pub(crate) mod large;
 mod responder;
 
 pub use large::{
-    BigStream, CHUNK_SIZE, DEFAULT_MAX_COMPLETE_BUFFER, Progress, StreamError, Upload,
+    BigStream, CHUNK_SIZE, DEFAULT_MAX_COMPLETE_BUFFER, DEFAULT_STREAM_WINDOW, MAX_STREAM_WINDOW,
+    Progress, StreamError, Upload,
 };
 pub use responder::{PendingReply, RequestGone, Responder, deferred};

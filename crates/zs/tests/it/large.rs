@@ -375,3 +375,56 @@ async fn transfers_work_over_every_cipher_suite() {
     }
     server.shutdown().await;
 }
+
+/// A receiving handler that stops reading holds up the sender at exactly the receiver's
+/// `stream_window`: the protocol's initial 1 MiB plus the credit granted when the handler
+/// starts, and nothing more until it reads.
+#[tokio::test]
+async fn a_stalled_receiver_lets_the_sender_fill_exactly_its_window() {
+    const WINDOW: u32 = 3 * 1024 * 1024;
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let released = Arc::new(Mutex::new(Some(released)));
+    let (server, addr) = server(move |server| {
+        server.config_mut().stream_window(WINDOW);
+        server.register_big_stream("stalled", move |_ctx, mut stream: BigStream| {
+            let released = released.lock().unwrap().take();
+            async move {
+                if let Some(released) = released {
+                    let _ = released.await;
+                }
+                let mut total = 0u64;
+                while let Some(chunk) = stream.next_chunk().await? {
+                    total += chunk.len() as u64;
+                }
+                Ok(DataFrame::new().with(total))
+            }
+        });
+    })
+    .await;
+    let client = Client::connect(addr).await.unwrap();
+    let sent = Arc::new(Mutex::new(0u64));
+    let counter = sent.clone();
+    const SIZE: u64 = 16 * 1024 * 1024;
+    let transfer = tokio::spawn(async move {
+        client
+            .peer()
+            .send_big_stream("stalled", pattern(SIZE), Some(SIZE))
+            .on_progress(move |bytes, _| *counter.lock().unwrap() = bytes)
+            .await
+    });
+    // Wait until the sender stops making progress.
+    let mut last = u64::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = *sent.lock().unwrap();
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    assert_eq!(last, u64::from(WINDOW), "the sender stalled at the window");
+    release.send(()).unwrap();
+    let reply = transfer.await.unwrap().unwrap();
+    assert_eq!(reply.reader().read_u64().unwrap(), SIZE);
+    server.shutdown().await;
+}
