@@ -10,6 +10,7 @@
 //! idle_timeout_secs = 60         # close after this much silence (0 = off)
 //! shutdown_grace_secs = 10       # graceful shutdown waits this long for handlers
 //! stable_memory_mib = 512        # what all StableIO sessions may buffer together, MiB
+//! stream_window_kib = 4096       # window of each BigStream/CompleteBuffer received, KiB (>= 1024)
 //! # files = "/srv/zs"            # serve this directory to `zs put` / `zs get` (off if unset)
 //! # db = "/srv/zdb"              # serve the ZDB store in this directory to `zs db` (off if unset)
 //! # accounts = "/srv/zs-accounts" # users who log in (`zs user`, `zs call --user`); off if unset
@@ -167,6 +168,9 @@ pub struct ServerSection {
     /// MiB all StableIO sessions may hold in their buffers together (data kept for clients
     /// that may resume); past it writes wait and detached sessions are ended first.
     pub stable_memory_mib: usize,
+    /// KiB a BigStream or CompleteBuffer being received may have in flight (its window; at
+    /// least 1,024, the protocol's initial window): what a handler that stops reading holds.
+    pub stream_window_kib: u32,
     /// A directory to serve to `zs put` / `zs get`; none by default.
     pub files: Option<std::path::PathBuf>,
     /// A directory holding the ZDB store served to `zs db`; none by default.
@@ -204,6 +208,7 @@ impl Default for ServerSection {
             idle_timeout_secs: 60,
             shutdown_grace_secs: zs::config::DEFAULT_SHUTDOWN_GRACE.as_secs(),
             stable_memory_mib: zs::config::DEFAULT_STABLE_MEMORY >> 20,
+            stream_window_kib: zs::transfer::DEFAULT_STREAM_WINDOW >> 10,
             files: None,
             db: None,
             accounts: None,
@@ -239,6 +244,11 @@ impl ConfigFile {
             file.server.max_concurrent_requests > 0,
             "server.max_concurrent_requests must be at least 1"
         );
+        anyhow::ensure!(
+            (1024..=zs::transfer::MAX_STREAM_WINDOW >> 10).contains(&file.server.stream_window_kib),
+            "server.stream_window_kib must be between 1024 and {}",
+            zs::transfer::MAX_STREAM_WINDOW >> 10
+        );
         parse_suites(&file.security.suites).context("security.suites")?;
         Ok(file)
     }
@@ -257,6 +267,7 @@ impl ServerSection {
             .idle_timeout(seconds(self.idle_timeout_secs))
             .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
             .stable_memory(self.stable_memory_mib.saturating_mul(1 << 20))
+            .stream_window(self.stream_window_kib.saturating_mul(1 << 10))
             .metrics(self.metrics);
         config
     }
@@ -273,6 +284,18 @@ mod tests {
         assert_eq!(
             file.server.max_connections,
             zs::config::DEFAULT_MAX_CONNECTIONS
+        );
+    }
+
+    #[test]
+    fn stream_window_is_bounded_by_the_protocol_minimum() {
+        let file = ConfigFile::parse("[server]\nstream_window_kib = 8192").unwrap();
+        assert_eq!(file.server.stream_window_kib, 8192);
+        let error = ConfigFile::parse("[server]\nstream_window_kib = 512").unwrap_err();
+        assert!(error.to_string().contains("stream_window_kib"), "{error}");
+        assert_eq!(
+            ConfigFile::parse("").unwrap().server.stream_window_kib,
+            zs::transfer::DEFAULT_STREAM_WINDOW >> 10
         );
     }
 
