@@ -60,6 +60,7 @@ pub mod crypto;
 pub mod dataframe;
 pub mod frame;
 pub mod handshake;
+pub mod ids;
 pub mod keepalive;
 pub mod mux;
 pub mod session;

@@ -318,7 +318,7 @@ impl Mux {
                 .encode(&mut self.control);
         }
         self.state = State::Closed;
-        self.streams = HashMap::new();
+        self.streams = crate::ids::IdMap::default();
         self.committed = 0;
         self.ready = VecDeque::new();
         self.events.push_back(MuxEvent::Closed { reason });

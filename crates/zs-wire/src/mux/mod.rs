@@ -107,7 +107,7 @@
 //!   others when the budget is short. [`MuxStats::committed_receive`] shows the budget in
 //!   use.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -173,7 +173,7 @@ pub struct Mux {
     config: MuxConfig,
     role: Role,
     state: State,
-    streams: HashMap<u32, Stream>,
+    streams: crate::ids::IdMap<u32, Stream>,
     /// Streams with output pending, in round-robin order (ids of closed streams are skipped).
     ready: VecDeque<u32>,
     /// Encoded control frames, sent before any data.
@@ -221,7 +221,7 @@ impl Mux {
             config,
             role,
             state: State::Open,
-            streams: HashMap::new(),
+            streams: crate::ids::IdMap::default(),
             ready: VecDeque::new(),
             control: BytesMut::new(),
             headers: BytesMut::new(),

@@ -22,12 +22,13 @@
 //! channel to the waiting caller): it is stored with the request and handed back in
 //! [`Event::Reply`], so there is one map of calls in flight, here.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::frame::{self, CloseCode, FrameDecoder, RequestId};
+use crate::ids::{IdMap, IdSet};
 use crate::keepalive::{KeepAlive, KeepAliveAction};
 
 mod commands;
@@ -74,18 +75,18 @@ pub struct Session<T> {
     transmit: BytesMut,
     events: VecDeque<Event<T>>,
     /// Our requests awaiting a reply.
-    in_flight: HashMap<u64, T>,
+    in_flight: IdMap<u64, T>,
     /// Highest request id sent so far: a reply above it answers nothing we sent.
     highest_request_id: u64,
     /// The peer's requests we have not answered yet.
-    open_peer_requests: HashSet<u64>,
+    open_peer_requests: IdSet<u64>,
     /// Highest request (or transfer) id the peer has opened: frames for lower ids that are no
     /// longer open are late, not forged.
     highest_peer_request_id: u64,
     /// Inbound transfers still receiving: bytes the peer may still send.
-    inbound_windows: HashMap<u64, u64>,
+    inbound_windows: IdMap<u64, u64>,
     /// Outbound transfers still sending: bytes we may still send.
-    outbound_credit: HashMap<u64, u64>,
+    outbound_credit: IdMap<u64, u64>,
     keepalive: KeepAlive,
     next_ping_nonce: u64,
     drain_close: Option<(CloseCode, String)>,
@@ -114,12 +115,12 @@ impl<T> Session<T> {
             queued_len: 0,
             transmit,
             events: VecDeque::new(),
-            in_flight: HashMap::new(),
+            in_flight: IdMap::default(),
             highest_request_id: 0,
-            open_peer_requests: HashSet::new(),
+            open_peer_requests: IdSet::default(),
             highest_peer_request_id: 0,
-            inbound_windows: HashMap::new(),
-            outbound_credit: HashMap::new(),
+            inbound_windows: IdMap::default(),
+            outbound_credit: IdMap::default(),
             keepalive,
             next_ping_nonce: 1,
             drain_close: None,

@@ -32,6 +32,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use zs_wire::DataFrame;
 use zs_wire::frame::{CloseCode, Payload, RequestId};
+use zs_wire::ids::IdMap;
 use zs_wire::session::{Event, SendError as SessionSendError, Session};
 use zs_wire::status::StatusCode;
 
@@ -103,12 +104,12 @@ struct Driver<S> {
     queue_limit: usize,
     env: Arc<HandlerEnv<S>>,
     /// Our transfers still sending: their credit semaphores.
-    outbound: std::collections::HashMap<u64, Outbound>,
+    outbound: IdMap<u64, Outbound>,
     /// The peer's transfers still arriving: where their chunks go.
-    inbound: std::collections::HashMap<u64, Inbound>,
+    inbound: IdMap<u64, Inbound>,
     /// Request handlers running or queued, by request id: a `Cancel` from the peer aborts
     /// its handler (the future is dropped at its next await).
-    abort_handles: std::collections::HashMap<u64, AbortHandle>,
+    abort_handles: IdMap<u64, AbortHandle>,
     max_complete_buffer: u64,
     /// Window of the peer's transfers ([`Config::stream_window`]).
     stream_window: u32,
@@ -153,9 +154,9 @@ where
         queue: std::collections::VecDeque::new(),
         queue_limit: config.session.max_concurrent_requests,
         env,
-        outbound: std::collections::HashMap::new(),
-        inbound: std::collections::HashMap::new(),
-        abort_handles: std::collections::HashMap::new(),
+        outbound: IdMap::default(),
+        inbound: IdMap::default(),
+        abort_handles: IdMap::default(),
         max_complete_buffer: config.max_complete_buffer,
         stream_window: config.stream_window,
         reason: None,
