@@ -79,7 +79,8 @@ pub(crate) struct DriverParts<S> {
     pub(crate) commands: CommandReceiver,
     pub(crate) registry: Arc<Commands<S>>,
     pub(crate) tasks: TaskTracker,
-    /// Cancelled: close after draining (graceful shutdown).
+    /// Cancelled: close after draining (graceful shutdown). Must be a child of `abort`: the
+    /// driver waits on this token alone until it fires, then tells the two apart.
     pub(crate) drain: CancellationToken,
     /// Cancelled: close now.
     pub(crate) abort: CancellationToken,
@@ -281,11 +282,18 @@ where
                 driver.session.handle_timeout(Instant::now().into_std());
                 timer.as_mut().reset(next_deadline(&driver.session));
             }
+            // One cancellation future per turn, not two: polling one locks its token's
+            // waiter list, a server-wide one. `drain` is a child of `abort`, so it fires for
+            // both; only then is `abort` watched.
             () = &mut drain_requested, if !draining => {
                 draining = true;
-                driver.session.close_after_drain(CloseCode::ShuttingDown, "server shutting down");
+                if abort.is_cancelled() {
+                    driver.session.close(CloseCode::ShuttingDown, "connection closed");
+                } else {
+                    driver.session.close_after_drain(CloseCode::ShuttingDown, "server shutting down");
+                }
             }
-            () = &mut abort_requested => {
+            () = &mut abort_requested, if draining => {
                 driver.session.close(CloseCode::ShuttingDown, "connection closed");
             }
             // Write pending bytes; once there are none, flush streams that buffer (the record

@@ -352,7 +352,7 @@ impl<S: Send + Sync + 'static> ClientBuilder<S> {
             commands,
             registry: registry.clone(),
             tasks: TaskTracker::new(),
-            drain: CancellationToken::new(),
+            drain: abort.child_token(),
             abort: abort.clone(),
             established: Some(established_sender),
             env: Arc::new(HandlerEnv {

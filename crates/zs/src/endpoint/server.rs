@@ -171,6 +171,7 @@ impl<S: Send + Sync + 'static> Server<S> {
         let keypair = self.config.security.keypair.clone().unwrap_or(self.keypair);
         let stable_sessions =
             stable::Sessions::new(self.config.stable.max_sessions, self.config.stable_memory);
+        let abort = CancellationToken::new();
         let shared = Arc::new(Shared {
             local_addr,
             keypair,
@@ -184,8 +185,8 @@ impl<S: Send + Sync + 'static> Server<S> {
             on_disconnected: self.on_disconnected,
             tasks: TaskTracker::new(),
             stop_accepting: CancellationToken::new(),
-            drain: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            drain: abort.child_token(),
+            abort,
             stable_sessions,
             app: Arc::new(self.app),
             counters: Arc::default(),
@@ -221,7 +222,10 @@ pub(crate) struct Shared<S> {
     /// Connection drivers and handler tasks, so shutdown can wait for them.
     pub(crate) tasks: TaskTracker,
     pub(crate) stop_accepting: CancellationToken,
+    /// Cancelled: close after draining. A child of `abort`, so a driver waits on this one
+    /// token while it runs (see `driver::run`).
     pub(crate) drain: CancellationToken,
+    /// Cancelled: close now.
     pub(crate) abort: CancellationToken,
     /// StableIO sessions, so a resuming link finds its session.
     pub(crate) stable_sessions: stable::Sessions,
