@@ -192,6 +192,8 @@ where
     let drain_requested = drain.cancelled();
     let abort_requested = abort.cancelled();
     tokio::pin!(drain_requested, abort_requested);
+    // Asked once: through `split` it takes the halves' lock.
+    let vectored = writer.is_write_vectored();
 
     loop {
         driver.process_events();
@@ -214,9 +216,7 @@ where
         // A writer that cannot gather (a virtual stream, StableIO) gets one buffer: queued
         // transfer chunks are copied behind their headers here, as they used to be on
         // queuing. TCP and the record layer take the pieces as they are.
-        if !writer.is_write_vectored()
-            && driver.session.transmit_pending().len() < driver.session.transmit_len()
-        {
+        if !vectored && driver.session.transmit_pending().len() < driver.session.transmit_len() {
             driver.session.transmit_buffer();
         }
         let take_commands = driver.session.transmit_len() < TRANSMIT_HIGH_WATER;
@@ -344,10 +344,14 @@ where
     reason
 }
 
-/// Drops the session's output buffer once everything in it is written.
+/// Drops the session's output buffer once everything in it is written. (Checked first: with
+/// transfer chunks still queued, `transmit_buffer` would join them into one buffer.)
 fn release_transmit<T>(session: &mut Session<T>) {
+    if session.transmit_len() > 0 {
+        return;
+    }
     let transmit = session.transmit_buffer();
-    if transmit.is_empty() && transmit.capacity() > 0 {
+    if transmit.capacity() > 0 {
         *transmit = BytesMut::new();
     }
 }
