@@ -55,9 +55,9 @@ use transfer::{Inbound, Outbound, transfer_kind};
 /// the bottleneck, and queuing more would only grow memory.
 const TRANSMIT_HIGH_WATER: usize = 1024 * 1024;
 
-/// Pieces of output handed to one vectored write: a BigStream's queued chunks (up to the
-/// 1 MiB transmit high-water mark) with their headers between them. Kept small because the
-/// array lives in every connection's task.
+/// Pieces of output handed to one vectored write: eight queued BigStream chunks with their
+/// headers (about 512 KiB, twice what the record layer seals per write). Kept small because
+/// the array lives in every connection's task.
 const WRITE_SLICES: usize = 16;
 
 /// A write at least this large means bulk traffic: the output buffer is kept for the next.
@@ -117,6 +117,8 @@ struct Driver<S> {
     reason: Option<DisconnectReason>,
     /// Whether calls and bytes are counted ([`Config::metrics`]).
     metrics: bool,
+    /// Whether the transport takes vectored writes (set when the loop starts).
+    vectored: bool,
     /// The server's counters (transfers); `None` on a client.
     counters: Option<Arc<ServerCounters>>,
 }
@@ -162,6 +164,7 @@ where
         stream_window: config.stream_window,
         reason: None,
         metrics: config.metrics,
+        vectored: false,
         counters,
     };
     let (reader, writer) = tokio::io::split(io);
@@ -192,8 +195,10 @@ where
     let drain_requested = drain.cancelled();
     let abort_requested = abort.cancelled();
     tokio::pin!(drain_requested, abort_requested);
-    // Asked once: through `split` it takes the halves' lock.
-    let vectored = writer.is_write_vectored();
+    // Whether the transport gathers (TCP, the record layer) or needs one buffer (a virtual
+    // stream, StableIO): transfer chunks are queued without a copy only for the first kind.
+    driver.vectored = writer.is_write_vectored();
+    let vectored = driver.vectored;
 
     loop {
         driver.process_events();
@@ -557,7 +562,14 @@ impl<S: Send + Sync + 'static> Driver<S> {
             Command::StreamData { id, chunk } => {
                 // Refused only when the transfer is over; its reply says why.
                 let len = chunk.len();
-                if let Err(error) = self.session.send_stream_bytes(id, chunk) {
+                // Without vectored writes a queued chunk would be joined into one buffer
+                // again on every write; copying it once here is cheaper.
+                let sent = if self.vectored {
+                    self.session.send_stream_bytes(id, chunk)
+                } else {
+                    self.session.send_stream_data(id, &chunk)
+                };
+                if let Err(error) = sent {
                     tracing::debug!(%error, %id, "transfer chunk dropped");
                 } else if let Some(Outbound {
                     _counted: Some(counted),

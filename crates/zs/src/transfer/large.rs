@@ -79,6 +79,8 @@ pub struct BigStream {
     /// Credit goes back to the sender once this much has been consumed: a quarter of the
     /// window keeps several chunks in flight without a credit frame per chunk.
     credit_batch: u64,
+    /// Window still to grant on the first read (see `new`).
+    widen: u64,
     finished: bool,
 }
 
@@ -100,14 +102,10 @@ impl BigStream {
         commands: CommandSender,
         window: u32,
     ) -> Self {
-        // The protocol opens every transfer with INITIAL_STREAM_WINDOW; widen it at once.
-        let extra = u64::from(window).saturating_sub(INITIAL_STREAM_WINDOW);
-        if extra > 0 {
-            let _ = commands.send(Box::new(Command::Credit {
-                id,
-                credit: u32::try_from(extra).unwrap_or(u32::MAX),
-            }));
-        }
+        // The protocol opens every transfer with INITIAL_STREAM_WINDOW; the rest of the window
+        // is granted when the handler first reads, so a handler that never reads holds no
+        // more than the protocol's minimum.
+        let widen = u64::from(window).saturating_sub(INITIAL_STREAM_WINDOW);
         Self {
             id,
             chunks,
@@ -116,6 +114,7 @@ impl BigStream {
             completed: 0,
             ungranted: 0,
             credit_batch: (u64::from(window) / 4).max(1),
+            widen,
             finished: false,
         }
     }
@@ -139,6 +138,14 @@ impl BigStream {
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, StreamError> {
         if self.finished {
             return Ok(None);
+        }
+        if self.widen > 0 {
+            let credit = u32::try_from(self.widen).unwrap_or(u32::MAX);
+            self.widen = 0;
+            let _ = self.commands.send(Box::new(Command::Credit {
+                id: self.id,
+                credit,
+            }));
         }
         match self.chunks.recv().await {
             Some(Inbound::Chunk(chunk)) => {

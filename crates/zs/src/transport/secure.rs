@@ -168,10 +168,13 @@ impl<IO: AsyncRead + Unpin> AsyncRead for SecureStream<IO> {
                 }
             }
             if !this.cipher_in.is_empty() {
-                let opened = this
-                    .opener
-                    .open_record(this.cipher_in.bytes())
-                    .map_err(violation)?;
+                let opened = match this.opener.open_record(this.cipher_in.bytes()) {
+                    Ok(opened) => opened,
+                    // Deliver what was opened before the bad record; the error is final,
+                    // so the next read returns it.
+                    Err(_) if handed_out => return Poll::Ready(Ok(())),
+                    Err(error) => return Poll::Ready(Err(violation(error))),
+                };
                 this.count_key_updates();
                 if let Some(text) = opened {
                     this.plain_in = text;
@@ -240,4 +243,83 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for SecureStream<IO> {
 pub(crate) async fn write_all<IO: AsyncWrite + Unpin>(io: &mut IO, bytes: &[u8]) -> io::Result<()> {
     io.write_all(bytes).await?;
     io.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use zs_wire::crypto::record::Suite;
+
+    fn outcome(send: u8, receive: u8) -> HandshakeOutcome {
+        HandshakeOutcome {
+            suite: Suite::Aes128Gcm,
+            send_secret: [send; 32],
+            receive_secret: [receive; 32],
+            handshake_hash: Vec::new(),
+            peer_static: [0; 32],
+            client_token_ok: true,
+            stable_link: false,
+        }
+    }
+
+    const POLICY: RekeyPolicy = RekeyPolicy {
+        after_bytes: 0,
+        after_time: Duration::from_secs(3600),
+    };
+
+    /// Records that arrive together with a damaged one behind them are delivered first; the
+    /// damage is the next read's error (the reader must not lose, say, a close frame).
+    #[tokio::test]
+    async fn good_records_before_a_damaged_one_are_delivered_then_the_error() {
+        let (wire, mut peer) = tokio::io::duplex(1 << 16);
+        let mut stream = SecureStream::new(wire, &outcome(1, 2), BytesMut::new(), POLICY).unwrap();
+        let mut sealer = Sealer::new(Suite::Aes128Gcm, [2; 32], 0).unwrap();
+        let mut records = BytesMut::new();
+        sealer.seal(b"first", &mut records).unwrap();
+        sealer.seal(b"second", &mut records).unwrap();
+        let last = records.len() - 1;
+        records[last] ^= 1; // the second record's tag
+        peer.write_all(&records).await.unwrap();
+
+        let mut buf = [0u8; 64];
+        let read = stream.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..read], b"first");
+        let error = stream.read(&mut buf).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            error
+                .get_ref()
+                .is_some_and(|inner| inner.is::<RecordViolation>())
+        );
+    }
+
+    /// Gathered writes produce the records a single buffer would.
+    #[tokio::test]
+    async fn vectored_writes_arrive_whole_and_in_order() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let mut writer = SecureStream::new(a, &outcome(1, 2), BytesMut::new(), POLICY).unwrap();
+        let mut reader = SecureStream::new(b, &outcome(2, 1), BytesMut::new(), POLICY).unwrap();
+        let parts: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10_000 + usize::from(i)]).collect();
+        let expected = parts.concat();
+        let mut offset = 0;
+        while offset < expected.len() {
+            // Rebuild the slices past what was written.
+            let mut skip = offset;
+            let mut slices = Vec::new();
+            for part in &parts {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                slices.push(io::IoSlice::new(&part[skip..]));
+                skip = 0;
+            }
+            offset += writer.write_vectored(&slices).await.unwrap();
+        }
+        writer.flush().await.unwrap();
+        let mut got = vec![0u8; expected.len()];
+        reader.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+    }
 }

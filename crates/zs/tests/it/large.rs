@@ -377,8 +377,8 @@ async fn transfers_work_over_every_cipher_suite() {
 }
 
 /// A receiving handler that stops reading holds up the sender at exactly the receiver's
-/// `stream_window`: the protocol's initial 1 MiB plus the credit granted when the handler
-/// starts, and nothing more until it reads.
+/// `stream_window`: the protocol's initial 1 MiB plus the credit granted on its first read,
+/// and nothing more until it reads on.
 #[tokio::test]
 async fn a_stalled_receiver_lets_the_sender_fill_exactly_its_window() {
     const WINDOW: u32 = 3 * 1024 * 1024;
@@ -389,10 +389,14 @@ async fn a_stalled_receiver_lets_the_sender_fill_exactly_its_window() {
         server.register_big_stream("stalled", move |_ctx, mut stream: BigStream| {
             let released = released.lock().unwrap().take();
             async move {
+                // One read widens the window; then the handler stalls.
+                let mut total = stream
+                    .next_chunk()
+                    .await?
+                    .map_or(0, |chunk| chunk.len() as u64);
                 if let Some(released) = released {
                     let _ = released.await;
                 }
-                let mut total = 0u64;
                 while let Some(chunk) = stream.next_chunk().await? {
                     total += chunk.len() as u64;
                 }
