@@ -284,6 +284,27 @@ impl Sealer {
         Ok(total)
     }
 
+    /// For the `plain` suite: the header of a data record of `len` bytes (1 to
+    /// [`MAX_RECORD_PLAINTEXT`]) whose body the caller sends itself, unchanged, right after
+    /// it — a runtime can then write headers and the caller's buffers in one vectored write,
+    /// copying nothing. The record counts as sealed. `None` for an encrypted suite, or when
+    /// this record would reach the key-update boundary or the end of the counter: use
+    /// [`seal`](Self::seal) then.
+    pub fn plain_header(&mut self, len: usize) -> Option<[u8; HEADER_LEN]> {
+        if !self.keys.suite.is_plain() || len == 0 || len > MAX_RECORD_PLAINTEXT {
+            return None;
+        }
+        if self.rekey_after_bytes != 0
+            && self.sealed_under_key + len as u64 >= self.rekey_after_bytes
+        {
+            return None;
+        }
+        let counter = self.keys.current_counter().ok()?;
+        self.keys.counter = counter + 1;
+        self.sealed_under_key += len as u64;
+        Some(header(RECORD_TYPE_DATA, len))
+    }
+
     /// Appends a key-update record to `out`, sealed under the current key, and switches to
     /// the next key for every record after it.
     pub fn force_key_update(&mut self, out: &mut BytesMut) -> Result<(), RecordError> {

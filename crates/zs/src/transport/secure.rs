@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::transport::read_buf::{ReadBuffer, hand_out};
 use tokio::time::Instant;
-use zs_wire::crypto::record::{Opener, RecordError, Sealer};
+use zs_wire::crypto::record::{HEADER_LEN, MAX_RECORD_PLAINTEXT, Opener, RecordError, Sealer};
 use zs_wire::handshake::HandshakeOutcome;
 
 /// Stop accepting plaintext while this much ciphertext is unsent.
@@ -134,6 +134,13 @@ impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
                 .map_err(violation)?;
             self.next_time_rekey = Instant::now() + self.rekey_interval;
         }
+        if self.cipher_out.is_empty()
+            && self.sealer.suite().is_plain()
+            && self.io.is_write_vectored()
+            && let Some(result) = self.poll_write_plain(cx, parts)
+        {
+            return result;
+        }
         let len = self
             .sealer
             .seal_vectored(parts, WRITE_CHUNK, &mut self.cipher_out)
@@ -146,6 +153,107 @@ impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
             return Poll::Ready(Err(error));
         }
         Poll::Ready(Ok(len))
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
+    /// The `plain` suite without a copy: record headers and the caller's bytes go out in one
+    /// vectored write; only what the transport does not take is copied, into `cipher_out`,
+    /// to follow. `None`: use the sealing path (nothing was taken).
+    fn poll_write_plain<B: std::ops::Deref<Target = [u8]>>(
+        &mut self,
+        cx: &mut Context<'_>,
+        parts: &[B],
+    ) -> Option<Poll<io::Result<usize>>> {
+        const RECORDS: usize = WRITE_CHUNK / MAX_RECORD_PLAINTEXT;
+        let total = parts
+            .iter()
+            .map(|part| part.len())
+            .sum::<usize>()
+            .min(WRITE_CHUNK);
+        let mut headers = [[0u8; HEADER_LEN]; RECORDS];
+        let mut lens = [0usize; RECORDS];
+        let mut count = 0;
+        let mut taken = 0;
+        while taken < total && count < RECORDS {
+            let len = (total - taken).min(MAX_RECORD_PLAINTEXT);
+            let Some(header) = self.sealer.plain_header(len) else {
+                break;
+            };
+            headers[count] = header;
+            lens[count] = len;
+            count += 1;
+            taken += len;
+        }
+        if count == 0 {
+            return None;
+        }
+        let (headers, lens) = (&headers[..count], &lens[..count]);
+        let mut slices = [io::IoSlice::new(&[]); 2 * RECORDS + 16];
+        let mut used = 0;
+        record_pieces(headers, lens, parts, |piece| {
+            let Some(slot) = slices.get_mut(used) else {
+                return false;
+            };
+            *slot = io::IoSlice::new(piece);
+            used += 1;
+            true
+        });
+        let written = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..used]) {
+            Poll::Ready(Ok(written)) => written,
+            Poll::Ready(Err(error)) => return Some(Poll::Ready(Err(error))),
+            Poll::Pending => 0,
+        };
+        // The records are counted as sent: what the transport did not take follows from
+        // `cipher_out`, ahead of anything written later.
+        let mut skip = written;
+        let cipher_out = &mut self.cipher_out;
+        record_pieces(headers, lens, parts, |piece| {
+            if skip >= piece.len() {
+                skip -= piece.len();
+            } else {
+                cipher_out.extend_from_slice(&piece[skip..]);
+                skip = 0;
+            }
+            true
+        });
+        self.streaming = taken == WRITE_CHUNK;
+        Some(Poll::Ready(Ok(taken)))
+    }
+}
+
+/// Calls `each` with the pieces of the plain records `headers`/`lens` in wire order: a header,
+/// then its body's bytes out of `parts` (possibly spanning several); stops when `each`
+/// returns false.
+fn record_pieces<'a, B: std::ops::Deref<Target = [u8]>>(
+    headers: &'a [[u8; HEADER_LEN]],
+    lens: &[usize],
+    parts: &'a [B],
+    mut each: impl FnMut(&'a [u8]) -> bool,
+) {
+    let mut index = 0;
+    let mut offset = 0;
+    for (header, &len) in headers.iter().zip(lens) {
+        if !each(header) {
+            return;
+        }
+        let mut need = len;
+        while need > 0 {
+            let Some(part) = parts.get(index) else {
+                return;
+            };
+            let rest = &part[offset..];
+            let step = rest.len().min(need);
+            if step > 0 && !each(&rest[..step]) {
+                return;
+            }
+            need -= step;
+            offset += step;
+            if offset == part.len() {
+                index += 1;
+                offset = 0;
+            }
+        }
     }
 }
 
@@ -292,6 +400,104 @@ mod tests {
                 .get_ref()
                 .is_some_and(|inner| inner.is::<RecordViolation>())
         );
+    }
+
+    /// A transport taking vectored writes a few bytes at a time, or none (`Pending`).
+    struct Trickle {
+        written: Vec<u8>,
+        steps: std::iter::Cycle<std::vec::IntoIter<usize>>,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[io::IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[io::IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            let step = this.steps.next().unwrap_or(1);
+            if step == 0 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let mut taken = 0;
+            for buf in bufs {
+                let take = buf.len().min(step - taken);
+                this.written.extend_from_slice(&buf[..take]);
+                taken += take;
+                if taken == step {
+                    break;
+                }
+            }
+            Poll::Ready(Ok(taken))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// The plain suite's copy-free path: whatever the transport takes of a vectored write
+    /// (all, some, nothing), the records on the wire open to the bytes written, in order.
+    #[tokio::test]
+    async fn plain_records_survive_partial_and_refused_writes() {
+        let mut plain = outcome(1, 2);
+        plain.suite = Suite::Plain;
+        for steps in [
+            vec![1 << 20],
+            vec![7, 0, 30_000, 5, 0, 100_000],
+            vec![0, 1, 16_389],
+        ] {
+            let trickle = Trickle {
+                written: Vec::new(),
+                steps: steps.into_iter().cycle(),
+            };
+            let mut stream = SecureStream::new(trickle, &plain, BytesMut::new(), POLICY).unwrap();
+            let parts: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 7_000 * usize::from(i)]).collect();
+            let expected = parts.concat();
+            let mut offset = 0;
+            while offset < expected.len() {
+                let rest = &expected[offset..];
+                let (a, b) = rest.split_at(rest.len() / 3);
+                offset += stream
+                    .write_vectored(&[io::IoSlice::new(a), io::IoSlice::new(b)])
+                    .await
+                    .unwrap();
+            }
+            stream.flush().await.unwrap();
+            let mut wire = BytesMut::from(&stream.io.written[..]);
+            let mut opener = Opener::new(Suite::Plain, [1; 32]).unwrap();
+            let mut opened = BytesMut::new();
+            opener.open(&mut wire, &mut opened).unwrap();
+            assert!(wire.is_empty());
+            assert_eq!(opened, expected);
+        }
     }
 
     /// Gathered writes produce the records a single buffer would.

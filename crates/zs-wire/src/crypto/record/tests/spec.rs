@@ -280,3 +280,29 @@ proptest! {
         prop_assert_eq!(opener.key_updates(), pieces.key_updates());
     }
 }
+
+/// A plain record sent as `plain_header` + the body is the record `seal` makes, and the
+/// counter moves the same way; encrypted suites and the key-update boundary say `None`.
+#[test]
+fn plain_headers_make_the_records_seal_would() {
+    let (mut by_seal, _) = pair(Suite::Plain, 0);
+    let (mut by_header, mut opener) = pair(Suite::Plain, 0);
+    let mut sealed = BytesMut::new();
+    let mut sent = BytesMut::new();
+    for len in [1usize, 100, 16384] {
+        let body = data(len);
+        by_seal.seal(&body, &mut sealed).unwrap();
+        let header = by_header.plain_header(len).unwrap();
+        sent.extend_from_slice(&header);
+        sent.extend_from_slice(&body);
+    }
+    assert_eq!(sealed, sent);
+    assert_eq!(open_all(&mut opener, &sent).unwrap().len(), 16485);
+    assert_eq!(by_header.plain_header(0), None);
+    assert_eq!(by_header.plain_header(16385), None);
+    let (mut encrypted, _) = pair(Suite::Aes128Gcm, 0);
+    assert_eq!(encrypted.plain_header(10), None);
+    let (mut near_rekey, _) = pair(Suite::Plain, 1000);
+    assert!(near_rekey.plain_header(999).is_some());
+    assert_eq!(near_rekey.plain_header(1), None);
+}
