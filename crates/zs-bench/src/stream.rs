@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use zs::Server;
 
@@ -125,40 +125,56 @@ async fn rustls_transfer(
     let receiver = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
-        let mut stream = acceptor.accept(stream).await?;
-        let mut buffer = vec![0u8; RAW_BUFFER];
-        let mut received = 0u64;
-        loop {
-            let read = stream.read(&mut buffer).await?;
-            if read == 0 {
-                return Ok::<_, std::io::Error>((received, Instant::now()));
-            }
-            received += read as u64;
-        }
+        read_to_end(acceptor.accept(stream).await?).await
     });
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let name = rustls::pki_types::ServerName::try_from("localhost")?;
-    let mut stream = connector
+    let stream = connector
         .connect(name, stream)
         .await
         .context("TLS handshake failed")?;
+    timed_send("rustls", stream, size, pattern, receiver).await
+}
+
+/// Reads `stream` to its end, discarding; returns the byte count and when the last arrived.
+async fn read_to_end<R: AsyncRead + Unpin>(mut stream: R) -> std::io::Result<(u64, Instant)> {
+    let mut buffer = vec![0u8; RAW_BUFFER];
+    let mut received = 0u64;
+    loop {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            return Ok((received, Instant::now()));
+        }
+        received += read as u64;
+    }
+}
+
+/// Sends `size` bytes of the pattern over `stream`, closes it and waits for `receiver`
+/// ([`read_to_end`] at the other end); the time from the first write to the last byte read.
+async fn timed_send<W: AsyncWrite + Unpin>(
+    label: &str,
+    mut stream: W,
+    size: u64,
+    pattern: &Bytes,
+    receiver: tokio::task::JoinHandle<std::io::Result<(u64, Instant)>>,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     send_pattern(&mut stream, size, pattern).await?;
     stream.shutdown().await?;
     let (received, finished) = receiver
         .await
-        .context("rustls receiver failed")?
-        .context("rustls receiver")?;
+        .with_context(|| format!("{label} receiver failed"))?
+        .with_context(|| format!("{label} receiver"))?;
     anyhow::ensure!(
         received == size,
-        "rustls receiver got {received} of {size} bytes"
+        "{label} receiver got {received} of {size} bytes"
     );
     Ok(finished.duration_since(started))
 }
 
 /// Writes `size` bytes of the repeating pattern in `RAW_BUFFER` writes.
-async fn send_pattern<W: tokio::io::AsyncWrite + Unpin>(
+async fn send_pattern<W: AsyncWrite + Unpin>(
     stream: &mut W,
     size: u64,
     pattern: &Bytes,
@@ -183,30 +199,8 @@ async fn send_pattern<W: tokio::io::AsyncWrite + Unpin>(
 async fn raw_transfer(size: u64, pattern: &Bytes) -> anyhow::Result<Duration> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let receiver = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await?;
-        let mut buffer = vec![0u8; RAW_BUFFER];
-        let mut received = 0u64;
-        loop {
-            let read = stream.read(&mut buffer).await?;
-            if read == 0 {
-                return Ok::<_, std::io::Error>((received, Instant::now()));
-            }
-            received += read as u64;
-        }
-    });
-    let mut stream = TcpStream::connect(addr).await?;
+    let receiver = tokio::spawn(async move { read_to_end(listener.accept().await?.0).await });
+    let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let started = Instant::now();
-    send_pattern(&mut stream, size, pattern).await?;
-    stream.shutdown().await?;
-    let (received, finished) = receiver
-        .await
-        .context("baseline receiver failed")?
-        .context("baseline receiver")?;
-    anyhow::ensure!(
-        received == size,
-        "baseline receiver got {received} of {size} bytes"
-    );
-    Ok(finished.duration_since(started))
+    timed_send("baseline", stream, size, pattern, receiver).await
 }

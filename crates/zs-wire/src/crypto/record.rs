@@ -305,6 +305,31 @@ impl Sealer {
         Some(header(RECORD_TYPE_DATA, len))
     }
 
+    /// For the `plain` suite: up to [`PLAIN_RECORDS_MAX`] data records carrying the first
+    /// `len` bytes of the caller's plaintext (fewer where a key update or the counter's end
+    /// is near), counted as sealed — a runtime writes [`PlainRecords::pieces`] in one
+    /// vectored write, copying nothing. `None` when not one record can be made so: use
+    /// [`seal_vectored`](Self::seal_vectored) then.
+    pub fn plain_records(&mut self, len: usize) -> Option<PlainRecords> {
+        let mut records = PlainRecords {
+            headers: [[0; HEADER_LEN]; PLAIN_RECORDS_MAX],
+            lens: [0; PLAIN_RECORDS_MAX],
+            count: 0,
+            plaintext: 0,
+        };
+        while records.plaintext < len && records.count < PLAIN_RECORDS_MAX {
+            let take = (len - records.plaintext).min(MAX_RECORD_PLAINTEXT);
+            let Some(header) = self.plain_header(take) else {
+                break;
+            };
+            records.headers[records.count] = header;
+            records.lens[records.count] = take;
+            records.count += 1;
+            records.plaintext += take;
+        }
+        (records.count > 0).then_some(records)
+    }
+
     /// Appends a key-update record to `out`, sealed under the current key, and switches to
     /// the next key for every record after it.
     pub fn force_key_update(&mut self, out: &mut BytesMut) -> Result<(), RecordError> {
@@ -360,23 +385,92 @@ struct Gather<'a, B> {
     offset: usize,
 }
 
-impl<B: Deref<Target = [u8]>> Gather<'_, B> {
-    /// Appends the next `len` bytes to `out` (callers never ask for more than there is).
-    fn copy_into(&mut self, mut len: usize, out: &mut BytesMut) {
-        while len > 0 {
-            let Some(part) = self.parts.get(self.index) else {
-                return;
-            };
+impl<'a, B: Deref<Target = [u8]>> Gather<'a, B> {
+    /// The next run of at most `max` bytes (within one piece); `None` at the end.
+    fn next_piece(&mut self, max: usize) -> Option<&'a [u8]> {
+        let parts: &'a [B] = self.parts;
+        loop {
+            let part: &'a [u8] = parts.get(self.index)?;
             let rest = &part[self.offset..];
-            let step = rest.len().min(len);
-            out.extend_from_slice(&rest[..step]);
-            len -= step;
+            let step = rest.len().min(max);
             self.offset += step;
             if self.offset == part.len() {
                 self.index += 1;
                 self.offset = 0;
             }
+            if step > 0 || max == 0 {
+                return Some(&rest[..step]);
+            }
         }
+    }
+
+    /// Appends the next `len` bytes to `out` (callers never ask for more than there is).
+    fn copy_into(&mut self, mut len: usize, out: &mut BytesMut) {
+        while len > 0 {
+            let Some(piece) = self.next_piece(len) else {
+                return;
+            };
+            out.extend_from_slice(piece);
+            len -= piece.len();
+        }
+    }
+}
+
+/// Most records one [`PlainRecords`] plan holds (256 KiB of plaintext).
+pub const PLAIN_RECORDS_MAX: usize = 16;
+
+/// `plain` records counted as sealed by [`Sealer::plain_records`], whose bytes the caller
+/// sends itself: each header, then that many of its plaintext bytes, unchanged.
+#[derive(Debug)]
+pub struct PlainRecords {
+    headers: [[u8; HEADER_LEN]; PLAIN_RECORDS_MAX],
+    lens: [usize; PLAIN_RECORDS_MAX],
+    count: usize,
+    plaintext: usize,
+}
+
+impl PlainRecords {
+    /// Plaintext bytes the records carry.
+    pub fn plaintext_len(&self) -> usize {
+        self.plaintext
+    }
+
+    /// The records' bytes in wire order, as slices of the headers and of `parts` (the
+    /// plaintext the plan was made for): nothing is copied.
+    pub fn pieces<'a, B: Deref<Target = [u8]>>(
+        &'a self,
+        parts: &'a [B],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut gather = Gather {
+            parts,
+            index: 0,
+            offset: 0,
+        };
+        let mut record = 0;
+        // `None`: the record's header is next; `Some(n)`: n bytes of its body are.
+        let mut body_left: Option<usize> = None;
+        std::iter::from_fn(move || {
+            loop {
+                if record == self.count {
+                    return None;
+                }
+                match body_left {
+                    None => {
+                        body_left = Some(self.lens[record]);
+                        return Some(&self.headers[record][..]);
+                    }
+                    Some(0) => {
+                        record += 1;
+                        body_left = None;
+                    }
+                    Some(left) => {
+                        let piece = gather.next_piece(left)?;
+                        body_left = Some(left - piece.len());
+                        return Some(piece);
+                    }
+                }
+            }
+        })
     }
 }
 

@@ -99,19 +99,14 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::frame::{self, RequestId};
+    use crate::frame::RequestId;
     use crate::session::{Event, SessionConfig};
 
     fn open_transfer(session: &mut Session<()>) -> RequestId {
-        let info = frame::StreamInfo {
-            total: None,
-            offset: 0,
-            mode: frame::StreamMode::Chunks,
-            compression: frame::Compression::None,
-            original_len: 0,
-        };
         let id = RequestId(1);
-        session.send_stream_open(id, "upload", &info, ()).unwrap();
+        session
+            .send_stream_open(id, "upload", &crate::session::tests::chunks_info(), ())
+            .unwrap();
         id
     }
 

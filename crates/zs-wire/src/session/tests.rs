@@ -358,14 +358,19 @@ fn concurrency_limit_stops_reading() {
     assert!(pair.server.wants_read());
 }
 
-fn open_transfer(pair: &mut Pair) -> (RequestId, RequestId) {
-    let info = frame::StreamInfo {
+/// A chunked transfer of unknown size, uncompressed.
+pub(super) fn chunks_info() -> frame::StreamInfo {
+    frame::StreamInfo {
         total: None,
         offset: 0,
         mode: frame::StreamMode::Chunks,
         compression: frame::Compression::None,
         original_len: 0,
-    };
+    }
+}
+
+fn open_transfer(pair: &mut Pair) -> (RequestId, RequestId) {
+    let info = chunks_info();
     let id = RequestId(pair.client.highest_request_id + 1);
     pair.client
         .send_stream_open(id, "upload", &info, "transfer")

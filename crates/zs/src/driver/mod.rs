@@ -198,7 +198,6 @@ where
     // Whether the transport gathers (TCP, the record layer) or needs one buffer (a virtual
     // stream, StableIO): transfer chunks are queued without a copy only for the first kind.
     driver.vectored = writer.is_write_vectored();
-    let vectored = driver.vectored;
 
     loop {
         driver.process_events();
@@ -218,12 +217,6 @@ where
             break;
         }
 
-        // A writer that cannot gather (a virtual stream, StableIO) gets one buffer: queued
-        // transfer chunks are copied behind their headers here, as they used to be on
-        // queuing. TCP and the record layer take the pieces as they are.
-        if !vectored && driver.session.transmit_pending().len() < driver.session.transmit_len() {
-            driver.session.transmit_buffer();
-        }
         let take_commands = driver.session.transmit_len() < TRANSMIT_HIGH_WATER;
         let mut slices = [std::io::IoSlice::new(&[]); WRITE_SLICES];
         let used = driver.session.transmit_vectored(&mut slices);
@@ -562,8 +555,8 @@ impl<S: Send + Sync + 'static> Driver<S> {
             Command::StreamData { id, chunk } => {
                 // Refused only when the transfer is over; its reply says why.
                 let len = chunk.len();
-                // Without vectored writes a queued chunk would be joined into one buffer
-                // again on every write; copying it once here is cheaper.
+                // Without vectored writes every queued piece would leave on its own (a 14-byte
+                // header alone, then the chunk); copying the chunk behind its header is cheaper.
                 let sent = if self.vectored {
                     self.session.send_stream_bytes(id, chunk)
                 } else {

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::transport::read_buf::{ReadBuffer, hand_out};
 use tokio::time::Instant;
-use zs_wire::crypto::record::{HEADER_LEN, MAX_RECORD_PLAINTEXT, Opener, RecordError, Sealer};
+use zs_wire::crypto::record::{Opener, PLAIN_RECORDS_MAX, RecordError, Sealer};
 use zs_wire::handshake::HandshakeOutcome;
 
 /// Stop accepting plaintext while this much ciphertext is unsent.
@@ -165,40 +165,18 @@ impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
         cx: &mut Context<'_>,
         parts: &[B],
     ) -> Option<Poll<io::Result<usize>>> {
-        const RECORDS: usize = WRITE_CHUNK / MAX_RECORD_PLAINTEXT;
         let total = parts
             .iter()
             .map(|part| part.len())
             .sum::<usize>()
             .min(WRITE_CHUNK);
-        let mut headers = [[0u8; HEADER_LEN]; RECORDS];
-        let mut lens = [0usize; RECORDS];
-        let mut count = 0;
-        let mut taken = 0;
-        while taken < total && count < RECORDS {
-            let len = (total - taken).min(MAX_RECORD_PLAINTEXT);
-            let Some(header) = self.sealer.plain_header(len) else {
-                break;
-            };
-            headers[count] = header;
-            lens[count] = len;
-            count += 1;
-            taken += len;
-        }
-        if count == 0 {
-            return None;
-        }
-        let (headers, lens) = (&headers[..count], &lens[..count]);
-        let mut slices = [io::IoSlice::new(&[]); 2 * RECORDS + 16];
+        let records = self.sealer.plain_records(total)?;
+        let mut slices = [io::IoSlice::new(&[]); 2 * PLAIN_RECORDS_MAX + 16];
         let mut used = 0;
-        record_pieces(headers, lens, parts, |piece| {
-            let Some(slot) = slices.get_mut(used) else {
-                return false;
-            };
+        for (slot, piece) in slices.iter_mut().zip(records.pieces(parts)) {
             *slot = io::IoSlice::new(piece);
             used += 1;
-            true
-        });
+        }
         let written = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..used]) {
             Poll::Ready(Ok(written)) => written,
             Poll::Ready(Err(error)) => return Some(Poll::Ready(Err(error))),
@@ -207,53 +185,16 @@ impl<IO: AsyncWrite + Unpin> SecureStream<IO> {
         // The records are counted as sent: what the transport did not take follows from
         // `cipher_out`, ahead of anything written later.
         let mut skip = written;
-        let cipher_out = &mut self.cipher_out;
-        record_pieces(headers, lens, parts, |piece| {
+        for piece in records.pieces(parts) {
             if skip >= piece.len() {
                 skip -= piece.len();
             } else {
-                cipher_out.extend_from_slice(&piece[skip..]);
+                self.cipher_out.extend_from_slice(&piece[skip..]);
                 skip = 0;
             }
-            true
-        });
-        self.streaming = taken == WRITE_CHUNK;
-        Some(Poll::Ready(Ok(taken)))
-    }
-}
-
-/// Calls `each` with the pieces of the plain records `headers`/`lens` in wire order: a header,
-/// then its body's bytes out of `parts` (possibly spanning several); stops when `each`
-/// returns false.
-fn record_pieces<'a, B: std::ops::Deref<Target = [u8]>>(
-    headers: &'a [[u8; HEADER_LEN]],
-    lens: &[usize],
-    parts: &'a [B],
-    mut each: impl FnMut(&'a [u8]) -> bool,
-) {
-    let mut index = 0;
-    let mut offset = 0;
-    for (header, &len) in headers.iter().zip(lens) {
-        if !each(header) {
-            return;
         }
-        let mut need = len;
-        while need > 0 {
-            let Some(part) = parts.get(index) else {
-                return;
-            };
-            let rest = &part[offset..];
-            let step = rest.len().min(need);
-            if step > 0 && !each(&rest[..step]) {
-                return;
-            }
-            need -= step;
-            offset += step;
-            if offset == part.len() {
-                index += 1;
-                offset = 0;
-            }
-        }
+        self.streaming = records.plaintext_len() == WRITE_CHUNK;
+        Some(Poll::Ready(Ok(records.plaintext_len())))
     }
 }
 
