@@ -121,6 +121,8 @@ struct Driver<S> {
     vectored: bool,
     /// The server's counters (transfers); `None` on a client.
     counters: Option<Arc<ServerCounters>>,
+    /// Callers handed a reply since the last write: they may be about to call again.
+    replies_since_write: usize,
 }
 
 /// Runs one connection to its end and returns why it ended.
@@ -166,6 +168,7 @@ where
         metrics: config.metrics,
         vectored: false,
         counters,
+        replies_since_write: 0,
     };
     let (reader, writer) = tokio::io::split(io);
     run(driver, reader, writer, commands, drain, abort, established)
@@ -190,6 +193,8 @@ where
     tokio::pin!(timer);
     let mut draining = false;
     let mut unflushed = false;
+    // Commands taken since the last write (see the coalescing in the command branch).
+    let mut taken_since_write = 0usize;
     // Pinned once: a fresh `cancelled()` future per loop turn would register with the
     // token's waiter list every time.
     let drain_requested = drain.cancelled();
@@ -251,6 +256,16 @@ where
                     taken += 1;
                 }
                 driver.peer.release_credit(taken);
+                // Coalesce: callers this driver woke with replies since the last write are
+                // runnable now, and most will call again; one pass of the scheduler lets
+                // them queue those calls, which then share this write. Only while more
+                // callers were woken than calls came in, so a lone caller never waits.
+                let woken = driver.replies_since_write;
+                taken_since_write += taken;
+                if taken_since_write < woken {
+                    driver.replies_since_write = 0;
+                    tokio::task::yield_now().await;
+                }
             }
             result = std::future::poll_fn(|cx| received.poll_fill(std::pin::Pin::new(&mut reader), cx)), if driver.session.wants_read() && driver.queue.len() < driver.queue_limit => {
                 match result {
@@ -303,6 +318,8 @@ where
                             driver.peer.traffic_counters().bytes_out.fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
                         }
                         driver.session.advance_transmit(written);
+                        driver.replies_since_write = 0;
+                        taken_since_write = 0;
                         if written < BULK_WRITE {
                             // Small traffic: keep no output buffer between writes. A bulk
                             // sender keeps its buffer until the next timer tick.
@@ -452,7 +469,9 @@ impl<S: Send + Sync + 'static> Driver<S> {
                         ))
                     });
                     // The caller may have given up already; that is fine.
-                    let _ = token.send(result);
+                    if token.send(result).is_ok() {
+                        self.replies_since_write += 1;
+                    }
                 }
                 // The caller gave up: its handler is dropped (a transfer's handler is told
                 // the sender gave up instead, so it can clean up).

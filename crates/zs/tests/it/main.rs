@@ -16,6 +16,7 @@
 
 mod bad_input;
 mod batch;
+mod coalesce;
 mod common;
 mod custom;
 mod entry_pool;
