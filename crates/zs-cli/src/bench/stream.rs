@@ -2,17 +2,14 @@
 //! `echo` calls on the same connection while it runs (what a small call waits behind a bulk
 //! transfer).
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncRead, ReadBuf};
 use zs::{BigStream, Client, DataFrame, Status};
 
 use super::{apply_suite, micros, new_histogram};
@@ -104,31 +101,23 @@ pub fn make_pattern() -> Bytes {
     Bytes::from(pattern)
 }
 
-/// An in-memory source of `remaining` bytes cycling through the pattern: a copy per read,
-/// nothing generated or read from disk during the transfer.
-struct PatternSource {
-    pattern: Bytes,
-    position: usize,
-    remaining: u64,
-}
-
-impl AsyncRead for PatternSource {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
-        let available = this.pattern.len() - this.position;
-        let len = usize::try_from(this.remaining)
+/// `size` bytes cycling through the pattern, as slices of it: the transfer sends them
+/// without a copy, as a raw TCP sender writes straight from its buffer.
+fn pattern_pieces(pattern: Bytes, size: u64) -> impl Iterator<Item = std::io::Result<Bytes>> {
+    let mut position = 0usize;
+    let mut remaining = size;
+    std::iter::from_fn(move || {
+        if remaining == 0 {
+            return None;
+        }
+        let len = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
-            .min(buf.remaining())
-            .min(available);
-        buf.put_slice(&this.pattern[this.position..this.position + len]);
-        this.position = (this.position + len) % this.pattern.len();
-        this.remaining -= len as u64;
-        Poll::Ready(Ok(()))
-    }
+            .min(pattern.len() - position);
+        let piece = pattern.slice(position..position + len);
+        position = (position + len) % pattern.len();
+        remaining -= len as u64;
+        Some(Ok(piece))
+    })
 }
 
 /// `bench.sink`: reads and discards every chunk; replies with [bytes, chunks].
@@ -221,15 +210,11 @@ pub async fn measure(
     );
     let transferring = Arc::new(AtomicBool::new(true));
     let echo = tokio::spawn(echo_loop(client.clone(), transferring.clone()));
-    let source = PatternSource {
-        pattern: pattern.clone(),
-        position: 0,
-        remaining: size,
-    };
+    let pieces = futures_util::stream::iter(pattern_pieces(pattern.clone(), size));
     let started = Instant::now();
     let transfer = client
         .peer()
-        .send_big_stream(SINK, source, Some(size))
+        .send_big_stream_chunks(SINK, pieces, Some(size))
         .await;
     let elapsed = started.elapsed();
     transferring.store(false, Ordering::Relaxed);

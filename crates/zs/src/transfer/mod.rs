@@ -3,9 +3,11 @@
 
 pub(crate) mod large;
 mod responder;
+mod upload;
 
 pub use large::{
     BigStream, CHUNK_SIZE, DEFAULT_MAX_COMPLETE_BUFFER, DEFAULT_STREAM_WINDOW, MAX_STREAM_WINDOW,
-    Progress, StreamError, Upload,
+    StreamError,
 };
 pub use responder::{PendingReply, RequestGone, Responder, deferred};
+pub use upload::{Progress, Upload};

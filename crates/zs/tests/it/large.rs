@@ -432,3 +432,55 @@ async fn a_stalled_receiver_lets_the_sender_fill_exactly_its_window() {
     assert_eq!(reply.reader().read_u64().unwrap(), SIZE);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn chunks_from_memory_arrive_intact_cut_to_the_chunk_size() {
+    // Pieces of awkward sizes, empty ones included; each byte tells where it came from.
+    let sizes = [0usize, 1, 65_535, 65_536, 65_537, 300_000, 0, 7];
+    let pieces: Vec<Bytes> = sizes
+        .iter()
+        .enumerate()
+        .map(|(index, &size)| {
+            let bytes: Vec<u8> = (0..size).map(|at| (at * 31 + index) as u8).collect();
+            Bytes::from(bytes)
+        })
+        .collect();
+    let all: Vec<u8> = pieces.iter().flat_map(|piece| piece.to_vec()).collect();
+    let (server, addr) = server(|server| {
+        server.register_big_stream("sizes", |_ctx, mut stream: BigStream| async move {
+            let mut received = Vec::new();
+            let mut largest = 0usize;
+            while let Some(chunk) = stream.next_chunk().await? {
+                largest = largest.max(chunk.len());
+                received.extend_from_slice(&chunk);
+            }
+            Ok(DataFrame::new().with(received).with(largest as u64))
+        });
+    })
+    .await;
+    let client = Client::connect(addr).await.unwrap();
+    let total = all.len() as u64;
+    let stream = futures_util::stream::iter(pieces.into_iter().map(Ok));
+    let reply = client
+        .peer()
+        .send_big_stream_chunks("sizes", stream, Some(total))
+        .await
+        .unwrap();
+    let mut reader = reply.reader();
+    assert_eq!(reader.read_bytes().unwrap(), all);
+    assert_eq!(reader.read_u64().unwrap(), zs::transfer::CHUNK_SIZE as u64);
+
+    // A failing source ends the transfer with its error; the connection carries on.
+    let failing = futures_util::stream::iter([
+        Ok(Bytes::from_static(b"first")),
+        Err(std::io::Error::other("disk gone")),
+    ]);
+    let error = client
+        .peer()
+        .send_big_stream_chunks("sizes", failing, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, CallError::Source(_)), "{error:?}");
+    assert_eq!(client.call_console("echo", "still").await.unwrap(), "still");
+    server.shutdown().await;
+}
