@@ -13,6 +13,7 @@ pub mod mux;
 pub(crate) mod read_buf;
 pub(crate) mod secure;
 pub(crate) mod security;
+mod signal;
 pub(crate) mod stable;
 
 pub use accept::accept;

@@ -155,6 +155,16 @@ impl StableEndpoint {
         self.snd_una + self.send_buf.len() as u64
     }
 
+    /// Whether [`Self::poll_link_transmit`] has something to send now: a control frame,
+    /// written bytes not yet sent on the link, or an ack that is due. A runtime wakes its
+    /// link driver when this turns true, and needs no wake-up while it stays true.
+    pub fn wants_transmit(&self) -> bool {
+        !self.control.is_empty()
+            || self.snd_nxt < self.snd_end()
+            || (self.ack_due && self.rcv_read > self.last_ack_sent)
+            || (self.closing && !self.close_sent_on_link)
+    }
+
     /// Bytes [`Self::write`] accepts now.
     pub fn write_capacity(&self) -> usize {
         if self.is_over() || self.closing {

@@ -23,6 +23,15 @@ impl Rng {
     }
 }
 
+/// `poll_link_transmit`, checking the runtime's wake-up rule on the way: an endpoint that
+/// sends something said so in `wants_transmit` (else a driver asleep would never send it).
+fn transmit(endpoint: &mut StableEndpoint, out: &mut BytesMut, max: usize) -> usize {
+    let wanted = endpoint.wants_transmit();
+    let moved = endpoint.poll_link_transmit(out, max);
+    assert!(wanted || moved == 0, "{moved} bytes sent unannounced");
+    moved
+}
+
 enum ServerSide {
     Pending(PendingLink),
     Bound(SessionId),
@@ -114,11 +123,11 @@ impl Network {
             return 0;
         };
         let chunk = self.chunk;
-        let mut moved = self.client.poll_link_transmit(&mut link.to_server, chunk);
+        let mut moved = transmit(&mut self.client, &mut link.to_server, chunk);
         moved += match &mut link.server {
             ServerSide::Pending(pending) => pending.poll_transmit(&mut link.to_client, chunk),
             ServerSide::Bound(id) => match self.registry.get_mut(*id) {
-                Some(endpoint) => endpoint.poll_link_transmit(&mut link.to_client, chunk),
+                Some(endpoint) => transmit(endpoint, &mut link.to_client, chunk),
                 None => 0,
             },
             ServerSide::Refused => 0,

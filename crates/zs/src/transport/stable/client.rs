@@ -110,7 +110,7 @@ pub(crate) async fn connect(
         ))),
         Err(_) => {
             shared.lock().end("StableIO open timed out");
-            shared.wake_driver.notify_one();
+            shared.wake_driver.notify();
             Err(crate::ConnectError::Timeout(connect_timeout))
         }
     }

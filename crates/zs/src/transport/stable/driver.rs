@@ -180,7 +180,7 @@ impl Driver {
                         expire();
                         None
                     }
-                    () = self.shared.wake_driver.notified() => None,
+                    () = self.shared.wake_driver.wait() => None,
                 }
             }
         }
@@ -228,6 +228,12 @@ impl Driver {
         let mut last_received = Instant::now();
         // Bytes read past the server's first frames belong to this link.
         let mut feed_now = !received.is_empty();
+        // One timer for the link, moved only when something falls due sooner than it is set
+        // for (or it fired): a fresh `sleep_until` per turn cost a timer-wheel insert and
+        // removal per frame, and most turns only push the silence deadline later, which a
+        // timer that fires early and is re-armed covers.
+        let timer = tokio::time::sleep_until(last_received + self.link_timeout);
+        tokio::pin!(timer);
         loop {
             let (deadline, over) = {
                 let mut inner = self.shared.lock();
@@ -272,7 +278,10 @@ impl Driver {
                 return LinkEnd::Finished;
             }
             let silent_at = last_received + self.link_timeout;
-            let deadline = deadline.map_or(silent_at, |at| at.min(silent_at));
+            let due = deadline.map_or(silent_at, |at| at.min(silent_at));
+            if due < timer.deadline() || timer.is_elapsed() {
+                timer.as_mut().reset(due);
+            }
             let incoming = async {
                 match &mut self.source {
                     LinkSource::Accept(incoming) => incoming.recv().await,
@@ -285,7 +294,9 @@ impl Driver {
                     Ok(written) => {
                         output.advance(written);
                         if output.is_empty() {
-                            if written < TRANSMIT_BATCH / 4 {
+                            // Kept for the next batch (an allocation per write showed in
+                            // `perf`), unless it grew well past what flows now.
+                            if output.capacity() > KEEP_OUTPUT.max(4 * written) {
                                 output = BytesMut::new();
                             }
                             if let Err(error) = writer.flush().await {
@@ -317,9 +328,9 @@ impl Driver {
                         return LinkEnd::Finished;
                     }
                 },
-                () = self.shared.wake_driver.notified() => {}
-                () = tokio::time::sleep_until(deadline) => {
-                    if Instant::now() >= silent_at {
+                () = self.shared.wake_driver.wait() => {}
+                () = &mut timer => {
+                    if Instant::now() >= last_received + self.link_timeout {
                         return LinkEnd::Lost(LinkError::Silent(self.link_timeout));
                     }
                     received.release_if_empty();
@@ -334,6 +345,9 @@ impl Driver {
         }
     }
 }
+
+/// Output capacity kept between writes whatever the last write's size.
+const KEEP_OUTPUT: usize = 16 * 1024;
 
 /// Starts the linger clock once the application dropped its stream; true when it ran out.
 pub(super) fn lingered_out(linger_until: &mut Option<Instant>, inner: &Inner) -> bool {

@@ -36,9 +36,10 @@ use std::task::Waker;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use zs_wire::stable::{StableEndpoint, StableEvent};
+
+use crate::transport::signal::Signal;
 
 /// Output gathered per write to a link.
 pub(super) const TRANSMIT_BATCH: usize = 256 * 1024;
@@ -65,7 +66,7 @@ pub(super) struct Inner {
 
 pub(super) struct Shared {
     pub(super) inner: Mutex<Inner>,
-    pub(super) wake_driver: Notify,
+    pub(super) wake_driver: Signal,
 }
 
 impl Shared {
@@ -80,7 +81,7 @@ impl Shared {
                 ended: None,
                 charge,
             }),
-            wake_driver: Notify::new(),
+            wake_driver: Signal::default(),
         })
     }
 

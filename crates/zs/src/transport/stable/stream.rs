@@ -37,6 +37,8 @@ impl AsyncRead for StableStream {
         let this = self.get_mut();
         if this.pending.is_empty() {
             let mut inner = this.shared.lock();
+            let wanted = inner.endpoint.wants_transmit();
+            let timeout = inner.endpoint.poll_timeout();
             if inner.endpoint.read(&mut this.pending) == 0 {
                 if inner.peer_closed || inner.endpoint.is_closed() {
                     return Poll::Ready(Ok(()));
@@ -48,9 +50,15 @@ impl AsyncRead for StableStream {
                 return Poll::Pending;
             }
             inner.update_charge();
+            // Reading may have made an ack due now or later (a new deadline), or ended the
+            // session; otherwise the driver has nothing new to do.
+            let wake = (!wanted && inner.endpoint.wants_transmit())
+                || inner.endpoint.poll_timeout() != timeout
+                || inner.endpoint.is_closed();
             drop(inner);
-            // Reading may have made an ack due.
-            this.shared.wake_driver.notify_one();
+            if wake {
+                this.shared.wake_driver.notify();
+            }
         }
         crate::transport::read_buf::hand_out(&mut this.pending, buf);
         Poll::Ready(Ok(()))
@@ -78,14 +86,20 @@ impl AsyncWrite for StableStream {
         if room == 0 {
             return Poll::Pending;
         }
+        let wanted = inner.endpoint.wants_transmit();
         let written = inner.endpoint.write(&buf[..buf.len().min(room)]);
         if written == 0 && !buf.is_empty() {
             inner.write_waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
         inner.update_charge();
+        // Bytes added to bytes not yet sent need no wake-up: the driver takes all there is
+        // each time it has written its last batch.
+        let wake = !wanted;
         drop(inner);
-        self.shared.wake_driver.notify_one();
+        if wake {
+            self.shared.wake_driver.notify();
+        }
         Poll::Ready(Ok(written))
     }
 
@@ -96,7 +110,7 @@ impl AsyncWrite for StableStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.shared.lock().endpoint.close();
-        self.shared.wake_driver.notify_one();
+        self.shared.wake_driver.notify();
         Poll::Ready(Ok(()))
     }
 }
@@ -107,6 +121,6 @@ impl Drop for StableStream {
         inner.endpoint.close();
         inner.dropped = true;
         drop(inner);
-        self.shared.wake_driver.notify_one();
+        self.shared.wake_driver.notify();
     }
 }
