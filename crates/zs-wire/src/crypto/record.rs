@@ -97,6 +97,8 @@ use bytes::{Buf, BytesMut};
 use crate::codec::Reader;
 
 mod keys;
+#[cfg(feature = "openssl")]
+mod openssl_aead;
 mod suite;
 #[cfg(test)]
 mod tests;
@@ -362,7 +364,7 @@ impl Sealer {
         plaintext.copy_into(len, out);
         // The nonce is spent from here on, whatever happens.
         self.keys.counter = counter + 1;
-        if let Some(aead) = &self.keys.aead {
+        if let Some(aead) = &mut self.keys.aead {
             let body = &mut out[start + HEADER_LEN..];
             match aead.seal_in_place(&nonce(counter), &header, body) {
                 Ok(tag) => out.extend_from_slice(&tag),
@@ -597,7 +599,7 @@ impl Opener {
 
             let body = &mut input[HEADER_LEN..total];
             let (text, tag_bytes) = body.split_at_mut(text_len);
-            if let Some(aead) = &self.keys.aead {
+            if let Some(aead) = &mut self.keys.aead {
                 let mut tag = [0u8; TAG_LEN];
                 tag.copy_from_slice(tag_bytes);
                 aead.open_in_place(&nonce(counter), &header, text, &tag)

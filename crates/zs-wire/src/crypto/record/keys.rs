@@ -23,7 +23,7 @@ const KEY_UPDATE_LABEL: &[u8] = b"zs key update";
 pub(super) trait RecordAead: Send + Sync {
     /// Encrypts `buffer` in place and returns the tag.
     fn seal_in_place(
-        &self,
+        &mut self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buffer: &mut [u8],
@@ -31,7 +31,7 @@ pub(super) trait RecordAead: Send + Sync {
 
     /// Checks `tag` over `buffer` and, if it is right, decrypts `buffer` in place.
     fn open_in_place(
-        &self,
+        &mut self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buffer: &mut [u8],
@@ -44,7 +44,7 @@ where
     A: AeadInOut + AeadCore<NonceSize = U12, TagSize = U16> + Send + Sync,
 {
     fn seal_in_place(
-        &self,
+        &mut self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buffer: &mut [u8],
@@ -54,7 +54,7 @@ where
     }
 
     fn open_in_place(
-        &self,
+        &mut self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buffer: &mut [u8],
@@ -82,7 +82,7 @@ impl AwsLc {
 
 impl RecordAead for AwsLc {
     fn seal_in_place(
-        &self,
+        &mut self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buffer: &mut [u8],
@@ -96,7 +96,7 @@ impl RecordAead for AwsLc {
     }
 
     fn open_in_place(
-        &self,
+        &mut self,
         nonce: &[u8; NONCE_LEN],
         aad: &[u8],
         buffer: &mut [u8],
@@ -147,7 +147,10 @@ fn make_aead(
     let aead = match suite {
         Suite::Aes128Gcm => AwsLc::keyed(&aws_lc_rs::aead::AES_128_GCM, key),
         Suite::Aes256Gcm => AwsLc::keyed(&aws_lc_rs::aead::AES_256_GCM, key),
+        #[cfg(not(feature = "openssl"))]
         Suite::ChaCha20Poly1305 => AwsLc::keyed(&aws_lc_rs::aead::CHACHA20_POLY1305, key),
+        #[cfg(feature = "openssl")]
+        Suite::ChaCha20Poly1305 => super::openssl_aead::OpenSslChaCha::keyed(key),
         Suite::Rc6Gcm => gcm::<Rc6_256>(key),
         Suite::TwofishGcm => gcm::<Twofish256>(key),
         Suite::SerpentGcm => gcm::<Serpent>(key),
