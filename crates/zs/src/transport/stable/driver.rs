@@ -8,7 +8,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use zs_wire::stable::{StableConfig, StableError, StableEvent};
+use zs_wire::stable::{StableConfig, StableError};
 
 use crate::transport::read_buf::ReadBuffer;
 use crate::transport::security::SecurityError;
@@ -255,12 +255,10 @@ impl Driver {
                         .endpoint
                         .poll_link_transmit(&mut output, TRANSMIT_BATCH);
                 }
-                for event in inner.process_events() {
-                    if matches!(event, StableEvent::Opened | StableEvent::Resumed) {
-                        self.reconnect_attempt = 0;
-                        if let Some(opened) = opened.take() {
-                            let _ = opened.send(Ok(()));
-                        }
+                if inner.process_events() {
+                    self.reconnect_attempt = 0;
+                    if let Some(opened) = opened.take() {
+                        let _ = opened.send(Ok(()));
                     }
                 }
                 if lingered_out(&mut self.linger_until, &inner) {

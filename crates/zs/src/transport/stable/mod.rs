@@ -108,11 +108,11 @@ impl Inner {
     }
 
     /// Acts on the endpoint's events: wakes the reader and writer, notes the end, and
-    /// updates the memory charge.
-    pub(super) fn process_events(&mut self) -> Vec<StableEvent> {
-        let mut seen = Vec::new();
+    /// updates the memory charge. Returns whether the session opened or resumed.
+    pub(super) fn process_events(&mut self) -> bool {
+        let mut linked = false;
         while let Some(event) = self.endpoint.poll_event() {
-            match &event {
+            match event {
                 StableEvent::Readable => wake(&mut self.read_waker),
                 StableEvent::Writable => wake(&mut self.write_waker),
                 StableEvent::PeerClosed => {
@@ -121,13 +121,12 @@ impl Inner {
                 }
                 StableEvent::Expired => self.end("StableIO session expired: no link within the give-up time, or the server refused to resume it"),
                 StableEvent::Closed => self.end("StableIO session closed"),
-                StableEvent::Opened | StableEvent::Resumed => {}
+                StableEvent::Opened | StableEvent::Resumed => linked = true,
                 _ => {}
             }
-            seen.push(event);
         }
         self.update_charge();
-        seen
+        linked
     }
 
     pub(super) fn end(&mut self, why: &str) {
