@@ -131,15 +131,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("server received {what}");
     }
 
-    // BigStream: a large in-memory buffer, progress every quarter.
-    let data: Vec<u8> = (0..size).map(|index| (index % 251) as u8).collect();
+    // BigStream: a large in-memory buffer, sent without a copy (it is cut into chunks as
+    // it goes; `send_big_stream` takes any `AsyncRead`, such as a file, instead), progress
+    // every quarter.
+    let data = Bytes::from(
+        (0..size)
+            .map(|index| (index % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
     let expected = hex(&HashAlgorithm::Sha3_256.digest(&data));
     let quarter = (size as u64 / 4).max(1);
     let mut next_report = quarter;
     let started = Instant::now();
     let reply = client
         .peer()
-        .send_big_stream("store", std::io::Cursor::new(data), Some(size as u64))
+        .send_big_stream_chunks(
+            "store",
+            futures_util::stream::iter([Ok(data)]),
+            Some(size as u64),
+        )
         .on_progress(move |sent, total| {
             if sent >= next_report {
                 println!("  big stream: {sent} of {} bytes sent", total.unwrap_or(0));
