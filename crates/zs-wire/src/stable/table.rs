@@ -128,6 +128,21 @@ impl<T: TableEntry> SessionTable<T> {
         gone
     }
 
+    /// Takes out the longest-detached session to free memory for the clients that are
+    /// here, if any session has a link; `None` if none has. The session whose write asked
+    /// may have lost its link since (its server had not noticed the loss yet): then no
+    /// client here needs the room, and a session that may still resume is kept.
+    pub fn evict_for_present_clients(&mut self) -> Option<(SessionId, T)> {
+        if self
+            .sessions
+            .values()
+            .all(|entry| entry.detached_since().is_some())
+        {
+            return None;
+        }
+        self.evict_longest_detached()
+    }
+
     /// Forgets every session.
     pub fn clear(&mut self) {
         self.sessions.clear();
@@ -175,6 +190,26 @@ mod tests {
             "every session has a link"
         );
         assert_eq!(table.len(), 3);
+    }
+
+    #[test]
+    fn memory_is_reclaimed_only_while_some_client_is_here() {
+        let now = Instant::now();
+        let mut table = SessionTable::new(4);
+        assert!(table.insert(id(1), Entry(Some(now))).is_ok());
+        assert!(
+            table
+                .insert(id(2), Entry(Some(now + Duration::from_secs(1))))
+                .is_ok()
+        );
+        assert!(
+            table.evict_for_present_clients().is_none(),
+            "no client is here to need the room"
+        );
+        assert!(table.insert(id(3), Entry(None)).is_ok());
+        let evicted = table.evict_for_present_clients().map(|(id, _)| id);
+        assert_eq!(evicted, Some(id(1)), "the one detached longest");
+        assert_eq!(table.len(), 2);
     }
 
     #[test]

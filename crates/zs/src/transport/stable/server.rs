@@ -92,12 +92,12 @@ impl Sessions {
     }
 
     /// Waits until a session's write finds the memory budget spent, then ends the session
-    /// that has been without a link the longest, if any (its buffers are freed once its
-    /// driver stops). Run beside the accept loop.
+    /// that has been without a link the longest, if any, while some session has a link (its
+    /// buffers are freed once its driver stops). Run beside the accept loop.
     pub(crate) async fn reclaim_memory(&self) {
         loop {
             self.budget.reclaim_wanted().await;
-            let evicted = self.lock().evict_longest_detached();
+            let evicted = self.lock().evict_for_present_clients();
             log_evicted(evicted, "StableIO memory budget");
         }
     }

@@ -102,23 +102,26 @@ pub async fn start(upstream: SocketAddr, min_bytes: u64, max_bytes: u64) -> Cutt
                 };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
-                if forward(client, server, budget, &mut cut_now, &mut freeze).await {
-                    cuts.fetch_add(1, Ordering::SeqCst);
-                }
+                forward(client, server, budget, &mut cut_now, &mut freeze, &cuts).await;
             });
         }
     });
     cutter
 }
 
-/// Forwards both ways until the budget is spent (true: cut) or a side ends (false).
+/// Forwards both ways until the budget is spent or the test cuts (counted in `cuts`
+/// *before* the sockets close, so whoever sees the cut also sees the count), or a side ends.
 async fn forward(
     client: TcpStream,
     server: TcpStream,
     budget: u64,
     cut_now: &mut watch::Receiver<u64>,
     freeze: &mut watch::Receiver<bool>,
-) -> bool {
+    cuts: &AtomicU64,
+) {
+    let cut = || {
+        cuts.fetch_add(1, Ordering::SeqCst);
+    };
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
     let mut left = budget;
@@ -126,17 +129,20 @@ async fn forward(
     let mut down = vec![0u8; 64 * 1024];
     loop {
         let (read, to_server) = tokio::select! {
-            read = client_read.read(&mut up) => (read, true),
-            read = server_read.read(&mut down) => (read, false),
-            _ = cut_now.changed() => return true,
+            // A cut or a freeze the test asked for comes before any byte read after it: the
+            // test's next call must not slip through on the old connection.
+            biased;
+            _ = cut_now.changed() => return cut(),
             // Frozen: the sockets stay open and silent until the test ends.
             () = async { drop(freeze.wait_for(|frozen| *frozen).await) } => {
                 std::future::pending().await
             }
+            read = client_read.read(&mut up) => (read, true),
+            read = server_read.read(&mut down) => (read, false),
         };
-        let Ok(read) = read else { return false };
+        let Ok(read) = read else { return };
         if read == 0 {
-            return false;
+            return;
         }
         // Forward only up to the budget: the cut lands at an arbitrary byte.
         let pass = (read as u64).min(left) as usize;
@@ -147,10 +153,10 @@ async fn forward(
             client_write.write_all(&down[..pass]).await
         };
         if written.is_err() {
-            return false;
+            return;
         }
         if left == 0 {
-            return true; // dropping the halves resets both connections
+            return cut(); // dropping the halves resets both connections
         }
     }
 }
