@@ -328,7 +328,7 @@ impl Driver {
                 },
                 () = self.shared.wake_driver.wait() => {}
                 () = &mut timer => {
-                    if Instant::now() >= last_received + self.link_timeout {
+                    if Instant::now() >= silent_at {
                         return LinkEnd::Lost(LinkError::Silent(self.link_timeout));
                     }
                     received.release_if_empty();
